@@ -1,0 +1,139 @@
+# orchd: `make` builds build/orchd and its symlinks, `make check` runs every
+# test, `make demo` runs the system. Local settings live in config.mk.
+
+all:
+
+include config.mk
+
+# Sanitizer and debug builds get their own tree so objects never mix.
+B = build
+ifdef SAN
+B = build-san
+endif
+ifdef DEBUG
+B = build-debug
+endif
+G = $(B)/gen
+
+LIB_SRCS = \
+	lib/xalloc.c \
+	lib/log.c \
+	lib/error.c \
+	lib/status.c \
+	lib/meta.c \
+	lib/frame.c \
+	lib/gz.c \
+	lib/addr.c \
+	lib/conn.c \
+	lib/call.c \
+	lib/server.c \
+	lib/channel.c \
+	lib/tls.c
+
+CMD_SRCS = \
+	cmd/main.c
+
+UNIT_SRCS = \
+	tests/unit/runner.c \
+	tests/unit/test_error.c \
+	tests/unit/test_status.c \
+	tests/unit/test_meta.c \
+	tests/unit/test_frame.c \
+	tests/unit/test_gz.c
+
+# Protos we compile with protoc-c; generated code lives under $(G) only.
+PROTOS_OWN = \
+	orchestrator/v1/orchestrator.proto
+PROTOS_SYS = \
+	grpc/health/v1/health.proto
+PROTOS_INTEROP = \
+	grpc/testing/empty.proto \
+	grpc/testing/messages.proto \
+	grpc/testing/test.proto
+
+GEN_C = $(addprefix $(G)/,$(PROTOS_OWN:.proto=.pb-c.c) $(PROTOS_SYS:.proto=.pb-c.c))
+GEN_INTEROP_C = $(addprefix $(G)/,$(PROTOS_INTEROP:.proto=.pb-c.c))
+GEN_H = $(GEN_C:.c=.h) $(GEN_INTEROP_C:.c=.h)
+
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) -MMD -MP -Ilib -I$(G) \
+	-DORCHD_VERSION='"$(VERSION)"' $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(CFLAGS)
+LDLIBS_ALL = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(LDLIBS)
+LDFLAGS_ALL = $(SANLDFLAGS) $(LDFLAGS)
+
+LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_C:.c=.o)
+CMD_OBJS = $(CMD_SRCS:%.c=$(B)/%.o)
+UNIT_OBJS = $(UNIT_SRCS:%.c=$(B)/%.o)
+LIBORCHD = $(B)/liborchd.a
+ROLES = gateway scheduler worker
+
+PROGS = $(B)/orchd $(B)/interop_server
+all: deps $(PROGS) $(addprefix $(B)/,$(ROLES))
+
+# Missing packages are installed when we are root, otherwise the exact
+# apt-get line is printed and the build stops.
+deps:
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/install-deps.sh; else scripts/install-deps.sh --print; fi
+
+$(LIBORCHD): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/orchd: $(CMD_OBJS) $(LIBORCHD)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CMD_OBJS) $(LIBORCHD) $(LDLIBS_ALL)
+
+$(addprefix $(B)/,$(ROLES)): $(B)/orchd
+	ln -sf orchd $@
+
+$(B)/interop_server: $(B)/tests/interop/interop_server.o $(GEN_INTEROP_C:.c=.o) $(LIBORCHD)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(B)/interop_client: $(B)/tests/interop/interop_client.o $(GEN_INTEROP_C:.c=.o) $(LIBORCHD)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(B)/unit_tests: $(UNIT_OBJS) $(LIBORCHD)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
+
+$(B)/%.o: %.c | $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(G)/%.o: $(G)/%.c
+	$(CC) $(CSTD) $(OPT) -MMD -MP -I$(G) $(shell $(PKG_CONFIG) --cflags libprotobuf-c) -c -o $@ $<
+
+$(G)/%.pb-c.c $(G)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(G)
+	$(PROTOC_C) -Iproto -I$(GRPC_PROTO_DIR) --c_out=$(G) $<
+
+$(G)/%.pb-c.c $(G)/%.pb-c.h: $(GRPC_PROTO_DIR)/%.proto
+	@mkdir -p $(G)
+	$(PROTOC_C) -I$(GRPC_PROTO_DIR) --c_out=$(G) $<
+
+# Python stubs for the tests, generated from the same protos.
+PYGEN = $(B)/py
+pygen: $(PYGEN)/.stamp
+$(PYGEN)/.stamp: $(addprefix proto/,$(PROTOS_OWN))
+	@mkdir -p $(PYGEN)
+	$(PROTOC) -Iproto -I$(GRPC_PROTO_DIR) --python_out=$(PYGEN) \
+		--grpc_out=$(PYGEN) --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin \
+		$(addprefix proto/,$(PROTOS_OWN)) \
+		$(addprefix $(GRPC_PROTO_DIR)/,$(PROTOS_SYS) $(PROTOS_INTEROP))
+	touch $@
+
+check: all $(B)/unit_tests pygen
+	$(B)/unit_tests
+	B=$(B) PYTHON=$(PYTHON) tests/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(B)/orchd $(DESTDIR)$(BINDIR)/orchd
+	for r in $(ROLES); do ln -sf orchd $(DESTDIR)$(BINDIR)/$$r; done
+	install -m 644 docs/orchd.1 $(DESTDIR)$(MANDIR)/man1/orchd.1
+
+clean:
+	rm -rf build build-san build-debug
+
+.PHONY: all deps check install clean pygen
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,844 @@
+/*
+ * call: one gRPC call on one HTTP/2 stream, both sides (see rpc.h).
+ *
+ * Outgoing messages are framed into the call's evbuffer and handed to
+ * nghttp2 through a data provider that never copies: the send_data callback
+ * moves the chain into the socket buffer. Incoming DATA goes through the
+ * frame reader, which delivers whole messages straight from nghttp2's
+ * buffer when they are not split. The status rules follow PROTOCOL-HTTP2.md
+ * in grpc/grpc (Trailers-Only for early errors, status from trailers, HTTP
+ * status and RST_STREAM codes mapped when trailers are missing).
+ */
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "error.h"
+#include "gz.h"
+#include "log.h"
+#include "rpc_int.h"
+#include "status.h"
+#include "xalloc.h"
+
+#define USER_AGENT "orchd/" ORCHD_VERSION
+#define ACCEPT_ENCODING "identity,gzip"
+
+/* ---- header lists ------------------------------------------------------- */
+
+/* nghttp2 copies name/value pairs on submit, so values we had to encode
+ * only live until the submit returns. */
+struct nvlist {
+	nghttp2_nv v[48];
+	size_t n;
+	char *owned[48];
+	size_t nowned;
+};
+
+static void nv_add(struct nvlist *l, const char *name, const char *value, size_t vlen)
+{
+	if (l->n == sizeof l->v / sizeof l->v[0])
+		return; /* bounded: more metadata than this is dropped */
+	l->v[l->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), vlen,
+				    NGHTTP2_NV_FLAG_NONE};
+}
+
+static void nv_adds(struct nvlist *l, const char *name, const char *value)
+{
+	nv_add(l, name, value, strlen(value));
+}
+
+static void nv_add_owned(struct nvlist *l, const char *name, char *value, size_t vlen)
+{
+	l->owned[l->nowned++] = value;
+	nv_add(l, name, value, vlen);
+}
+
+static void nv_add_md(struct nvlist *l, const struct meta *m)
+{
+	for (size_t i = 0; i < m->n && l->nowned < 48; i++) {
+		const struct meta_kv *kv = &m->v[i];
+		if (meta_key_is_bin(kv->key, kv->keylen)) {
+			size_t n;
+			char *b = meta_b64_encode(kv->val, kv->vallen, &n);
+			nv_add_owned(l, kv->key, b, n);
+		} else {
+			nv_add(l, kv->key, (const char *)kv->val, kv->vallen);
+		}
+	}
+}
+
+static void nv_status(struct nvlist *l, struct rpc_call *call)
+{
+	char *s = xmalloc(12);
+	snprintf(s, 12, "%d", call->status);
+	nv_add_owned(l, "grpc-status", s, strlen(s));
+	if (call->message && *call->message) {
+		size_t n;
+		char *m = meta_pct_encode(call->message, strlen(call->message), &n);
+		nv_add_owned(l, "grpc-message", m, n);
+	}
+}
+
+static void nv_free(struct nvlist *l)
+{
+	for (size_t i = 0; i < l->nowned; i++)
+		free(l->owned[i]);
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *opts)
+{
+	struct rpc_call *call = xcalloc(1, sizeof *call);
+	call->conn = c;
+	call->is_client = is_client;
+	call->status = -1;
+	call->max_recv = opts->max_recv_msg;
+	call->high_water = opts->send_high_water;
+	frame_reader_init(&call->fr, opts->max_recv_msg);
+	call->out = evbuffer_new();
+	meta_init(&call->recv_md);
+	meta_init(&call->recv_trailers);
+	meta_init(&call->send_md);
+	meta_init(&call->send_trailers);
+	return call;
+}
+
+void call_link(struct rpc_call **head, struct rpc_call *call)
+{
+	call->prev = NULL;
+	call->next = *head;
+	if (*head)
+		(*head)->prev = call;
+	*head = call;
+}
+
+void call_unlink(struct rpc_call **head, struct rpc_call *call)
+{
+	if (call->prev)
+		call->prev->next = call->next;
+	else if (*head == call)
+		*head = call->next;
+	if (call->next)
+		call->next->prev = call->prev;
+	call->next = call->prev = NULL;
+}
+
+void call_set_status(struct rpc_call *call, int status, const char *msg)
+{
+	if (call->status >= 0)
+		return;
+	call->status = status;
+	free(call->message);
+	call->message = xstrdup(msg ? msg : "");
+}
+
+void call_end(struct rpc_call *call, int status, const char *msg)
+{
+	if (call->done)
+		return;
+	call->done = 1;
+	call_set_status(call, status, msg);
+	if (call->deadline_ev)
+		event_del(call->deadline_ev);
+	if (call->cbs && call->cbs->on_done)
+		call->cbs->on_done(call, call->status, call->message, call->arg);
+	if (call->conn) {
+		call_unlink(&call->conn->calls, call);
+		call->conn->ncalls--;
+	} else if (call->ch) {
+		channel_forget_call(call->ch, call);
+	}
+	if (call->deadline_ev)
+		event_free(call->deadline_ev);
+	if (call->defer_ev)
+		event_free(call->defer_ev);
+	frame_reader_free(&call->fr);
+	evbuffer_free(call->out);
+	if (call->held)
+		evbuffer_free(call->held);
+	meta_free(&call->recv_md);
+	meta_free(&call->recv_trailers);
+	meta_free(&call->send_md);
+	meta_free(&call->send_trailers);
+	free(call->path);
+	free(call->message);
+	free(call->content_type);
+	free(call->recv_message);
+	free(call);
+}
+
+static int live(const struct rpc_call *call)
+{
+	return !call->done && call->conn && !call->conn->dead && call->stream_id > 0;
+}
+
+/* Ends the call from our side because of a local error or a handler's
+ * verdict: the server answers with the status, the client resets. */
+static void call_abort(struct rpc_call *call, int status, const char *msg)
+{
+	if (call->done)
+		return;
+	if (!call->is_client) {
+		rpc_call_finish(call, status, msg);
+		return;
+	}
+	call_set_status(call, status, msg);
+	if (live(call) && !call->cancelled) {
+		call->cancelled = 1;
+		nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id,
+					  NGHTTP2_CANCEL);
+		conn_schedule(call->conn);
+	}
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static void submit_trailers(struct rpc_call *call)
+{
+	struct nvlist l = {0};
+	nv_status(&l, call);
+	nv_add_md(&l, &call->send_trailers);
+	nghttp2_submit_trailer(call->conn->ng, call->stream_id, l.v, l.n);
+	nv_free(&l);
+}
+
+static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+			 uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct rpc_call *call = src->ptr;
+	size_t avail = evbuffer_get_length(call->out);
+	int last = call->is_client ? call->send_closed : call->finished;
+	if (avail == 0 && !last) {
+		call->deferred = 1;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	size_t n = avail < length ? avail : length;
+	if (n)
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	if (n == avail && last) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (!call->is_client) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			submit_trailers(call);
+		}
+	}
+	return (ssize_t)n;
+}
+
+int call_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+		   size_t length, nghttp2_data_source *src, void *ud)
+{
+	struct conn *c = ud;
+	struct rpc_call *call = src->ptr;
+	struct evbuffer *o = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(o) >= CONN_OUT_HIGH)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	evbuffer_add(o, framehd, 9);
+	evbuffer_remove_buffer(call->out, o, length);
+	if (call->want_writable && evbuffer_get_length(call->out) <= call->high_water / 2) {
+		call->want_writable = 0;
+		call->notify_writable = 1;
+	}
+	return 0;
+}
+
+static nghttp2_data_provider provider(struct rpc_call *call)
+{
+	nghttp2_data_provider p;
+	p.source.ptr = call;
+	p.read_callback = data_read;
+	return p;
+}
+
+static void submit_response_headers(struct rpc_call *call)
+{
+	struct nvlist l = {0};
+	nv_adds(&l, ":status", "200");
+	nv_adds(&l, "content-type", "application/grpc");
+	nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
+	if (call->compress && call->peer_gzip)
+		nv_adds(&l, "grpc-encoding", "gzip");
+	nv_add_md(&l, &call->send_md);
+	nghttp2_data_provider p = provider(call);
+	nghttp2_submit_response(call->conn->ng, call->stream_id, l.v, l.n, &p);
+	nv_free(&l);
+	call->headers_sent = 1;
+}
+
+/* Trailers-Only: one HEADERS frame with END_STREAM carrying the status. */
+static void submit_trailers_only(struct rpc_call *call, int http_status)
+{
+	struct nvlist l = {0};
+	char st[8];
+	snprintf(st, sizeof st, "%d", http_status);
+	nv_adds(&l, ":status", st);
+	nv_adds(&l, "content-type", "application/grpc");
+	if (http_status == 200) {
+		nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
+		nv_status(&l, call);
+		nv_add_md(&l, &call->send_md);
+		nv_add_md(&l, &call->send_trailers);
+	}
+	nghttp2_submit_response(call->conn->ng, call->stream_id, l.v, l.n, NULL);
+	nv_free(&l);
+	call->headers_sent = 1;
+}
+
+static void kick(struct rpc_call *call)
+{
+	if (!live(call))
+		return;
+	if (call->deferred) {
+		call->deferred = 0;
+		nghttp2_session_resume_data(call->conn->ng, call->stream_id);
+	}
+	conn_schedule(call->conn);
+}
+
+static void free_cb(const void *data, size_t len, void *arg)
+{
+	free((void *)data);
+}
+
+int rpc_call_send(struct rpc_call *call, const void *msg, size_t len, int flags)
+{
+	if (call->done)
+		return E_CLOSED;
+	if (call->is_client ? call->send_closed : call->finished)
+		return E_STATE;
+	if (call->conn && call->conn->dead)
+		return E_CLOSED;
+	if (len > UINT32_MAX)
+		return E_TOOBIG;
+	size_t queued = evbuffer_get_length(call->out);
+	if (queued >= call->high_water && queued > 0) {
+		call->want_writable = 1;
+		return E_AGAIN;
+	}
+	int gzip = call->compress && (call->is_client || call->peer_gzip) &&
+		   !(flags & RPC_SEND_NOCOMPRESS);
+	uint8_t hdr[FRAME_HEADER_LEN];
+	if (gzip) {
+		uint8_t *z;
+		size_t zlen;
+		if (gz_compress(msg, len, &z, &zlen) != 0)
+			return E_CORRUPT;
+		frame_header(hdr, 1, (uint32_t)zlen);
+		evbuffer_add(call->out, hdr, sizeof hdr);
+		evbuffer_add_reference(call->out, z, zlen, free_cb, NULL);
+		len = zlen;
+	} else {
+		frame_header(hdr, 0, (uint32_t)len);
+		evbuffer_add(call->out, hdr, sizeof hdr);
+		evbuffer_add(call->out, msg, len);
+	}
+	if (!call->is_client && !call->headers_sent && live(call))
+		submit_response_headers(call);
+	kick(call);
+	if (queued + len + FRAME_HEADER_LEN >= call->high_water) {
+		call->want_writable = 1;
+		return RPC_SEND_FULL;
+	}
+	return RPC_SEND_OK;
+}
+
+int rpc_call_finish(struct rpc_call *call, int status, const char *message)
+{
+	if (call->is_client || call->done)
+		return call->done ? E_CLOSED : E_STATE;
+	if (call->finished)
+		return E_STATE;
+	call->finished = 1;
+	call_set_status(call, status, message);
+	if (!live(call))
+		return 0;
+	if (!call->headers_sent)
+		submit_trailers_only(call, 200);
+	kick(call);
+	return 0;
+}
+
+int rpc_call_close_send(struct rpc_call *call)
+{
+	if (!call->is_client || call->send_closed || call->done)
+		return E_STATE;
+	call->send_closed = 1;
+	kick(call);
+	return 0;
+}
+
+static void defer_end_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpc_call *call = arg;
+	call_end(call, call->status >= 0 ? call->status : GRPC_STATUS_CANCELLED,
+		 call->message ? call->message : "Cancelled");
+}
+
+/* Ends a call that has no stream from the next loop turn, never from
+ * inside the caller's own call into us. */
+void call_end_later(struct rpc_call *call, struct event_base *base, int status, const char *msg)
+{
+	call_set_status(call, status, msg);
+	if (!call->defer_ev)
+		call->defer_ev = event_new(base, -1, 0, defer_end_cb, call);
+	event_active(call->defer_ev, 0, 0);
+}
+
+void rpc_call_cancel(struct rpc_call *call)
+{
+	if (call->done || call->cancelled)
+		return;
+	if (call->is_client && !call->stream_id) {
+		call_end_later(call, channel_base(call->ch), GRPC_STATUS_CANCELLED, "Cancelled");
+		return;
+	}
+	call_set_status(call, GRPC_STATUS_CANCELLED, "Cancelled");
+	call->finished = 1;
+	call->cancelled = 1;
+	if (live(call)) {
+		nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id,
+					  NGHTTP2_CANCEL);
+		conn_schedule(call->conn);
+	}
+}
+
+void call_after_send(struct rpc_call *call)
+{
+	if (call->notify_writable && !call->done) {
+		call->notify_writable = 0;
+		if (call->cbs && call->cbs->on_writable)
+			call->cbs->on_writable(call, call->arg);
+	}
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+static int deliver(void *arg, int compressed, const uint8_t *msg, size_t len)
+{
+	struct rpc_call *call = arg;
+	if (call->done || call->cancelled || (!call->is_client && call->finished))
+		return 1;
+	uint8_t *plain = NULL;
+	if (compressed) {
+		if (!call->recv_gzip) {
+			call_abort(call, GRPC_STATUS_INTERNAL,
+				   "compressed message without a grpc-encoding");
+			return 1;
+		}
+		size_t plen;
+		int rv = gz_decompress(msg, len, call->max_recv, &plain, &plen);
+		if (rv == E_TOOBIG) {
+			call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+				   "decompressed message larger than the maximum");
+			return 1;
+		}
+		if (rv != 0) {
+			call_abort(call, GRPC_STATUS_INTERNAL, "cannot decompress message");
+			return 1;
+		}
+		msg = plain;
+		len = plen;
+	}
+	call->last_compressed = compressed != 0;
+	int st = 0;
+	if (call->cbs && call->cbs->on_message)
+		st = call->cbs->on_message(call, msg, len, call->arg);
+	free(plain);
+	if (st > 0) {
+		call_abort(call, st, status_name(st));
+		return 1;
+	}
+	return call->done ? 1 : 0;
+}
+
+static void feed(struct rpc_call *call, const uint8_t *data, size_t len)
+{
+	int rv = frame_reader_feed(&call->fr, data, len, deliver, call);
+	if (rv == E_TOOBIG) {
+		char m[128];
+		snprintf(m, sizeof m, "received message larger than max (%zu bytes)", call->max_recv);
+		call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED, m);
+	} else if (rv == E_PROTO) {
+		call_abort(call, GRPC_STATUS_INTERNAL, "malformed message framing");
+	}
+}
+
+void call_recv_data(struct rpc_call *call, const uint8_t *data, size_t len)
+{
+	if (call->paused) {
+		if (!call->held)
+			call->held = evbuffer_new();
+		evbuffer_add(call->held, data, len);
+		return;
+	}
+	if (!call->bad_request)
+		feed(call, data, len);
+	nghttp2_session_consume_stream(call->conn->ng, call->stream_id, len);
+}
+
+/* Delivers what arrived while paused; true when the call is still live. */
+static void drain_held(struct rpc_call *call)
+{
+	size_t len;
+	while (call->held && !call->done && !call->paused &&
+	       (len = evbuffer_get_contiguous_space(call->held)) > 0) {
+		feed(call, evbuffer_pullup(call->held, (ssize_t)len), len);
+		if (call->held)
+			evbuffer_drain(call->held, len);
+		if (live(call)) {
+			nghttp2_session_consume_stream(call->conn->ng, call->stream_id, len);
+			conn_schedule(call->conn);
+		}
+	}
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpc_call *call = arg;
+	drain_held(call);
+	if (!call->done && !call->paused && !call->is_client && call->conn &&
+	    nghttp2_session_get_stream_remote_close(call->conn->ng, call->stream_id) &&
+	    call->cbs && call->cbs->on_half_close && !call->finished)
+		call->cbs->on_half_close(call, call->arg);
+}
+
+void rpc_call_pause_recv(struct rpc_call *call, int pause)
+{
+	if (call->done || !call->conn)
+		return;
+	call->paused = pause != 0;
+	if (!pause && call->held && evbuffer_get_length(call->held)) {
+		if (!call->defer_ev)
+			call->defer_ev = event_new(call->conn->base, -1, 0, resume_cb, call);
+		event_active(call->defer_ev, 0, 0);
+	}
+}
+
+/* ---- headers -------------------------------------------------------------- */
+
+static int is(const uint8_t *name, size_t len, const char *lit)
+{
+	return len == strlen(lit) && memcmp(name, lit, len) == 0;
+}
+
+static void add_custom(struct meta *m, const uint8_t *name, size_t namelen, const uint8_t *value,
+		       size_t valuelen)
+{
+	if (namelen >= 5 && memcmp(name, "grpc-", 5) == 0)
+		return; /* reserved for the protocol */
+	if (meta_key_is_bin((const char *)name, namelen)) {
+		uint8_t *bin;
+		size_t n;
+		if (meta_b64_decode((const char *)value, valuelen, &bin, &n) != 0)
+			return;
+		meta_add(m, (const char *)name, namelen, bin, n);
+		free(bin);
+	} else {
+		meta_add(m, (const char *)name, namelen, value, valuelen);
+	}
+}
+
+static void set_encoding(struct rpc_call *call, const uint8_t *v, size_t n)
+{
+	call->recv_gzip = is(v, n, "gzip");
+	call->recv_identity = is(v, n, "identity");
+}
+
+void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
+		    const uint8_t *value, size_t valuelen)
+{
+	if (!call->is_client) {
+		if (is(name, namelen, ":path")) {
+			free(call->path);
+			call->path = xstrndup((const char *)value, valuelen);
+		} else if (is(name, namelen, "content-type")) {
+			free(call->content_type);
+			call->content_type = xstrndup((const char *)value, valuelen);
+		} else if (is(name, namelen, "grpc-timeout")) {
+			if (meta_timeout_parse((const char *)value, valuelen, &call->timeout_ms) != 0)
+				call->timeout_ms = -1;
+		} else if (is(name, namelen, "grpc-encoding")) {
+			set_encoding(call, value, valuelen);
+			call->bad_encoding = !call->recv_gzip && !call->recv_identity;
+		} else if (is(name, namelen, "grpc-accept-encoding")) {
+			call->peer_gzip = memmem(value, valuelen, "gzip", 4) != NULL;
+		} else if (namelen && name[0] != ':' && !is(name, namelen, "te")) {
+			add_custom(&call->recv_md, name, namelen, value, valuelen);
+		}
+		return;
+	}
+	if (is(name, namelen, ":status")) {
+		call->http_status = atoi((const char *)value);
+	} else if (is(name, namelen, "content-type")) {
+		free(call->content_type);
+		call->content_type = xstrndup((const char *)value, valuelen);
+	} else if (is(name, namelen, "grpc-status")) {
+		int st = status_parse((const char *)value, valuelen);
+		call->trailers_seen = 1;
+		call->recv_status = st < 0 ? GRPC_STATUS_UNKNOWN : st;
+	} else if (is(name, namelen, "grpc-message")) {
+		free(call->recv_message);
+		call->recv_message = meta_pct_decode((const char *)value, valuelen, NULL);
+	} else if (is(name, namelen, "grpc-encoding")) {
+		set_encoding(call, value, valuelen);
+	} else if (namelen && name[0] != ':') {
+		add_custom(call->in_trailers ? &call->recv_trailers : &call->recv_md, name, namelen,
+			   value, valuelen);
+	}
+}
+
+static int grpc_content_type(const char *ct)
+{
+	/* "application/grpc", optionally followed by "+proto" or ";…". */
+	if (!ct || strncmp(ct, "application/grpc", 16) != 0)
+		return 0;
+	return ct[16] == '\0' || ct[16] == '+' || ct[16] == ';';
+}
+
+static void reject(struct rpc_call *call, int status, const char *msg)
+{
+	call->bad_request = 1;
+	call->finished = 1;
+	call_set_status(call, status, msg);
+	submit_trailers_only(call, 200);
+	conn_schedule(call->conn);
+}
+
+void call_server_headers_done(struct rpc_call *call)
+{
+	if (!grpc_content_type(call->content_type)) {
+		/* Not gRPC: plain HTTP answer (PROTOCOL-HTTP2.md: 415). */
+		call->bad_request = 1;
+		call->finished = 1;
+		call_set_status(call, GRPC_STATUS_INTERNAL, "unsupported content-type");
+		submit_trailers_only(call, 415);
+		conn_schedule(call->conn);
+		return;
+	}
+	void *arg = NULL;
+	const struct rpc_call_cbs *cbs =
+		call->path ? server_find_method(call->conn->srv, call->path, &arg) : NULL;
+	if (!cbs) {
+		char m[256];
+		const char *p = call->path ? call->path : "";
+		const char *slash = p[0] == '/' ? strchr(p + 1, '/') : NULL;
+		if (slash) {
+			char svc[200];
+			snprintf(svc, sizeof svc, "%.*s", (int)(slash - p - 1), p + 1);
+			if (rpc_server_has_service(call->conn->srv, svc))
+				snprintf(m, sizeof m, "unknown method %s for service %s", slash + 1,
+					 svc);
+			else
+				snprintf(m, sizeof m, "unknown service %s", svc);
+		} else {
+			snprintf(m, sizeof m, "malformed method name %s", p);
+		}
+		reject(call, GRPC_STATUS_UNIMPLEMENTED, m);
+		return;
+	}
+	if (call->bad_encoding) {
+		reject(call, GRPC_STATUS_UNIMPLEMENTED, "unsupported grpc-encoding (accepted: "
+							ACCEPT_ENCODING ")");
+		return;
+	}
+	if (call->timeout_ms < 0) {
+		reject(call, GRPC_STATUS_INTERNAL, "malformed grpc-timeout");
+		return;
+	}
+	call->cbs = cbs;
+	call->arg = arg;
+	call_arm_deadline(call, call->conn->base);
+	if (cbs->on_start) {
+		int st = cbs->on_start(call, arg);
+		if (st > 0 && !call->done)
+			rpc_call_finish(call, st, status_name(st));
+	}
+}
+
+void call_client_headers_done(struct rpc_call *call, int end_stream)
+{
+	if (!call->in_trailers) {
+		if (end_stream) {
+			/* Trailers-Only: what came is the trailer block. */
+			struct meta t = call->recv_trailers;
+			call->recv_trailers = call->recv_md;
+			call->recv_md = t;
+		} else if (call->cbs && call->cbs->on_headers) {
+			call->cbs->on_headers(call, call->arg);
+		}
+	}
+}
+
+/* ---- end of stream -------------------------------------------------------- */
+
+void call_stream_closed(struct rpc_call *call, uint32_t error_code)
+{
+	if (call->held && evbuffer_get_length(call->held)) {
+		call->paused = 0;
+		drain_held(call);
+	}
+	if (call->done)
+		return;
+	if (!call->is_client) {
+		if (!call->finished)
+			call_set_status(call, status_from_h2_error(error_code),
+					error_code == NGHTTP2_CANCEL ? "Cancelled by client"
+								     : "stream reset by client");
+		call_end(call, call->status, call->message);
+		return;
+	}
+	char m[96];
+	if (call->status >= 0) {
+		/* Our own verdict (deadline, cancel, local error) stands. */
+	} else if (call->http_status && call->http_status != 200) {
+		snprintf(m, sizeof m, "HTTP status %d", call->http_status);
+		call_set_status(call, status_from_http(call->http_status), m);
+	} else if (call->trailers_seen) {
+		if (frame_reader_pending(&call->fr))
+			call_set_status(call, GRPC_STATUS_INTERNAL, "truncated message");
+		else
+			call_set_status(call, call->recv_status,
+					call->recv_message ? call->recv_message : "");
+	} else if (error_code != NGHTTP2_NO_ERROR) {
+		snprintf(m, sizeof m, "stream reset by server (HTTP/2 error %u)", error_code);
+		call_set_status(call, status_from_h2_error(error_code), m);
+	} else if (call->http_status == 200 && !grpc_content_type(call->content_type)) {
+		call_set_status(call, GRPC_STATUS_UNKNOWN, "response is not gRPC");
+	} else {
+		call_set_status(call, GRPC_STATUS_INTERNAL, "server closed the stream without a status");
+	}
+	call_end(call, call->status, call->message);
+}
+
+/* ---- deadlines ------------------------------------------------------------ */
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpc_call *call = arg;
+	if (call->done)
+		return;
+	if (!call->is_client) {
+		/* The handler hears of it in on_done. */
+		if (!call->finished)
+			rpc_call_finish(call, GRPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded");
+		return;
+	}
+	call_set_status(call, GRPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded");
+	if (!call->stream_id) {
+		call_end(call, call->status, call->message);
+		return;
+	}
+	call_abort(call, GRPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded");
+}
+
+void call_arm_deadline(struct rpc_call *call, struct event_base *base)
+{
+	if (call->timeout_ms <= 0 || call->deadline_ev)
+		return;
+	call->deadline = rpc_now_ms() + call->timeout_ms;
+	call->deadline_ev = evtimer_new(base, deadline_cb, call);
+	struct timeval tv = {call->timeout_ms / 1000, (call->timeout_ms % 1000) * 1000};
+	evtimer_add(call->deadline_ev, &tv);
+}
+
+/* ---- client submit --------------------------------------------------------- */
+
+int call_client_submit(struct rpc_call *call, struct conn *c)
+{
+	struct nvlist l = {0};
+	nv_adds(&l, ":method", "POST");
+	nv_adds(&l, ":scheme", channel_is_tls(call->ch) ? "https" : "http");
+	nv_adds(&l, ":path", call->path);
+	nv_adds(&l, ":authority", channel_authority(call->ch));
+	nv_adds(&l, "te", "trailers");
+	nv_adds(&l, "content-type", "application/grpc");
+	nv_adds(&l, "user-agent", USER_AGENT);
+	nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
+	if (call->compress)
+		nv_adds(&l, "grpc-encoding", "gzip");
+	if (call->deadline) {
+		int64_t left = call->deadline - rpc_now_ms();
+		char *t = xmalloc(META_TIMEOUT_BUFLEN);
+		size_t n = meta_timeout_format(left > 0 ? left : 1, t);
+		nv_add_owned(&l, "grpc-timeout", t, n);
+	}
+	nv_add_md(&l, &call->send_md);
+	nghttp2_data_provider p = provider(call);
+	int32_t id = nghttp2_submit_request(c->ng, NULL, l.v, l.n, &p, call);
+	nv_free(&l);
+	if (id < 0)
+		return E_STATE;
+	call->stream_id = id;
+	call->conn = c;
+	call_link(&c->calls, call);
+	c->ncalls++;
+	conn_schedule(c);
+	return 0;
+}
+
+/* ---- accessors -------------------------------------------------------------- */
+
+const struct meta *rpc_call_recv_metadata(const struct rpc_call *call)
+{
+	return &call->recv_md;
+}
+
+const struct meta *rpc_call_recv_trailers(const struct rpc_call *call)
+{
+	return &call->recv_trailers;
+}
+
+int rpc_call_add_metadata(struct rpc_call *call, const char *key, const void *val, size_t len)
+{
+	if (call->headers_sent || (call->stream_id > 0 && call->is_client))
+		return E_STATE;
+	meta_add(&call->send_md, key, strlen(key), val, len);
+	return 0;
+}
+
+int rpc_call_add_trailer(struct rpc_call *call, const char *key, const void *val, size_t len)
+{
+	if (call->is_client || call->finished)
+		return E_STATE;
+	meta_add(&call->send_trailers, key, strlen(key), val, len);
+	return 0;
+}
+
+void rpc_call_set_compress(struct rpc_call *call, int on)
+{
+	call->compress = on != 0;
+}
+
+int rpc_call_last_compressed(const struct rpc_call *call)
+{
+	return call->last_compressed;
+}
+
+const char *rpc_call_path(const struct rpc_call *call)
+{
+	return call->path ? call->path : "";
+}
+
+int64_t rpc_call_remaining_ms(const struct rpc_call *call)
+{
+	if (!call->deadline)
+		return -1;
+	int64_t left = call->deadline - rpc_now_ms();
+	return left > 0 ? left : 0;
+}
+
+const char *rpc_call_peer(const struct rpc_call *call)
+{
+	return call->conn ? call->conn->peer : "";
+}
+
+void rpc_call_set_data(struct rpc_call *call, void *data)
+{
+	call->data = data;
+}
+
+void *rpc_call_data(const struct rpc_call *call)
+{
+	return call->data;
+}

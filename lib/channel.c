@@ -1,0 +1,374 @@
+/*
+ * channel: the connecting side of rpc (see rpc.h). Owns one target, the
+ * connection to it (plus any that drain after a GOAWAY), the calls that
+ * wait for a connection, and reconnection with jittered exponential
+ * backoff. While backing off, new calls fail fast with UNAVAILABLE unless
+ * they asked to wait for ready.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent_ssl.h>
+
+#include "addr.h"
+#include "error.h"
+#include "log.h"
+#include "rpc_int.h"
+#include <openssl/err.h>
+#include "xalloc.h"
+
+struct rpc_channel {
+	struct event_base *base;
+	struct rpc_opts opts;
+	char *target;
+	char host[256];
+	int port;
+	SSL_CTX *ssl_ctx;
+	char *server_name;
+	int insecure;
+	enum rpc_channel_state state;
+	struct conn *conn;	/* ready connection */
+	struct conn *draining;	/* after GOAWAY, linked through next/prev */
+	struct bufferevent *connecting;
+	SSL *connecting_ssl;
+	struct rpc_call *pending; /* calls waiting for a connection */
+	struct event *retry_ev;
+	struct event *connect_to_ev;
+	int backoff_ms;
+	char last_error[160];
+	void (*state_cb)(struct rpc_channel *, enum rpc_channel_state, void *);
+	void *state_arg;
+};
+
+static void set_state(struct rpc_channel *ch, enum rpc_channel_state st)
+{
+	if (ch->state == st)
+		return;
+	ch->state = st;
+	if (ch->state_cb)
+		ch->state_cb(ch, st, ch->state_arg);
+}
+
+struct rpc_channel *rpc_channel_new(struct event_base *base, const char *target,
+				    const struct rpc_opts *opts, int *err)
+{
+	struct rpc_channel *ch = xcalloc(1, sizeof *ch);
+	ch->base = base;
+	rpc_opts_fill(&ch->opts, opts);
+	if (addr_parse(target, ch->host, sizeof ch->host, &ch->port) != 0 || ch->port == 0) {
+		free(ch);
+		if (err)
+			*err = -EINVAL;
+		return NULL;
+	}
+	if (!ch->host[0])
+		snprintf(ch->host, sizeof ch->host, "127.0.0.1");
+	ch->target = xstrdup(target);
+	if (ch->opts.tls) {
+		const struct rpc_tls_opts *t = ch->opts.tls;
+		ch->ssl_ctx = tls_client_ctx(t);
+		ch->server_name = xstrdup(t->server_name ? t->server_name : ch->host);
+		ch->insecure = t->insecure;
+		ch->opts.tls = NULL;
+		if (!ch->ssl_ctx) {
+			free(ch->server_name);
+			free(ch->target);
+			free(ch);
+			if (err)
+				*err = E_UNSUPPORTED;
+			return NULL;
+		}
+	}
+	ch->retry_ev = evtimer_new(base, NULL, NULL);
+	ch->connect_to_ev = evtimer_new(base, NULL, NULL);
+	ch->backoff_ms = ch->opts.backoff_initial_ms;
+	return ch;
+}
+
+static void fail_pending(struct rpc_channel *ch, int only_fail_fast, const char *why)
+{
+	for (struct rpc_call *call = ch->pending, *next; call; call = next) {
+		next = call->next;
+		if ((only_fail_fast && call->wait_for_ready) || call->status >= 0)
+			continue;
+		call_end_later(call, ch->base, GRPC_STATUS_UNAVAILABLE, why);
+	}
+}
+
+void rpc_channel_del(struct rpc_channel *ch)
+{
+	if (!ch)
+		return;
+	ch->state_cb = NULL;
+	if (ch->connecting)
+		bufferevent_free(ch->connecting);
+	while (ch->pending)
+		call_end(ch->pending, GRPC_STATUS_CANCELLED, "channel closed");
+	struct conn *all[2] = {ch->conn, ch->draining};
+	for (int i = 0; i < 2; i++) {
+		for (struct conn *c = all[i], *next; c; c = next) {
+			next = i ? c->next : NULL;
+			c->ch = NULL;
+			conn_free(c, GRPC_STATUS_CANCELLED, "channel closed");
+		}
+	}
+	event_free(ch->retry_ev);
+	event_free(ch->connect_to_ev);
+	if (ch->ssl_ctx)
+		SSL_CTX_free(ch->ssl_ctx);
+	free(ch->server_name);
+	free(ch->target);
+	free(ch);
+}
+
+/* ---- connecting -------------------------------------------------------- */
+
+static void start_connect(struct rpc_channel *ch);
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	start_connect(arg);
+}
+
+static void connect_failed(struct rpc_channel *ch, const char *why)
+{
+	if (ch->connecting) {
+		bufferevent_free(ch->connecting);
+		ch->connecting = NULL;
+	}
+	event_del(ch->connect_to_ev);
+	snprintf(ch->last_error, sizeof ch->last_error, "cannot reach %s: %s", ch->target, why);
+	log_debug("connect_failed", "target=%s reason=%s retry_ms=%d", ch->target, log_quote(why),
+		  ch->backoff_ms);
+	fail_pending(ch, 1, ch->last_error);
+	set_state(ch, RPC_CH_BACKOFF);
+	/* Jitter of ±20 % keeps a fleet of workers from reconnecting in step. */
+	int ms = ch->backoff_ms;
+	ms += (int)((random() % (ms / 5 * 2 + 1)) - ms / 5);
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	event_assign(ch->retry_ev, ch->base, -1, 0, retry_cb, ch);
+	evtimer_add(ch->retry_ev, &tv);
+	ch->backoff_ms = ch->backoff_ms * 2 > ch->opts.backoff_max_ms ? ch->opts.backoff_max_ms
+								       : ch->backoff_ms * 2;
+}
+
+static void submit(struct rpc_channel *ch, struct rpc_call *call, struct conn *c)
+{
+	if (call_client_submit(call, c) != 0) {
+		call_link(&ch->pending, call);
+		call_end_later(call, ch->base, GRPC_STATUS_UNAVAILABLE, "cannot start stream");
+	}
+}
+
+static void connected(struct rpc_channel *ch)
+{
+	struct bufferevent *bev = ch->connecting;
+	SSL *ssl = ch->connecting_ssl;
+	ch->connecting = NULL;
+	event_del(ch->connect_to_ev);
+	if (ssl && !tls_alpn_is_h2(ssl)) {
+		ch->connecting = bev;
+		connect_failed(ch, "server did not negotiate h2 (ALPN)");
+		return;
+	}
+	int one = 1;
+	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	ch->conn = conn_new(ch->base, bev, ssl, &ch->opts, NULL, ch, ch->target);
+	ch->backoff_ms = ch->opts.backoff_initial_ms;
+	conn_start_io(ch->conn);
+	set_state(ch, RPC_CH_READY);
+	for (struct rpc_call *call = ch->pending, *next; call && ch->conn && !ch->conn->dead;
+	     call = next) {
+		next = call->next;
+		if (call->status >= 0)
+			continue; /* already failed, its end is on its way */
+		call_unlink(&ch->pending, call);
+		submit(ch, call, ch->conn);
+	}
+}
+
+static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct rpc_channel *ch = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		connected(ch);
+		return;
+	}
+	const char *why = "connection closed";
+	char buf[160];
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = ch->connecting_ssl ? bufferevent_get_openssl_error(bev) : 0;
+		if (e) {
+			ERR_error_string_n(e, buf, sizeof buf);
+			why = buf;
+		} else if (EVUTIL_SOCKET_ERROR()) {
+			why = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+		}
+	}
+	connect_failed(ch, why);
+}
+
+static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	connect_failed(arg, "connect timeout");
+}
+
+static void start_connect(struct rpc_channel *ch)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (ch->connecting || ch->conn)
+		return;
+	event_del(ch->retry_ev);
+	set_state(ch, RPC_CH_CONNECTING);
+	int rv = addr_resolve(ch->host, ch->port, 0, &ss, &len);
+	if (rv != 0) {
+		connect_failed(ch, addr_strerror(rv));
+		return;
+	}
+	ch->connecting_ssl = NULL;
+	if (ch->ssl_ctx) {
+		ch->connecting_ssl = tls_client_ssl(ch->ssl_ctx, ch->server_name, ch->insecure);
+		ch->connecting = bufferevent_openssl_socket_new(
+			ch->base, -1, ch->connecting_ssl, BUFFEREVENT_SSL_CONNECTING,
+			BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		ch->connecting = bufferevent_socket_new(ch->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	bufferevent_setcb(ch->connecting, NULL, NULL, connect_event_cb, ch);
+	if (bufferevent_socket_connect(ch->connecting, (struct sockaddr *)&ss, (int)len) != 0) {
+		connect_failed(ch, strerror(errno));
+		return;
+	}
+	int ms = ch->opts.connect_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	event_assign(ch->connect_to_ev, ch->base, -1, 0, connect_timeout_cb, ch);
+	evtimer_add(ch->connect_to_ev, &tv);
+}
+
+void rpc_channel_connect(struct rpc_channel *ch)
+{
+	if (ch->state == RPC_CH_IDLE || ch->state == RPC_CH_BACKOFF)
+		start_connect(ch);
+}
+
+/* ---- connection events (from conn.c) ------------------------------------ */
+
+void channel_conn_ready(struct rpc_channel *ch, struct conn *c)
+{
+	(void)ch;
+	(void)c;
+}
+
+static void unlink_draining(struct rpc_channel *ch, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (ch->draining == c)
+		ch->draining = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+void channel_conn_goaway(struct rpc_channel *ch, struct conn *c)
+{
+	if (ch->conn != c)
+		return;
+	ch->conn = NULL;
+	c->next = ch->draining;
+	c->prev = NULL;
+	if (ch->draining)
+		ch->draining->prev = c;
+	ch->draining = c;
+	set_state(ch, RPC_CH_IDLE);
+	if (ch->pending)
+		start_connect(ch);
+}
+
+void channel_conn_closed(struct rpc_channel *ch, struct conn *c, int status, const char *msg)
+{
+	if (ch->conn != c) {
+		unlink_draining(ch, c);
+		return;
+	}
+	ch->conn = NULL;
+	log_debug("channel_disconnected", "target=%s reason=%s", ch->target, log_quote(msg));
+	/* A connection that was up is retried after the initial backoff. */
+	ch->backoff_ms = ch->opts.backoff_initial_ms;
+	connect_failed(ch, msg);
+}
+
+const char *channel_authority(const struct rpc_channel *ch)
+{
+	return ch->target;
+}
+
+int channel_is_tls(const struct rpc_channel *ch)
+{
+	return ch->ssl_ctx != NULL;
+}
+
+struct event_base *channel_base(const struct rpc_channel *ch)
+{
+	return ch->base;
+}
+
+void channel_forget_call(struct rpc_channel *ch, struct rpc_call *call)
+{
+	call_unlink(&ch->pending, call);
+}
+
+enum rpc_channel_state rpc_channel_state(const struct rpc_channel *ch)
+{
+	return ch->state;
+}
+
+void rpc_channel_set_state_cb(struct rpc_channel *ch,
+			      void (*cb)(struct rpc_channel *ch, enum rpc_channel_state st, void *arg),
+			      void *arg)
+{
+	ch->state_cb = cb;
+	ch->state_arg = arg;
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+struct rpc_call *rpc_call_start(struct rpc_channel *ch, const char *path,
+				const struct rpc_call_cbs *cbs, void *arg,
+				const struct rpc_call_opts *opts)
+{
+	struct rpc_call *call = call_new(NULL, 1, &ch->opts);
+	call->ch = ch;
+	call->cbs = cbs;
+	call->arg = arg;
+	call->path = xstrdup(path);
+	if (opts) {
+		call->timeout_ms = opts->timeout_ms;
+		call->compress = opts->compress != 0;
+		call->wait_for_ready = opts->wait_for_ready != 0;
+		if (opts->metadata)
+			for (size_t i = 0; i < opts->metadata->n; i++) {
+				const struct meta_kv *kv = &opts->metadata->v[i];
+				meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
+			}
+	}
+	call_arm_deadline(call, ch->base);
+	if (ch->conn && !ch->conn->dead) {
+		submit(ch, call, ch->conn);
+		return call;
+	}
+	/* Every call without a stream sits in pending, even one that is
+	 * failing fast, so rpc_channel_del can always find it. */
+	call_link(&ch->pending, call);
+	if (ch->state == RPC_CH_BACKOFF && !call->wait_for_ready) {
+		call_end_later(call, ch->base, GRPC_STATUS_UNAVAILABLE, ch->last_error);
+		return call;
+	}
+	if (ch->state == RPC_CH_IDLE)
+		start_connect(ch);
+	return call;
+}

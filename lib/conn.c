@@ -1,0 +1,443 @@
+/*
+ * conn: one HTTP/2 connection, server or client side (see rpc_int.h).
+ *
+ * Bytes come in through the bufferevent's read callback and go to
+ * nghttp2_session_mem_recv straight from the input buffer's chains; frames
+ * go out through one nghttp2_session_send per loop turn (conn_schedule),
+ * DATA payload moved from a call's queue into the socket buffer without a
+ * copy (NGHTTP2_DATA_FLAG_NO_COPY). A connection is never freed inside an
+ * nghttp2 callback: conn_fail marks it and the flush event frees it.
+ */
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+
+#include "error.h"
+#include "log.h"
+#include "rpc_int.h"
+#include <openssl/err.h>
+#include "status.h"
+#include "xalloc.h"
+
+int64_t rpc_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rpc_opts_fill(struct rpc_opts *d, const struct rpc_opts *s)
+{
+	memset(d, 0, sizeof *d);
+	if (s)
+		*d = *s;
+	if (!d->max_recv_msg)
+		d->max_recv_msg = RPC_DEFAULT_MAX_MSG;
+	if (!d->max_send_msg)
+		d->max_send_msg = RPC_DEFAULT_MAX_MSG;
+	if (!d->max_streams)
+		d->max_streams = 100;
+	if (!d->max_conns)
+		d->max_conns = 1024;
+	if (!d->send_high_water)
+		d->send_high_water = 256u << 10;
+	if (!d->keepalive_timeout_ms)
+		d->keepalive_timeout_ms = 20000;
+	if (!d->connect_timeout_ms)
+		d->connect_timeout_ms = 5000;
+	if (!d->backoff_initial_ms)
+		d->backoff_initial_ms = 200;
+	if (!d->backoff_max_ms)
+		d->backoff_max_ms = 10000;
+}
+
+/* ---- nghttp2 callbacks -------------------------------------------------- */
+
+static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *ud)
+{
+	struct conn *c = ud;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) >= CONN_OUT_HIGH)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	evbuffer_add(out, data, len);
+	return (ssize_t)len;
+}
+
+static struct rpc_call *stream_call(nghttp2_session *ng, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(ng, id);
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct conn *c = ud;
+	if (c->is_client) {
+		struct rpc_call *call = stream_call(ng, f->hd.stream_id);
+		if (call && f->headers.cat == NGHTTP2_HCAT_HEADERS)
+			call->in_trailers = 1;
+		return 0;
+	}
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct rpc_call *call = call_new(c, 0, c->opts);
+	call->stream_id = f->hd.stream_id;
+	call_link(&c->calls, call);
+	c->ncalls++;
+	nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, call);
+	return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+	struct rpc_call *call = stream_call(ng, f->hd.stream_id);
+	if (call && !call->done)
+		call_on_header(call, name, namelen, value, valuelen);
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct conn *c = ud;
+	struct rpc_call *call = f->hd.stream_id ? stream_call(ng, f->hd.stream_id) : NULL;
+	int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+
+	switch (f->hd.type) {
+	case NGHTTP2_HEADERS:
+		if (!call || call->done)
+			break;
+		if (c->is_client)
+			call_client_headers_done(call, end);
+		else if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
+			call_server_headers_done(call);
+		if (!c->is_client && end && !call->done && !call->bad_request &&
+		    call->cbs && call->cbs->on_half_close)
+			call->cbs->on_half_close(call, call->arg);
+		break;
+	case NGHTTP2_DATA:
+		if (call && !call->done && end && !c->is_client && !call->bad_request) {
+			/* Half-close while paused is delivered on resume, after
+			 * the held messages. */
+			if (!call->paused && call->cbs && call->cbs->on_half_close)
+				call->cbs->on_half_close(call, call->arg);
+		}
+		break;
+	case NGHTTP2_PING:
+		if (f->hd.flags & NGHTTP2_FLAG_ACK) {
+			c->ping_out = 0;
+			event_del(c->ka_to_ev);
+		}
+		break;
+	case NGHTTP2_GOAWAY:
+		c->draining = 1;
+		if (c->ch)
+			channel_conn_goaway(c->ch, c);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+			 size_t len, void *ud)
+{
+	/* The connection window is ours to give back at once: a paused call
+	 * holds only its own stream window, never the other calls'. */
+	nghttp2_session_consume_connection(ng, len);
+	struct rpc_call *call = stream_call(ng, id);
+	if (!call || call->done) {
+		nghttp2_session_consume_stream(ng, id, len);
+		return 0;
+	}
+	call_recv_data(call, data, len);
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct conn *c = ud;
+	/* A server that ends its side before the client did resets the
+	 * stream with NO_ERROR, as PROTOCOL-HTTP2.md describes, so the
+	 * client stops sending a request nobody will read. */
+	if (!c->is_client && f->hd.type == NGHTTP2_HEADERS &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    !nghttp2_session_get_stream_remote_close(ng, f->hd.stream_id))
+		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *ud)
+{
+	struct rpc_call *call = stream_call(ng, id);
+	if (!call)
+		return 0;
+	nghttp2_session_set_stream_user_data(ng, id, NULL);
+	call_stream_closed(call, error_code);
+	return 0;
+}
+
+static nghttp2_session_callbacks *callbacks(void)
+{
+	static nghttp2_session_callbacks *cbs;
+	if (cbs)
+		return cbs;
+	if (nghttp2_session_callbacks_new(&cbs) != 0)
+		abort();
+	nghttp2_session_callbacks_set_send_callback(cbs, on_send);
+	nghttp2_session_callbacks_set_send_data_callback(cbs, call_send_data);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	return cbs;
+}
+
+/* ---- I/O ---------------------------------------------------------------- */
+
+static void flush(struct conn *c)
+{
+	if (c->dead) {
+		conn_free(c, c->dead_status, c->dead_msg);
+		return;
+	}
+	if (!c->ng)
+		return;
+	int rv = nghttp2_session_send(c->ng);
+	if (rv != 0) {
+		conn_free(c, GRPC_STATUS_UNAVAILABLE, nghttp2_strerror(rv));
+		return;
+	}
+	for (struct rpc_call *call = c->calls, *next; call; call = next) {
+		next = call->next;
+		call_after_send(call);
+	}
+	if (c->dead) {
+		conn_free(c, c->dead_status, c->dead_msg);
+		return;
+	}
+	if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng)) {
+		/* Session over (GOAWAY exchanged, all streams done): close
+		 * once the last bytes are on the wire. */
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_free(c, GRPC_STATUS_UNAVAILABLE, "connection closed");
+		else
+			c->close_when_flushed = 1;
+	}
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	flush(arg);
+}
+
+void conn_schedule(struct conn *c)
+{
+	if (c->flush_ev)
+		event_active(c->flush_ev, 0, 0);
+}
+
+void conn_fail(struct conn *c, int status, const char *msg)
+{
+	if (c->dead)
+		return;
+	c->dead = 1;
+	c->dead_status = status;
+	c->dead_msg = xstrdup(msg ? msg : "");
+	conn_schedule(c);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len;
+	c->last_recv = rpc_now_ms();
+	while (!c->dead && (len = evbuffer_get_contiguous_space(in)) > 0) {
+		const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
+		ssize_t rv = nghttp2_session_mem_recv(c->ng, data, len);
+		if (rv < 0) {
+			log_debug("h2_recv_error", "peer=%s error=%s", c->peer,
+				  log_quote(nghttp2_strerror((int)rv)));
+			if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+				/* Not HTTP/2 at all: a GOAWAY tells a
+				 * confused HTTP/2 peer why; then close. */
+				nghttp2_session_terminate_session(c->ng, NGHTTP2_PROTOCOL_ERROR);
+			else
+				nghttp2_session_terminate_session(c->ng, NGHTTP2_INTERNAL_ERROR);
+			evbuffer_drain(in, evbuffer_get_length(in));
+			nghttp2_session_send(c->ng);
+			c->close_when_flushed = 1;
+			conn_fail(c, GRPC_STATUS_UNAVAILABLE, "protocol error");
+			return;
+		}
+		evbuffer_drain(in, len);
+	}
+	flush(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->close_when_flushed && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		conn_free(c, c->dead ? c->dead_status : GRPC_STATUS_UNAVAILABLE,
+			  c->dead ? c->dead_msg : "connection closed");
+		return;
+	}
+	flush(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* handled by the channel before conn_new */
+	const char *why = (what & BEV_EVENT_EOF) ? "connection closed by peer" : "connection error";
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = c->ssl ? bufferevent_get_openssl_error(bev) : 0;
+		if (e) {
+			static char buf[160];
+			ERR_error_string_n(e, buf, sizeof buf);
+			why = buf;
+		}
+	}
+	log_debug("conn_closed", "peer=%s reason=%s", c->peer, log_quote(why));
+	conn_free(c, GRPC_STATUS_UNAVAILABLE, why);
+}
+
+/* ---- keepalive ---------------------------------------------------------- */
+
+static void ka_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	log_info("keepalive_timeout", "peer=%s", c->peer);
+	conn_free(c, GRPC_STATUS_UNAVAILABLE, "keepalive timeout");
+}
+
+static void ka_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	/* Traffic since the last tick proves the peer alive. */
+	if (c->ping_out || rpc_now_ms() - c->last_recv < c->opts->keepalive_ms)
+		return;
+	if (nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, NULL) != 0)
+		return;
+	c->ping_out = 1;
+	struct timeval tv = {c->opts->keepalive_timeout_ms / 1000,
+			     (c->opts->keepalive_timeout_ms % 1000) * 1000};
+	event_add(c->ka_to_ev, &tv);
+	conn_schedule(c);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+struct conn *conn_new(struct event_base *base, struct bufferevent *bev, SSL *ssl,
+		      const struct rpc_opts *opts, struct rpc_server *srv, struct rpc_channel *ch,
+		      const char *peer)
+{
+	struct conn *c = xcalloc(1, sizeof *c);
+	c->base = base;
+	c->bev = bev;
+	c->ssl = ssl;
+	c->opts = opts;
+	c->srv = srv;
+	c->ch = ch;
+	c->is_client = ch != NULL;
+	c->last_recv = rpc_now_ms();
+	snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "?");
+
+	nghttp2_option *opt;
+	nghttp2_option_new(&opt);
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
+	int rv = c->is_client ? nghttp2_session_client_new2(&c->ng, callbacks(), c, opt)
+			      : nghttp2_session_server_new2(&c->ng, callbacks(), c, opt);
+	nghttp2_option_del(opt);
+	if (rv != 0)
+		abort();
+
+	nghttp2_settings_entry iv[4];
+	size_t n = 0;
+	if (!c->is_client)
+		iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+						   opts->max_streams};
+	else
+		iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+	iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, RPC_STREAM_WINDOW};
+	iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+					   RPC_MAX_HEADER_LIST};
+	nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, n);
+	nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, RPC_CONN_WINDOW);
+
+	c->flush_ev = event_new(base, -1, 0, flush_cb, c);
+	c->ka_to_ev = evtimer_new(base, ka_timeout_cb, c);
+	if (opts->keepalive_ms > 0) {
+		c->ka_ev = event_new(base, -1, EV_PERSIST, ka_cb, c);
+		struct timeval tv = {opts->keepalive_ms / 1000, (opts->keepalive_ms % 1000) * 1000};
+		event_add(c->ka_ev, &tv);
+	}
+	c->connected = 1;
+	return c;
+}
+
+void conn_start_io(struct conn *c)
+{
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_HIGH / 2, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_schedule(c);
+	/* Bytes that arrived with the TLS handshake are already buffered. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		read_cb(c->bev, c);
+}
+
+void conn_goaway(struct conn *c)
+{
+	if (c->draining || c->dead)
+		return;
+	c->draining = 1;
+	nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
+			      nghttp2_session_get_last_proc_stream_id(c->ng), NGHTTP2_NO_ERROR,
+			      NULL, 0);
+	conn_schedule(c);
+}
+
+void conn_free(struct conn *c, int status, const char *msg)
+{
+	/* Ending a call may run user code that touches this connection:
+	 * mark it dead first so nothing new is submitted. */
+	c->dead = 1;
+	char *m = xstrdup(msg ? msg : "");
+	/* The channel lets go first, so calls started from on_done below
+	 * never land on this connection. */
+	if (c->ch)
+		channel_conn_closed(c->ch, c, status, m);
+	c->ch = NULL;
+	while (c->calls) {
+		struct rpc_call *call = c->calls;
+		if (call->stream_id)
+			nghttp2_session_set_stream_user_data(c->ng, call->stream_id, NULL);
+		call_end(call, status, m);
+	}
+	if (c->srv)
+		server_conn_closed(c->srv, c);
+	free(m);
+	nghttp2_session_del(c->ng);
+	if (c->bev) {
+		if (c->ssl) {
+			SSL_set_shutdown(c->ssl, SSL_RECEIVED_SHUTDOWN);
+			SSL_shutdown(c->ssl);
+		}
+		bufferevent_free(c->bev);
+	}
+	if (c->ka_ev)
+		event_free(c->ka_ev);
+	event_free(c->ka_to_ev);
+	event_free(c->flush_ev);
+	free(c->dead_msg);
+	free(c);
+}

@@ -1,0 +1,185 @@
+/*
+ * rpc_int: the inside of the rpc module, shared by its files and by no one
+ * else. conn.c owns connections (socket, TLS, nghttp2 session, keepalive,
+ * GOAWAY); call.c owns the gRPC call on one stream (framing, queues, status,
+ * deadline); server.c and channel.c own the listening and the connecting
+ * side and decide what a connection's events mean for their calls.
+ */
+#ifndef ORCHD_RPC_INT_H
+#define ORCHD_RPC_INT_H
+
+#include <event2/event.h>
+#include <event2/bufferevent.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+
+#include "frame.h"
+#include "meta.h"
+#include "rpc.h"
+
+#define RPC_DEFAULT_MAX_MSG (4u << 20)
+/* Output bytes buffered per connection before nghttp2 is told to wait. */
+#define CONN_OUT_HIGH (1u << 20)
+/* Flow-control windows we grant: per stream and per connection. */
+#define RPC_STREAM_WINDOW (1u << 20)
+#define RPC_CONN_WINDOW (16u << 20)
+#define RPC_MAX_HEADER_LIST (16u << 10)
+
+struct conn;
+
+struct rpc_call {
+	struct conn *conn;	  /* NULL while a client call waits for a connection */
+	struct rpc_channel *ch;	  /* client calls */
+	int32_t stream_id;	  /* 0 until submitted */
+	const struct rpc_call_cbs *cbs;
+	void *arg;
+	void *data;
+	char *path;
+
+	struct frame_reader fr;
+	struct evbuffer *out;	 /* framed messages not yet handed to nghttp2 */
+	struct evbuffer *held;	 /* received DATA while paused (bounded by our window) */
+	size_t max_recv;
+	size_t high_water;
+
+	unsigned is_client : 1;
+	unsigned headers_sent : 1; /* server: response HEADERS submitted */
+	unsigned finished : 1;	   /* server: status set, trailers pending */
+	unsigned send_closed : 1;  /* client: half-closed */
+	unsigned deferred : 1;	   /* data provider returned DEFERRED */
+	unsigned want_writable : 1;
+	unsigned notify_writable : 1;
+	unsigned compress : 1;	   /* compress outgoing messages */
+	unsigned peer_gzip : 1;	   /* server: client accepts gzip */
+	unsigned recv_gzip : 1;	   /* incoming grpc-encoding is gzip */
+	unsigned recv_identity : 1;
+	unsigned last_compressed : 1;
+	unsigned paused : 1;
+	unsigned cancelled : 1;	   /* RST_STREAM submitted by us */
+	unsigned trailers_seen : 1; /* client: grpc-status received */
+	unsigned in_trailers : 1;  /* client: parsing the trailer block */
+	unsigned done : 1;
+	unsigned bad_request : 1;   /* server: request headers rejected */
+	unsigned bad_encoding : 1;
+	unsigned wait_for_ready : 1; /* client: survive connection failures */  /* server: grpc-encoding we cannot decode */
+
+	int status;	  /* final status once known, -1 before */
+	char *message;	  /* final message, xmalloc'd */
+	int http_status;  /* client: :status of the response */
+	int recv_status;  /* client: grpc-status received (trailers_seen) */
+	char *recv_message; /* client: grpc-message received, decoded */
+	char *content_type;
+	int64_t timeout_ms; /* from grpc-timeout or the client's opts; 0: none */
+	int64_t deadline;   /* monotonic ms, 0: none */
+	struct event *deadline_ev;
+	struct event *defer_ev; /* client: end a call that never reached a stream */
+
+	struct meta recv_md;
+	struct meta recv_trailers;
+	struct meta send_md;
+	struct meta send_trailers;
+
+	struct rpc_call *next, *prev; /* the connection's or channel's list */
+};
+
+struct conn {
+	struct event_base *base;
+	struct bufferevent *bev;
+	nghttp2_session *ng;
+	SSL *ssl;
+	const struct rpc_opts *opts;
+	struct rpc_server *srv;	 /* server side */
+	struct rpc_channel *ch;	 /* client side; NULL once detached */
+	struct event *flush_ev;
+	struct event *ka_ev;	 /* keepalive interval */
+	struct event *ka_to_ev;	 /* keepalive ACK timeout */
+	struct rpc_call *calls;
+	size_t ncalls;
+	int64_t last_recv;
+	unsigned is_client : 1;
+	unsigned connected : 1;	 /* TCP (and TLS) up, session created */
+	unsigned ping_out : 1;
+	unsigned draining : 1;	 /* GOAWAY sent or received */
+	unsigned dead : 1;	 /* being torn down */
+	unsigned close_when_flushed : 1;
+	int dead_status;
+	char *dead_msg;
+	char peer[64];
+	struct conn *next, *prev; /* server's list */
+};
+
+/* ---- conn.c ---- */
+/* Takes ownership of bev. Creates the nghttp2 session (server or client
+ * role), sends our SETTINGS, arms keepalive. */
+struct conn *conn_new(struct event_base *base, struct bufferevent *bev, SSL *ssl,
+		      const struct rpc_opts *opts, struct rpc_server *srv, struct rpc_channel *ch,
+		      const char *peer);
+/* Tears the connection down from the loop (never inside nghttp2): every
+ * call ends with status/msg. Safe to call more than once. */
+void conn_fail(struct conn *c, int status, const char *msg);
+/* Immediate teardown; must not be called from inside an nghttp2 callback. */
+void conn_free(struct conn *c, int status, const char *msg);
+/* Schedules one nghttp2_session_send for this loop turn. */
+void conn_schedule(struct conn *c);
+/* Server: GOAWAY with the last stream we processed; existing streams go on. */
+void conn_goaway(struct conn *c);
+void conn_start_io(struct conn *c);
+
+/* ---- call.c ---- */
+struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *opts);
+/* Ends the call: on_done, unlink, free. Idempotent through call->done. */
+void call_end(struct rpc_call *call, int status, const char *msg);
+/* Link/unlink in a list headed by *head. */
+void call_link(struct rpc_call **head, struct rpc_call *call);
+void call_unlink(struct rpc_call **head, struct rpc_call *call);
+void call_set_status(struct rpc_call *call, int status, const char *msg);
+/* Ends a call that never reached a stream, from the next loop turn. */
+void call_end_later(struct rpc_call *call, struct event_base *base, int status, const char *msg);
+/* nghttp2's NO_COPY send callback for DATA frames of calls. */
+int call_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+		   size_t length, nghttp2_data_source *source, void *user_data);
+/* Received DATA payload for the call; errors end the call. */
+void call_recv_data(struct rpc_call *call, const uint8_t *data, size_t len);
+void call_stream_closed(struct rpc_call *call, uint32_t error_code);
+void call_arm_deadline(struct rpc_call *call, struct event_base *base);
+/* Server: request headers complete; validates and dispatches. */
+void call_server_headers_done(struct rpc_call *call);
+void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
+		    const uint8_t *value, size_t valuelen);
+/* Client: submit the request on c. Returns 0 or a negative error. */
+int call_client_submit(struct rpc_call *call, struct conn *c);
+/* Client: response or trailer headers complete (end_stream: the frame
+ * closed the stream). */
+void call_client_headers_done(struct rpc_call *call, int end_stream);
+/* After each send pass: deliver pending on_writable callbacks. */
+void call_after_send(struct rpc_call *call);
+
+/* ---- server.c ---- */
+const struct rpc_call_cbs *server_find_method(struct rpc_server *srv, const char *path,
+					      void **arg);
+void server_conn_closed(struct rpc_server *srv, struct conn *c);
+
+/* ---- channel.c ---- */
+void channel_conn_ready(struct rpc_channel *ch, struct conn *c);
+void channel_conn_closed(struct rpc_channel *ch, struct conn *c, int status, const char *msg);
+void channel_conn_goaway(struct rpc_channel *ch, struct conn *c);
+const char *channel_authority(const struct rpc_channel *ch);
+int channel_is_tls(const struct rpc_channel *ch);
+struct event_base *channel_base(const struct rpc_channel *ch);
+/* Removes a call that is waiting for a connection from the channel. */
+void channel_forget_call(struct rpc_channel *ch, struct rpc_call *call);
+
+/* ---- tls.c ---- */
+/* Returns a new SSL_CTX or NULL with a logged reason. */
+SSL_CTX *tls_server_ctx(const struct rpc_tls_opts *t);
+SSL_CTX *tls_client_ctx(const struct rpc_tls_opts *t);
+/* Client SSL for one connection: SNI + hostname verification. */
+SSL *tls_client_ssl(SSL_CTX *ctx, const char *name, int insecure);
+/* Whether ALPN settled on h2. */
+int tls_alpn_is_h2(SSL *ssl);
+
+/* ---- shared helpers ---- */
+int64_t rpc_now_ms(void);
+void rpc_opts_fill(struct rpc_opts *dst, const struct rpc_opts *src);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * runner: the one main() of the unit tests. Every lib module contributes a
+ * check suite through a `Suite *<module>_suite(void)` function; this file
+ * only lists them and runs them all. Exits nonzero if any test failed.
+ */
+#include <check.h>
+#include <stdlib.h>
+
+Suite *error_suite(void);
+Suite *status_suite(void);
+Suite *meta_suite(void);
+Suite *frame_suite(void);
+Suite *gz_suite(void);
+
+/* Add a module's suite here (and its declaration above), bottom layer
+ * first, so a failure in a utility is reported before its users'. One
+ * entry per line so concurrent additions merge cleanly. */
+/* clang-format off */
+static Suite *(*const suites[])(void) = {
+	/* utilities */
+	error_suite,
+	/* gRPC wire layer */
+	status_suite,
+	meta_suite,
+	frame_suite,
+	gz_suite,
+	/* orchestration core */
+};
+/* clang-format on */
+
+int main(void)
+{
+	SRunner *sr = srunner_create(NULL);
+	int failed;
+
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+		srunner_add_suite(sr, suites[i]());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
