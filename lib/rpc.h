@@ -175,6 +175,11 @@ void rpc_server_foreach_service(const struct rpc_server *srv,
  * Returns the bound port (> 0) or a negative error. */
 int rpc_server_listen(struct rpc_server *srv, const char *addr);
 
+/* Serves an already connected stream socket (taken: closed by the server),
+ * e.g. one end of a socketpair in tests and fuzzers. peer is copied.
+ * Returns 0, or E_TOOBIG when over max_conns (fd closed). */
+int rpc_server_adopt(struct rpc_server *srv, int fd, const char *peer);
+
 /* Graceful shutdown: stops accepting, sends GOAWAY to every connection,
  * lets in-flight calls finish for up to grace_ms, then closes what is
  * left. done(arg) runs once every connection is closed. */

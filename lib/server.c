@@ -171,20 +171,15 @@ void rpc_server_foreach_service(const struct rpc_server *srv,
 	}
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		      void *arg)
+int rpc_server_adopt(struct rpc_server *srv, int fd, const char *peer)
 {
-	struct rpc_server *srv = arg;
-	char peer[64];
-	addr_format(sa, peer, sizeof peer);
 	if (srv->shutting_down || srv->nconns >= srv->opts.max_conns) {
 		log_warn("conn_refused", "peer=%s reason=%s", peer,
 			 srv->shutting_down ? "shutting_down" : "max_conns");
 		close(fd);
-		return;
+		return E_TOOBIG;
 	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	evutil_make_socket_nonblocking(fd);
 	struct bufferevent *bev;
 	SSL *ssl = NULL;
 	if (srv->ssl_ctx) {
@@ -202,6 +197,16 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	srv->nconns++;
 	log_debug("conn_accepted", "peer=%s tls=%d", peer, ssl != NULL);
 	conn_start_io(c);
+	return 0;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
+{
+	char peer[64];
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	rpc_server_adopt(arg, fd, addr_format(sa, peer, sizeof peer));
 }
 
 void server_conn_closed(struct rpc_server *srv, struct conn *c)

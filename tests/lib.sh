@@ -106,22 +106,30 @@ wait_port() {
 	done
 }
 
-# stop_pid PID: SIGTERM, up to 5 s to exit, then SIGKILL; reaps it. Returns
-# 0 whatever the process's exit status.
+# stop_pid PID: SIGTERM, up to 10 s to exit, then SIGKILL; reaps it and
+# sets STOP_STATUS to its exit status (137 when it had to be killed).
+STOP_STATUS=0
 stop_pid() {
-	local pid=$1 deadline=$((SECONDS + 5))
+	local pid=$1 deadline=$((SECONDS + 10))
 	kill -TERM "$pid" 2>/dev/null || true
 	while alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
 	alive "$pid" && kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null || true
+	STOP_STATUS=0
+	wait "$pid" 2>/dev/null || STOP_STATUS=$?
 	_pids=" $_pids "
 	_pids=${_pids// $pid / }
 }
 
-# stop_server NAME: stops the server start_server NAME started.
+# stop_server NAME: stops the server start_server NAME started and fails the
+# test unless it exited cleanly on SIGTERM (graceful shutdown; under
+# SAN=address a leak or sanitizer report makes the exit status non-zero).
 stop_server() {
 	local var=${1}_pid
 	stop_pid "${!var}"
+	if [ "$STOP_STATUS" -ne 0 ]; then
+		tail -n 40 "$T_LIB/$1.err" >&2
+		fail "$1 exited with status $STOP_STATUS on SIGTERM"
+	fi
 }
 
 # On exit: stop every server still running, show the servers' stderr if the
