@@ -19,6 +19,7 @@ LIB_SRCS = \
 	lib/xalloc.c \
 	lib/log.c \
 	lib/error.c \
+	lib/id.c \
 	lib/status.c \
 	lib/meta.c \
 	lib/frame.c \
@@ -28,18 +29,39 @@ LIB_SRCS = \
 	lib/call.c \
 	lib/server.c \
 	lib/channel.c \
-	lib/tls.c
+	lib/task.c \
+	lib/queue.c \
+	lib/store.c \
+	lib/store_sqlite.c \
+	lib/tls.c \
+	lib/opt.c \
+	lib/pb.c \
+	lib/coalesce.c \
+	lib/health.c \
+	lib/map.c \
+	lib/scheduler.c \
+	lib/taskpb.c
 
 CMD_SRCS = \
-	cmd/main.c
+	cmd/main.c \
+	cmd/role.c \
+	cmd/scheduler.c \
+	cmd/gateway.c \
+	cmd/worker.c
 
 UNIT_SRCS = \
 	tests/unit/runner.c \
 	tests/unit/test_error.c \
+	tests/unit/test_map.c \
+	tests/unit/test_id.c \
 	tests/unit/test_status.c \
 	tests/unit/test_meta.c \
 	tests/unit/test_frame.c \
-	tests/unit/test_gz.c
+	tests/unit/test_task.c \
+	tests/unit/test_queue.c \
+	tests/unit/test_store.c \
+	tests/unit/test_gz.c \
+	tests/unit/test_coalesce.c
 
 # Protos we compile with protoc-c; generated code lives under $(G) only.
 PROTOS_OWN = \
@@ -119,7 +141,49 @@ $(PYGEN)/.stamp: $(addprefix proto/,$(PROTOS_OWN))
 		$(addprefix $(GRPC_PROTO_DIR)/,$(PROTOS_SYS) $(PROTOS_INTEROP))
 	touch $@
 
-check: all $(B)/unit_tests pygen
+# libFuzzer targets: the rpc layer of lib/ compiled again with $(FUZZCC)
+# and the fuzzing sanitizers into its own tree. `make fuzz` fuzzes a copy
+# of the seed corpus for FUZZ_SECONDS (crashes land in $(FB)/crash-*);
+# `make fuzz-regress` replays the committed corpus once, for check.
+FB = build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(CSTD) $(WARN) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -Ilib \
+	-DORCHD_VERSION='"$(VERSION)"' $(shell $(PKG_CONFIG) --cflags $(PKGS))
+FUZZ_LIB_SRCS = \
+	lib/xalloc.c \
+	lib/log.c \
+	lib/error.c \
+	lib/status.c \
+	lib/meta.c \
+	lib/frame.c \
+	lib/gz.c \
+	lib/addr.c \
+	lib/conn.c \
+	lib/call.c \
+	lib/server.c \
+	lib/channel.c \
+	lib/tls.c
+FUZZ_LIB_OBJS = $(FUZZ_LIB_SRCS:%.c=$(FB)/%.o)
+FUZZ_CORPUS = tests/fuzz/corpus/server
+
+$(FB)/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZCC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FB)/fuzz_server: $(FB)/tests/fuzz/fuzz_server.o $(FUZZ_LIB_OBJS)
+	$(FUZZCC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_ALL)
+
+fuzz: $(FB)/fuzz_server
+	@mkdir -p $(FB)/corpus/server
+	cp $(FUZZ_CORPUS)/* $(FB)/corpus/server/
+	$(FB)/fuzz_server -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+		-artifact_prefix=$(FB)/ $(FB)/corpus/server
+
+fuzz-regress: $(FB)/fuzz_server
+	$(FB)/fuzz_server -runs=0 -timeout=10 $(FUZZ_CORPUS)
+
+check: all $(B)/unit_tests pygen fuzz-regress
 	$(B)/unit_tests
 	B=$(B) PYTHON=$(PYTHON) tests/run.sh
 
@@ -130,10 +194,10 @@ install: all
 	install -m 644 docs/orchd.1 $(DESTDIR)$(MANDIR)/man1/orchd.1
 
 clean:
-	rm -rf build build-san build-debug
+	rm -rf build build-san build-debug $(FB)
 
-.PHONY: all deps check install clean pygen
+.PHONY: all deps check install clean pygen fuzz fuzz-regress
 .DELETE_ON_ERROR:
 .SECONDARY:
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) $(FB) -name '*.d' 2>/dev/null)

@@ -1,7 +1,67 @@
-/* orchd: placeholder dispatcher, replaced by the role table. */
+/*
+ * orchd: one executable for every role and client command. The command is
+ * the name it was started under (symlinks gateway, scheduler, worker) or,
+ * when started as orchd, its first argument.
+ */
+#include <libgen.h>
 #include <stdio.h>
-int main(void)
+#include <string.h>
+
+#include "cmd.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+/* Sorted by name. */
+static const struct command commands[] = {
+	{"gateway", cmd_gateway, "run the client-facing gateway (port 50051)"},
+	{"scheduler", cmd_scheduler, "run the scheduler that owns task state (port 50052)"},
+	{"worker", cmd_worker, "run a worker that executes tasks (port 50053)"},
+};
+
+static void usage(FILE *f)
 {
-	printf("orchd %s\n", ORCHD_VERSION);
-	return 0;
+	fprintf(f, "usage: orchd COMMAND [FLAGS]   (orchd COMMAND --help for its flags)\n\n"
+		   "orchd %s: a distributed task orchestrator.\n\ncommands:\n",
+		ORCHD_VERSION);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "  %-10s %s\n", "version", "print the version");
+	fprintf(f, "\nexit status: 0 success, 1 failure, 2 usage error, 3 server unreachable\n");
+}
+
+static const struct command *find(const char *name)
+{
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *c = find(basename(argv[0]));
+	if (c)
+		return c->fn(argc - 1, argv + 1);
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("orchd %s\n", ORCHD_VERSION);
+		return EXIT_OK;
+	}
+	c = find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "orchd: unknown command '%s' (see orchd --help)\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	return c->fn(argc - 2, argv + 2);
 }

@@ -493,14 +493,28 @@ static void drain_held(struct rpc_call *call)
 	}
 }
 
+void call_server_half_closed(struct rpc_call *call)
+{
+	if (call->done || call->bad_request)
+		return;
+	/* END_STREAM in the middle of a message: the request is truncated,
+	 * and a handler waiting for that message would wait forever. */
+	if (frame_reader_pending(&call->fr)) {
+		rpc_call_finish(call, GRPC_STATUS_INTERNAL, "truncated message");
+		return;
+	}
+	if (call->cbs && call->cbs->on_half_close)
+		call->cbs->on_half_close(call, call->arg);
+}
+
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rpc_call *call = arg;
 	drain_held(call);
 	if (!call->done && !call->paused && !call->is_client && call->conn &&
 	    nghttp2_session_get_stream_remote_close(call->conn->ng, call->stream_id) &&
-	    call->cbs && call->cbs->on_half_close && !call->finished)
-		call->cbs->on_half_close(call, call->arg);
+	    !call->finished)
+		call_server_half_closed(call);
 }
 
 void rpc_call_pause_recv(struct rpc_call *call, int pause)

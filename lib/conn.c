@@ -112,17 +112,14 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 			call_client_headers_done(call, end);
 		else if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
 			call_server_headers_done(call);
-		if (!c->is_client && end && !call->done && !call->bad_request &&
-		    call->cbs && call->cbs->on_half_close)
-			call->cbs->on_half_close(call, call->arg);
+		if (!c->is_client && end)
+			call_server_half_closed(call);
 		break;
 	case NGHTTP2_DATA:
-		if (call && !call->done && end && !c->is_client && !call->bad_request) {
-			/* Half-close while paused is delivered on resume, after
-			 * the held messages. */
-			if (!call->paused && call->cbs && call->cbs->on_half_close)
-				call->cbs->on_half_close(call, call->arg);
-		}
+		/* Half-close while paused is delivered on resume, after the
+		 * held messages. */
+		if (call && end && !c->is_client && !call->paused)
+			call_server_half_closed(call);
 		break;
 	case NGHTTP2_PING:
 		if (f->hd.flags & NGHTTP2_FLAG_ACK) {

@@ -138,6 +138,9 @@ void call_end_later(struct rpc_call *call, struct event_base *base, int status, 
 /* nghttp2's NO_COPY send callback for DATA frames of calls. */
 int call_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
 		   size_t length, nghttp2_data_source *source, void *user_data);
+/* Server: the client half-closed (END_STREAM); tells the handler, or ends
+ * the call with INTERNAL when a message was cut short. */
+void call_server_half_closed(struct rpc_call *call);
 /* Received DATA payload for the call; errors end the call. */
 void call_recv_data(struct rpc_call *call, const uint8_t *data, size_t len);
 void call_stream_closed(struct rpc_call *call, uint32_t error_code);

@@ -8,7 +8,7 @@ set -eu
 BUILD="build-essential pkg-config libnghttp2-dev libevent-dev libprotobuf-c-dev
 protobuf-c-compiler protobuf-compiler libssl-dev zlib1g-dev libsqlite3-dev check"
 # Interop and integration tests: real gRPC peers nobody here wrote.
-TEST="python3 python3-grpcio python3-protobuf protobuf-compiler-grpc grpc-proto
+TEST="python3 python3-grpcio python3-protobuf python3-hpack protobuf-compiler-grpc grpc-proto
 openssl procps util-linux"
 # Fuzzing and benchmarks.
 EXTRA="clang libclang-rt-14-dev nghttp2-client libgrpc++-dev gnuplot-nox"

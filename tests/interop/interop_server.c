@@ -3,7 +3,8 @@
  * side of the gRPC interop test descriptions (doc/interop-test-
  * descriptions.md in grpc/grpc). Command line as the interop servers of
  * grpc/grpc: --port N (0: ephemeral, printed as "PORT n"), --use_tls with
- * --tls_cert/--tls_key.
+ * --tls_cert/--tls_key. --max_conns N and --max_recv_msg BYTES set the
+ * matching struct rpc_opts limits, for the tests that check them.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -260,6 +261,10 @@ static void on_half_close(struct rpc_call *call, void *arg)
 		finish(t);
 	} else if (t->kind == K_FDX || t->kind == K_SOUT) {
 		pump(t);
+	} else {
+		/* Unary: on_message has finished the call, unless no request
+		 * came (E_STATE then, ignored). */
+		rpc_call_finish(call, GRPC_STATUS_INTERNAL, "half-closed without a request");
 	}
 }
 
@@ -285,11 +290,14 @@ int main(int argc, char **argv)
 {
 	int port = 0, use_tls = 0;
 	const char *cert = NULL, *key = NULL;
+	struct rpc_opts opts = {0};
 	static const struct option longopts[] = {
 		{"port", required_argument, NULL, 'p'},
 		{"use_tls", optional_argument, NULL, 't'},
 		{"tls_cert", required_argument, NULL, 'c'},
 		{"tls_key", required_argument, NULL, 'k'},
+		{"max_conns", required_argument, NULL, 'C'},
+		{"max_recv_msg", required_argument, NULL, 'M'},
 		{0, 0, 0, 0},
 	};
 	int o;
@@ -307,9 +315,15 @@ int main(int argc, char **argv)
 		case 'k':
 			key = optarg;
 			break;
+		case 'C':
+			opts.max_conns = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'M':
+			opts.max_recv_msg = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			fprintf(stderr, "usage: interop_server --port N [--use_tls --tls_cert F "
-					"--tls_key F]\n");
+					"--tls_key F] [--max_conns N] [--max_recv_msg BYTES]\n");
 			return 2;
 		}
 	}
@@ -318,7 +332,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	struct rpc_tls_opts tls = {.cert_file = cert, .key_file = key};
-	struct rpc_opts opts = {.tls = use_tls ? &tls : NULL};
+	opts.tls = use_tls ? &tls : NULL;
 	int err = 0;
 	struct rpc_server *srv = rpc_server_new(base, &opts, &err);
 	if (!srv) {

@@ -7,10 +7,16 @@
 #include <stdlib.h>
 
 Suite *error_suite(void);
+Suite *map_suite(void);
 Suite *status_suite(void);
 Suite *meta_suite(void);
 Suite *frame_suite(void);
 Suite *gz_suite(void);
+Suite *id_suite(void);
+Suite *task_suite(void);
+Suite *queue_suite(void);
+Suite *store_suite(void);
+Suite *coalesce_suite(void);
 
 /* Add a module's suite here (and its declaration above), bottom layer
  * first, so a failure in a utility is reported before its users'. One
@@ -19,12 +25,18 @@ Suite *gz_suite(void);
 static Suite *(*const suites[])(void) = {
 	/* utilities */
 	error_suite,
+	map_suite,
+	id_suite,
+	coalesce_suite,
 	/* gRPC wire layer */
 	status_suite,
 	meta_suite,
 	frame_suite,
 	gz_suite,
 	/* orchestration core */
+	task_suite,
+	queue_suite,
+	store_suite,
 };
 /* clang-format on */
 

@@ -1,0 +1,578 @@
+/*
+ * gateway: the client-facing front door, orchestrator.v1.Gateway.
+ *
+ *   orchd gateway [--listen ADDR] [--scheduler ADDR] [--max-payload SIZE]
+ *                 [--max-subscribers N] [--call-timeout DURATION]
+ *
+ * Stateless: every call is forwarded over one rpc channel to the
+ * Scheduler method of the same name (SubscribeProgress to WatchTask), with
+ * the request bytes as they came and the scheduler's answer (message, or
+ * status and text) relayed unchanged. The gateway itself only rejects what
+ * it can judge alone: specs that fail task_spec_check (INVALID_ARGUMENT,
+ * the same words the scheduler would use) and subscribers past
+ * --max-subscribers (RESOURCE_EXHAUSTED). While the scheduler is
+ * unreachable, calls fail at once with UNAVAILABLE (the channel fails fast
+ * and reconnects by itself); the gateway stays SERVING.
+ *
+ * A progress stream runs through a coalesce mailbox (lib/coalesce.h): a
+ * subscriber that reads slower than the scheduler writes gets the latest
+ * update instead of a backlog, so each subscriber costs at most one waiting
+ * message plus the rpc send queue. Reads from the scheduler are never
+ * paused for it: pausing would move the backlog into HTTP/2 buffers here
+ * and in the scheduler instead of dropping it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "cmd.h"
+#include "coalesce.h"
+#include "error.h"
+#include "log.h"
+#include "orchestrator/v1/orchestrator.pb-c.h"
+#include "task.h"
+#include "xalloc.h"
+
+#define GATEWAY_SERVICE "orchestrator.v1.Gateway"
+#define SCHEDULER_PATH "/orchestrator.v1.Scheduler/"
+
+/* The scheduler is one peer in the same cluster: retrying it at least every
+ * second bounds how long the gateway keeps failing after it comes back, at
+ * the cost of one connection attempt per second while it is down. */
+#define RECONNECT_INITIAL_MS 100
+#define RECONNECT_MAX_MS 1000
+#define CONNECT_TIMEOUT_MS 2000
+/* Per progress stream: what the rpc layer queues for a slow subscriber
+ * before the coalesce mailbox takes over. Unary answers are unaffected
+ * (a single message always fits). */
+#define STREAM_HIGH_WATER (64u << 10)
+
+struct gateway {
+	struct role role;
+	struct rpc_channel *sched;
+	const char *sched_addr;
+	size_t max_payload;
+	int max_subs;
+	int64_t call_timeout_ms;
+	int nsubs;
+	struct sub *subs;   /* open progress streams, for shutdown */
+	int stopping;       /* SIGTERM seen: no new subscribers */
+	int sched_reported; /* 1 up, -1 down, 0 nothing said yet */
+};
+
+/* One forwarded unary call: the client's call and ours to the scheduler.
+ * Freed when both have ended (each on_done clears its side). */
+struct fwd {
+	struct gateway *gw;
+	const struct method *m;
+	struct rpc_call *client;
+	struct rpc_call *up;
+	int64_t start_ms;
+	char name[TASK_NAME_MAX + 1]; /* SubmitTask: the task name, for the log */
+};
+
+/* One progress stream: client SubscribeProgress <- scheduler WatchTask. */
+struct sub {
+	struct gateway *gw;
+	struct rpc_call *client;
+	struct rpc_call *up;
+	struct coalesce box;
+	uint64_t received;
+	int64_t start_ms;
+	int up_done;	    /* the watch ended: finish once the box is empty */
+	int up_status;
+	char *up_message;
+	int final_status;   /* status of the last final update seen, 0 = none */
+	char task[80];
+	struct sub *next, *prev;
+};
+
+struct method {
+	const char *name; /* Gateway method; the Scheduler one has the same name */
+	/* Judges the request before it is forwarded: returns 0, or a gRPC
+	 * status with a message in err. NULL: forwarded as is. */
+	int (*check)(struct fwd *f, const uint8_t *msg, size_t len, char *err, size_t errlen);
+	void (*log_reply)(struct fwd *f, const uint8_t *msg, size_t len);
+};
+
+/* A registered method's argument. */
+struct binding {
+	struct gateway *gw;
+	const struct method *m;
+};
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int64_t call_timeout(const struct gateway *gw, struct rpc_call *client, int dflt)
+{
+	int64_t left = rpc_call_remaining_ms(client);
+	if (left >= 0)
+		return left > 0 ? left : 1; /* the client's deadline travels on */
+	return dflt ? gw->call_timeout_ms : 0;
+}
+
+/* The text a client sees with a status from the scheduler: unchanged,
+ * except that UNAVAILABLE says which peer could not be reached. Returns
+ * msg or buf. */
+static const char *relay_message(const struct gateway *gw, int status, const char *msg, char *buf,
+				 size_t len)
+{
+	if (status != GRPC_STATUS_UNAVAILABLE)
+		return msg;
+	snprintf(buf, len, "scheduler %s unavailable: %s", gw->sched_addr,
+		 *msg ? msg : "connection lost");
+	return buf;
+}
+
+/* ---- per-method checks and logs ------------------------------------------ */
+
+static int check_spec(struct fwd *f, const uint8_t *msg, size_t len, char *err, size_t errlen)
+{
+	Orchestrator__V1__TaskSpec *s = orchestrator__v1__task_spec__unpack(NULL, len, msg);
+	if (!s) {
+		snprintf(err, errlen, "TaskSpec does not decode as protobuf");
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	int rv = task_spec_check(s->name, s->payload.len, s->max_attempts, s->timeout_ms,
+				 f->gw->max_payload, err, errlen);
+	snprintf(f->name, sizeof f->name, "%s", s->name ? s->name : "");
+	orchestrator__v1__task_spec__free_unpacked(s, NULL);
+	return rv == 0 ? 0 : GRPC_STATUS_INVALID_ARGUMENT;
+}
+
+static void log_accepted(struct fwd *f, const uint8_t *msg, size_t len)
+{
+	Orchestrator__V1__TaskAccepted *a = orchestrator__v1__task_accepted__unpack(NULL, len, msg);
+	if (!a)
+		return;
+	log_info("task_submitted", "task=%s name=%s duplicate=%d", log_quote(a->task_id),
+		 log_quote(f->name), (int)a->duplicate);
+	orchestrator__v1__task_accepted__free_unpacked(a, NULL);
+}
+
+static void log_cancelled(struct fwd *f, const uint8_t *msg, size_t len)
+{
+	Orchestrator__V1__CancelTaskResponse *r =
+		orchestrator__v1__cancel_task_response__unpack(NULL, len, msg);
+	if (!r)
+		return;
+	log_info("task_cancel", "task=%s status=%s", log_quote(r->task_id),
+		 task_state_name((enum task_state)r->status));
+	orchestrator__v1__cancel_task_response__free_unpacked(r, NULL);
+}
+
+/* Sorted by name. HealthCheck is health.c's; SubscribeProgress is below. */
+static const struct method methods[] = {
+	{"CancelTask", NULL, log_cancelled},
+	{"GetTask", NULL, NULL},
+	{"ListTasks", NULL, NULL},
+	{"ListWorkers", NULL, NULL},
+	{"SubmitTask", check_spec, log_accepted},
+};
+#define NMETHODS (sizeof methods / sizeof methods[0])
+
+/* ---- unary forwarding -------------------------------------------------- */
+
+static void fwd_free(struct fwd *f)
+{
+	free(f);
+}
+
+static int up_message(struct rpc_call *up, const uint8_t *msg, size_t len, void *arg)
+{
+	struct fwd *f = arg;
+	if (!f->client)
+		return 0;
+	if (f->m->log_reply)
+		f->m->log_reply(f, msg, len);
+	rpc_call_send(f->client, msg, len, 0);
+	return 0;
+}
+
+static void up_done(struct rpc_call *up, int status, const char *message, void *arg)
+{
+	struct fwd *f = arg;
+	f->up = NULL;
+	if (!f->client) {
+		fwd_free(f);
+		return;
+	}
+	char buf[512];
+	const char *text = relay_message(f->gw, status, message, buf, sizeof buf);
+	log_emit(status == GRPC_STATUS_OK ? LOG_DEBUG : LOG_INFO, "forwarded",
+		 "method=%s status=%s ms=%lld message=%s", f->m->name, status_name(status),
+		 (long long)(rpc_now_ms() - f->start_ms), log_quote(text));
+	rpc_call_finish(f->client, status, text);
+}
+
+static const struct rpc_call_cbs up_cbs = {.on_message = up_message, .on_done = up_done};
+
+static int client_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	struct binding *b = arg;
+	struct gateway *gw = b->gw;
+	if (rpc_call_data(call))
+		return GRPC_STATUS_INVALID_ARGUMENT; /* a unary call takes one message */
+	struct fwd *f = xcalloc(1, sizeof *f);
+	f->gw = gw;
+	f->m = b->m;
+	f->start_ms = rpc_now_ms();
+	rpc_call_set_data(call, f);
+	if (b->m->check) {
+		char err[256];
+		int st = b->m->check(f, msg, len, err, sizeof err);
+		if (st) {
+			log_info("rejected", "method=%s status=%s peer=%s reason=%s", b->m->name,
+				 status_name(st), rpc_call_peer(call), log_quote(err));
+			rpc_call_finish(call, st, err);
+			return 0;
+		}
+	}
+	f->client = call;
+	char path[96];
+	snprintf(path, sizeof path, SCHEDULER_PATH "%s", b->m->name);
+	struct rpc_call_opts o = {.timeout_ms = call_timeout(gw, call, 1)};
+	f->up = rpc_call_start(gw->sched, path, &up_cbs, f, &o);
+	rpc_call_send(f->up, msg, len, 0);
+	rpc_call_close_send(f->up);
+	return 0;
+}
+
+static void client_half_close(struct rpc_call *call, void *arg)
+{
+	if (!rpc_call_data(call))
+		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
+}
+
+static void client_done(struct rpc_call *call, int status, const char *message, void *arg)
+{
+	struct fwd *f = rpc_call_data(call);
+	if (!f)
+		return;
+	if (!f->client) { /* rejected before forwarding */
+		fwd_free(f);
+		return;
+	}
+	f->client = NULL;
+	if (f->up) {
+		/* The client cancelled or its deadline passed: so does ours.
+		 * up_done frees f. */
+		log_debug("forward_cancelled", "method=%s status=%s", f->m->name,
+			  status_name(status));
+		rpc_call_cancel(f->up);
+		return;
+	}
+	fwd_free(f);
+}
+
+static const struct rpc_call_cbs unary_cbs = {
+	.on_message = client_message,
+	.on_half_close = client_half_close,
+	.on_done = client_done,
+};
+
+/* ---- progress streams -------------------------------------------------- */
+
+static int send_progress(const void *msg, size_t len, void *arg)
+{
+	struct sub *s = arg;
+	return rpc_call_send(s->client, msg, len, 0);
+}
+
+static void sub_free(struct sub *s)
+{
+	struct gateway *gw = s->gw;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		gw->subs = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	gw->nsubs--;
+	coalesce_free(&s->box);
+	free(s->up_message);
+	free(s);
+}
+
+/* Ends the client's stream with the watch's status, once every update
+ * that matters has been handed to the rpc layer. */
+static void sub_finish_if_flushed(struct sub *s)
+{
+	if (!s->client || !s->up_done || coalesce_pending(&s->box))
+		return;
+	char buf[512];
+	const char *text = relay_message(s->gw, s->up_status, s->up_message, buf, sizeof buf);
+	log_info("subscribe_end", "task=%s status=%s final=%s received=%llu sent=%llu "
+				  "coalesced=%llu ms=%lld message=%s",
+		 log_quote(s->task), status_name(s->up_status),
+		 s->final_status ? task_state_name((enum task_state)s->final_status) : "none",
+		 (unsigned long long)s->received, (unsigned long long)s->box.sent,
+		 (unsigned long long)(s->box.replaced + s->box.dropped),
+		 (long long)(rpc_now_ms() - s->start_ms), log_quote(text));
+	rpc_call_finish(s->client, s->up_status, text);
+	s->up_done = 0; /* finished; client_sub_done follows */
+}
+
+/* Whether a TaskProgress is a task's last: a final status or a result. */
+static int is_final(struct sub *s, const uint8_t *msg, size_t len)
+{
+	Orchestrator__V1__TaskProgress *p = orchestrator__v1__task_progress__unpack(NULL, len, msg);
+	if (!p)
+		return 0;
+	int final = task_state_final((enum task_state)p->status) || p->result;
+	if (final)
+		s->final_status = p->result && p->result->status ? (int)p->result->status
+								  : (int)p->status;
+	orchestrator__v1__task_progress__free_unpacked(p, NULL);
+	return final;
+}
+
+static int watch_message(struct rpc_call *up, const uint8_t *msg, size_t len, void *arg)
+{
+	struct sub *s = arg;
+	s->received++;
+	if (!s->client)
+		return 0;
+	/* An error means the client is gone; its on_done cancels us. */
+	coalesce_offer(&s->box, msg, len, is_final(s, msg, len));
+	return 0;
+}
+
+static void watch_done(struct rpc_call *up, int status, const char *message, void *arg)
+{
+	struct sub *s = arg;
+	s->up = NULL;
+	if (!s->client) {
+		sub_free(s);
+		return;
+	}
+	s->up_done = 1;
+	s->up_status = status;
+	s->up_message = xstrdup(message);
+	sub_finish_if_flushed(s);
+}
+
+static const struct rpc_call_cbs watch_cbs = {.on_message = watch_message, .on_done = watch_done};
+
+static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	struct gateway *gw = arg;
+	if (rpc_call_data(call))
+		return GRPC_STATUS_INVALID_ARGUMENT; /* one request per stream */
+	if (gw->stopping) {
+		rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE,
+				"gateway is shutting down: subscribe through another gateway");
+		return 0;
+	}
+	if (gw->nsubs >= gw->max_subs) {
+		char err[160];
+		snprintf(err, sizeof err,
+			 "gateway has %d progress subscribers, its limit (--max-subscribers); "
+			 "retry later or use another gateway",
+			 gw->nsubs);
+		log_warn("subscriber_limit", "limit=%d peer=%s", gw->max_subs, rpc_call_peer(call));
+		rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, err);
+		return 0;
+	}
+	struct sub *s = xcalloc(1, sizeof *s);
+	s->gw = gw;
+	s->client = call;
+	s->start_ms = rpc_now_ms();
+	coalesce_init(&s->box, send_progress, s);
+	Orchestrator__V1__ProgressRequest *r =
+		orchestrator__v1__progress_request__unpack(NULL, len, msg);
+	snprintf(s->task, sizeof s->task, "%s", r && r->task_id ? r->task_id : "");
+	if (r)
+		orchestrator__v1__progress_request__free_unpacked(r, NULL);
+	s->next = gw->subs;
+	if (gw->subs)
+		gw->subs->prev = s;
+	gw->subs = s;
+	gw->nsubs++;
+	rpc_call_set_data(call, s);
+	log_info("subscribe", "task=%s peer=%s subscribers=%d", log_quote(s->task),
+		 rpc_call_peer(call), gw->nsubs);
+	/* Only the client's own deadline: a progress stream may last. */
+	struct rpc_call_opts o = {.timeout_ms = call_timeout(gw, call, 0)};
+	s->up = rpc_call_start(gw->sched, SCHEDULER_PATH "WatchTask", &watch_cbs, s, &o);
+	rpc_call_send(s->up, msg, len, 0);
+	rpc_call_close_send(s->up);
+	return 0;
+}
+
+static void sub_writable(struct rpc_call *call, void *arg)
+{
+	struct sub *s = rpc_call_data(call);
+	if (!s || !s->client)
+		return;
+	coalesce_writable(&s->box);
+	sub_finish_if_flushed(s);
+}
+
+static void sub_half_close(struct rpc_call *call, void *arg)
+{
+	if (!rpc_call_data(call))
+		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
+}
+
+static void sub_done(struct rpc_call *call, int status, const char *message, void *arg)
+{
+	struct sub *s = rpc_call_data(call);
+	if (!s)
+		return;
+	s->client = NULL;
+	if (s->up) {
+		/* The subscriber left (cancel, deadline, connection lost):
+		 * stop watching. watch_done frees s. */
+		log_info("subscribe_cancelled", "task=%s status=%s received=%llu sent=%llu",
+			 log_quote(s->task), status_name(status), (unsigned long long)s->received,
+			 (unsigned long long)s->box.sent);
+		rpc_call_cancel(s->up);
+		return;
+	}
+	sub_free(s);
+}
+
+static const struct rpc_call_cbs sub_cbs = {
+	.on_message = sub_message,
+	.on_half_close = sub_half_close,
+	.on_writable = sub_writable,
+	.on_done = sub_done,
+};
+
+/* ---- the role ------------------------------------------------------------ */
+
+static void sched_state(struct rpc_channel *ch, enum rpc_channel_state st, void *arg)
+{
+	struct gateway *gw = arg;
+	if (st == RPC_CH_READY && gw->sched_reported != 1) {
+		gw->sched_reported = 1;
+		log_info("scheduler_connected", "addr=%s", gw->sched_addr);
+	} else if (st == RPC_CH_BACKOFF && gw->sched_reported != -1) {
+		gw->sched_reported = -1;
+		log_warn("scheduler_unreachable", "addr=%s retry_max_ms=%d", gw->sched_addr,
+			 RECONNECT_MAX_MS);
+	}
+}
+
+/* SIGTERM: progress streams would hold the drain for the whole grace
+ * period, so they end now with UNAVAILABLE (clients resubscribe elsewhere
+ * and get the current state first); unary calls in flight finish. */
+static void gateway_stop(void *arg)
+{
+	struct gateway *gw = arg;
+	gw->stopping = 1;
+	for (struct sub *s = gw->subs; s; s = s->next) {
+		if (!s->client || !s->up)
+			continue;
+		s->up_done = 1;
+		s->up_status = GRPC_STATUS_UNAVAILABLE;
+		free(s->up_message);
+		s->up_message = xstrdup("gateway is shutting down: subscribe again");
+		rpc_call_cancel(s->up);
+		rpc_call_finish(s->client, GRPC_STATUS_UNAVAILABLE,
+				"gateway is shutting down: subscribe again");
+	}
+}
+
+int cmd_gateway(int argc, char **argv)
+{
+	struct gateway gw = {
+		.sched_addr = "127.0.0.1:50052",
+		.max_payload = 1u << 20,
+		.max_subs = 1000,
+		.call_timeout_ms = 10000,
+	};
+	struct role_flags rf = {.listen = ":50051"};
+	const struct opt opts[] = {
+		ROLE_OPTS(&rf, "ORCHD_GATEWAY_"),
+		{"scheduler", "ORCHD_SCHEDULER", OPT_STR, &gw.sched_addr, "ADDR",
+		 "scheduler to forward to (default 127.0.0.1:50052)"},
+		{"max-payload", "ORCHD_MAX_PAYLOAD", OPT_SIZE, &gw.max_payload, "SIZE",
+		 "largest task payload accepted (default 1M)"},
+		{"max-subscribers", "ORCHD_GATEWAY_MAX_SUBSCRIBERS", OPT_INT, &gw.max_subs, "N",
+		 "concurrent progress streams; past it RESOURCE_EXHAUSTED (default 1000)"},
+		{"call-timeout", "ORCHD_GATEWAY_CALL_TIMEOUT", OPT_DUR, &gw.call_timeout_ms,
+		 "DURATION", "deadline of forwarded calls whose client set none (default 10s)"},
+		{NULL, NULL, 0, NULL, NULL, NULL},
+	};
+	int n = cmd_parse("gateway", "[FLAGS]", opts, argc, argv);
+	if (n < 0)
+		return -1 - n;
+	char host[256];
+	int port;
+	if (n > 0) {
+		cmd_error("gateway", "unexpected argument '%s' (see --help)", argv[0]);
+		return EXIT_USAGE;
+	}
+	if (addr_parse(gw.sched_addr, host, sizeof host, &port) != 0 || port == 0) {
+		cmd_error("gateway", "invalid --scheduler address '%s' (expected host:port)",
+			  gw.sched_addr);
+		return EXIT_USAGE;
+	}
+	if (gw.max_subs < 1) {
+		cmd_error("gateway", "--max-subscribers must be at least 1");
+		return EXIT_USAGE;
+	}
+	if (gw.call_timeout_ms <= 0) {
+		cmd_error("gateway", "--call-timeout must be positive");
+		return EXIT_USAGE;
+	}
+
+	/* Room for a full payload plus the rest of the spec, and for answers
+	 * that carry a payload and an output (GetTask). */
+	size_t limit = gw.max_payload + (2u << 20);
+	if (limit < (4u << 20))
+		limit = 4u << 20;
+	struct rpc_opts so = {
+		.max_recv_msg = limit,
+		.max_send_msg = limit,
+		.send_high_water = STREAM_HIGH_WATER,
+		.max_streams = (uint32_t)gw.max_subs + 100,
+	};
+	static const char *const services[] = {GATEWAY_SERVICE, NULL};
+	int rc = role_init(&gw.role, "gateway", &rf, &so, services);
+	if (rc) {
+		role_free(&gw.role);
+		return rc;
+	}
+	struct rpc_opts co = {
+		.max_recv_msg = limit,
+		.max_send_msg = limit,
+		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+		.backoff_initial_ms = RECONNECT_INITIAL_MS,
+		.backoff_max_ms = RECONNECT_MAX_MS,
+	};
+	int err = 0;
+	gw.sched = rpc_channel_new(gw.role.base, gw.sched_addr, &co, &err);
+	if (!gw.sched) {
+		cmd_error("gateway", "cannot use scheduler address %s: %s", gw.sched_addr,
+			  err_str(err));
+		role_free(&gw.role);
+		return EXIT_USAGE;
+	}
+	rpc_channel_set_state_cb(gw.sched, sched_state, &gw);
+
+	struct binding bind[NMETHODS];
+	char path[128];
+	for (size_t i = 0; i < NMETHODS; i++) {
+		bind[i] = (struct binding){&gw, &methods[i]};
+		snprintf(path, sizeof path, "/" GATEWAY_SERVICE "/%s", methods[i].name);
+		rpc_server_add_method(gw.role.srv, path, &unary_cbs, &bind[i]);
+	}
+	rpc_server_add_method(gw.role.srv, "/" GATEWAY_SERVICE "/SubscribeProgress", &sub_cbs,
+			      &gw);
+	gw.role.on_stop = gateway_stop;
+	gw.role.stop_arg = &gw;
+	log_info("gateway_config", "scheduler=%s max_payload=%zu max_subscribers=%d "
+				   "call_timeout_ms=%lld",
+		 gw.sched_addr, gw.max_payload, gw.max_subs, (long long)gw.call_timeout_ms);
+	rpc_channel_connect(gw.sched); /* do not make the first client wait */
+
+	rc = role_run(&gw.role);
+	/* Upstream calls end first (CANCELLED), then whatever the drain left
+	 * of client calls; each side's on_done lets go of its half. */
+	rpc_channel_del(gw.sched);
+	role_free(&gw.role);
+	return rc;
+}

@@ -1,0 +1,665 @@
+/*
+ * scheduler: `orchd scheduler`, the owner of task state. Glue between the
+ * orchestrator.v1.Scheduler service and lib/scheduler.c: decode, call
+ * sched_*, encode. One commit per loop turn (a lowest-priority event runs
+ * after every request of the turn): submits are acknowledged only after it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+
+#include "cmd.h"
+#include "error.h"
+#include "log.h"
+#include "orchestrator/v1/orchestrator.pb-c.h"
+#include "pb.h"
+#include "scheduler.h"
+#include "store.h"
+#include "taskpb.h"
+#include "xalloc.h"
+
+static const char synopsis[] = "[--listen ADDR] [--data-dir DIR] [FLAGS]";
+
+static struct {
+	struct role role;
+	struct store *store;
+	struct sched *sched;
+	struct event *commit_ev;
+	struct event *tick_ev;
+	struct ack *acks;
+	size_t max_payload;
+} S;
+
+static int64_t now_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Something changed: commit at the end of this loop turn. */
+static void touch(void)
+{
+	event_active(S.commit_ev, 0, 0);
+}
+
+/* A store error as the status a client should see. */
+static int store_status(int rv)
+{
+	return rv == -ENOSPC ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAVAILABLE;
+}
+
+/* ---- SubmitTask: answered after the commit ------------------------------------ */
+
+struct ack {
+	struct rpc_call *call; /* NULL once the client went away */
+	char id[ID_LEN + 1];
+	int64_t accepted_ms;
+	int dup;
+	struct ack *next;
+};
+
+static int submit_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	Orchestrator__V1__TaskSpec *spec = orchestrator__v1__task_spec__unpack(NULL, len, msg);
+	if (!spec) {
+		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed TaskSpec");
+		return 0;
+	}
+	int64_t now = now_ms();
+	struct task *t = taskpb_to_task(spec, now);
+	orchestrator__v1__task_spec__free_unpacked(spec, NULL);
+	const struct task *out;
+	int dup;
+	char err[256];
+	int rv = sched_submit(S.sched, t, S.max_payload, now, &out, &dup, err, sizeof err);
+	if (rv < 0) {
+		rpc_call_finish(call,
+				rv == -EINVAL	? GRPC_STATUS_INVALID_ARGUMENT
+				: rv == -ENOSPC ? GRPC_STATUS_RESOURCE_EXHAUSTED
+						: store_status(rv),
+				err);
+		return 0;
+	}
+	struct ack *a = xcalloc(1, sizeof *a);
+	a->call = call;
+	memcpy(a->id, out->id, sizeof a->id);
+	a->accepted_ms = out->created_ms;
+	a->dup = dup;
+	a->next = S.acks;
+	S.acks = a;
+	rpc_call_set_data(call, a);
+	touch();
+	return 0;
+}
+
+static void submit_done(struct rpc_call *call, int status, const char *message, void *arg)
+{
+	struct ack *a = rpc_call_data(call);
+	if (a)
+		a->call = NULL;
+}
+
+static void answer_acks(int rv)
+{
+	struct ack *a = S.acks;
+	S.acks = NULL;
+	while (a) {
+		struct ack *next = a->next;
+		if (a->call) {
+			rpc_call_set_data(a->call, NULL);
+			if (rv == 0) {
+				Orchestrator__V1__TaskAccepted r = ORCHESTRATOR__V1__TASK_ACCEPTED__INIT;
+				r.task_id = a->id;
+				r.accepted_at_unix_ms = a->accepted_ms;
+				r.duplicate = a->dup;
+				pb_reply(a->call, &r.base);
+			} else {
+				char m[160];
+				snprintf(m, sizeof m, "task not stored: %s", err_str(rv));
+				rpc_call_finish(a->call, store_status(rv), m);
+			}
+		}
+		free(a);
+		a = next;
+	}
+}
+
+static void commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int rv = sched_commit(S.sched, now_ms());
+	if (rv < 0)
+		log_error("commit_failed", "error=%s", log_quote(err_str(rv)));
+	answer_acks(rv);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sched_tick(S.sched, now_ms());
+	touch();
+}
+
+/* ---- GetTask, CancelTask, ListTasks, ListWorkers ------------------------------- */
+
+static void not_found(struct rpc_call *call, const char *id)
+{
+	char m[128];
+	snprintf(m, sizeof m, "task %.40s not found", id);
+	rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, m);
+}
+
+static void reply_task_error(struct rpc_call *call, const char *id, int rv)
+{
+	if (rv == -ENOENT)
+		not_found(call, id);
+	else
+		rpc_call_finish(call, store_status(rv), err_str(rv));
+}
+
+static int get_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	Orchestrator__V1__GetTaskRequest *req =
+		orchestrator__v1__get_task_request__unpack(NULL, len, msg);
+	if (!req)
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	struct task *t;
+	int rv = sched_get(S.sched, req->task_id, &t);
+	if (rv < 0) {
+		reply_task_error(call, req->task_id, rv);
+	} else {
+		struct taskpb b = {0};
+		Orchestrator__V1__Task m;
+		taskpb_task(&b, t, &m);
+		pb_reply(call, &m.base);
+		taskpb_free(&b);
+		task_del(t);
+	}
+	orchestrator__v1__get_task_request__free_unpacked(req, NULL);
+	return 0;
+}
+
+static int cancel_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	Orchestrator__V1__CancelTaskRequest *req =
+		orchestrator__v1__cancel_task_request__unpack(NULL, len, msg);
+	if (!req)
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	int rv = sched_cancel(S.sched, req->task_id, req->reason, now_ms());
+	if (rv == E_STATE) {
+		char m[128];
+		snprintf(m, sizeof m, "task %.40s is already finished", req->task_id);
+		rpc_call_finish(call, GRPC_STATUS_FAILED_PRECONDITION, m);
+	} else if (rv < 0) {
+		reply_task_error(call, req->task_id, rv);
+	} else {
+		Orchestrator__V1__CancelTaskResponse r = ORCHESTRATOR__V1__CANCEL_TASK_RESPONSE__INIT;
+		r.task_id = req->task_id;
+		r.status = (Orchestrator__V1__TaskStatus)rv;
+		pb_reply(call, &r.base);
+		touch();
+	}
+	orchestrator__v1__cancel_task_request__free_unpacked(req, NULL);
+	return 0;
+}
+
+struct listing {
+	Orchestrator__V1__Task **tasks;
+	Orchestrator__V1__Task *msgs;
+	struct taskpb *bufs;
+	struct task **owned;
+	size_t n, cap;
+};
+
+static int list_cb(struct task *t, void *arg)
+{
+	struct listing *l = arg;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->msgs = xrealloc(l->msgs, l->cap * sizeof *l->msgs);
+		l->bufs = xrealloc(l->bufs, l->cap * sizeof *l->bufs);
+		l->owned = xrealloc(l->owned, l->cap * sizeof *l->owned);
+	}
+	l->owned[l->n] = t;
+	l->n++;
+	return 0;
+}
+
+static int list_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	Orchestrator__V1__ListTasksRequest *req =
+		orchestrator__v1__list_tasks_request__unpack(NULL, len, msg);
+	if (!req)
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	struct store_filter f = {.status = (enum task_state)req->status,
+				 .name = req->name,
+				 .page_size = req->page_size,
+				 .page_token = req->page_token};
+	struct listing l = {0};
+	char next[ID_LEN + 1] = "";
+	int rv = sched_list(S.sched, &f, list_cb, &l, next);
+	if (rv == -EINVAL) {
+		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "invalid page_token");
+	} else if (rv < 0) {
+		rpc_call_finish(call, store_status(rv), err_str(rv));
+	} else {
+		/* The message array is final now; point into it. */
+		l.tasks = xcalloc(l.n + 1, sizeof *l.tasks);
+		for (size_t i = 0; i < l.n; i++) {
+			memset(&l.bufs[i], 0, sizeof l.bufs[i]);
+			taskpb_task(&l.bufs[i], l.owned[i], &l.msgs[i]);
+			l.tasks[i] = &l.msgs[i];
+		}
+		Orchestrator__V1__ListTasksResponse r = ORCHESTRATOR__V1__LIST_TASKS_RESPONSE__INIT;
+		r.n_tasks = l.n;
+		r.tasks = l.tasks;
+		r.next_page_token = next;
+		pb_reply(call, &r.base);
+		for (size_t i = 0; i < l.n; i++)
+			taskpb_free(&l.bufs[i]);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		task_del(l.owned[i]);
+	free(l.tasks);
+	free(l.msgs);
+	free(l.bufs);
+	free(l.owned);
+	orchestrator__v1__list_tasks_request__free_unpacked(req, NULL);
+	return 0;
+}
+
+/* Worker infos are copied out of the callback: its arrays are borrowed
+ * for its duration only. */
+struct wlist {
+	Orchestrator__V1__WorkerInfo **v;
+	size_t n;
+};
+
+static char **dup_strv(const char *const *v, size_t n)
+{
+	char **c = xcalloc(n + 1, sizeof *c);
+	for (size_t i = 0; i < n; i++)
+		c[i] = xstrdup(v[i]);
+	return c;
+}
+
+static void free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void worker_cb(const struct sched_worker_info *w, void *arg)
+{
+	struct wlist *l = arg;
+	Orchestrator__V1__WorkerInfo *i = xmalloc(sizeof *i);
+	orchestrator__v1__worker_info__init(i);
+	i->worker_id = xstrdup(w->id);
+	i->n_task_names = w->nnames;
+	i->task_names = dup_strv(w->names, w->nnames);
+	i->slots = w->slots;
+	i->available_slots = w->slots - w->running;
+	i->n_running_task_ids = w->nrunning_ids;
+	i->running_task_ids = dup_strv(w->running_ids, w->nrunning_ids);
+	i->version = xstrdup(w->version);
+	i->address = xstrdup(w->address);
+	i->connected_unix_ms = w->connected_ms;
+	i->last_heartbeat_unix_ms = w->last_seen_ms;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+	l->v[l->n++] = i;
+}
+
+static int workers_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	struct wlist l = {0};
+	sched_workers_foreach(S.sched, worker_cb, &l);
+	Orchestrator__V1__ListWorkersResponse r = ORCHESTRATOR__V1__LIST_WORKERS_RESPONSE__INIT;
+	r.n_workers = l.n;
+	r.workers = l.v;
+	pb_reply(call, &r.base);
+	for (size_t k = 0; k < l.n; k++) {
+		Orchestrator__V1__WorkerInfo *i = l.v[k];
+		free(i->worker_id);
+		free_strv(i->task_names, i->n_task_names);
+		free_strv(i->running_task_ids, i->n_running_task_ids);
+		free(i->version);
+		free(i->address);
+		free(i);
+	}
+	free(l.v);
+	return 0;
+}
+
+/* ---- WatchTask: current state, then changes; coalesced when slow ------------------ */
+
+struct watch {
+	struct rpc_call *call;
+	char id[ID_LEN + 1];
+	uint8_t *pending; /* latest update not yet sent */
+	size_t npending;
+	int pending_final;
+	int blocked;
+	int watching;
+};
+
+static void watch_send(struct watch *w, const struct task *t)
+{
+	struct taskpb b = {0};
+	Orchestrator__V1__TaskProgress p;
+	taskpb_progress(&b, t, now_ms(), &p);
+	int final = task_state_final(t->status);
+	if (w->blocked) {
+		/* Latest wins: a slow watcher gets the newest state only. */
+		free(w->pending);
+		w->npending = orchestrator__v1__task_progress__get_packed_size(&p);
+		w->pending = xmalloc(w->npending);
+		orchestrator__v1__task_progress__pack(&p, w->pending);
+		w->pending_final = final;
+	} else {
+		int rv = pb_send(w->call, &p.base, 0);
+		if (rv == RPC_SEND_FULL)
+			w->blocked = 1;
+		if (final && rv >= 0)
+			rpc_call_finish(w->call, GRPC_STATUS_OK, NULL);
+	}
+	taskpb_free(&b);
+	if (final && w->watching) {
+		sched_unwatch(S.sched, w->id, w);
+		w->watching = 0;
+	}
+}
+
+static void on_update(void *ctx, const struct task *t)
+{
+	watch_send(ctx, t);
+}
+
+static void watch_writable(struct rpc_call *call, void *arg)
+{
+	struct watch *w = rpc_call_data(call);
+	w->blocked = 0;
+	if (!w->pending)
+		return;
+	int rv = rpc_call_send(call, w->pending, w->npending, 0);
+	free(w->pending);
+	w->pending = NULL;
+	if (rv == RPC_SEND_FULL)
+		w->blocked = 1;
+	if (w->pending_final)
+		rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+}
+
+static int watch_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	if (rpc_call_data(call))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	Orchestrator__V1__ProgressRequest *req =
+		orchestrator__v1__progress_request__unpack(NULL, len, msg);
+	if (!req)
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	struct watch *w = xcalloc(1, sizeof *w);
+	w->call = call;
+	snprintf(w->id, sizeof w->id, "%s", req->task_id);
+	rpc_call_set_data(call, w);
+	struct task *snap;
+	int rv = sched_watch(S.sched, req->task_id, w, &snap);
+	if (rv < 0) {
+		reply_task_error(call, req->task_id, rv);
+	} else {
+		w->watching = rv == 0;
+		watch_send(w, snap);
+		task_del(snap);
+	}
+	orchestrator__v1__progress_request__free_unpacked(req, NULL);
+	return 0;
+}
+
+static void watch_done(struct rpc_call *call, int status, const char *message, void *arg)
+{
+	struct watch *w = rpc_call_data(call);
+	if (!w)
+		return;
+	if (w->watching)
+		sched_unwatch(S.sched, w->id, w);
+	free(w->pending);
+	free(w);
+}
+
+/* ---- RegisterWorker ------------------------------------------------------------------ */
+
+struct wstream {
+	struct rpc_call *call;
+	struct sched_worker *w;
+};
+
+static void send_assignment(struct rpc_call *call, Orchestrator__V1__TaskAssignment *a)
+{
+	pb_send(call, &a->base, 0);
+}
+
+static void op_assign(void *ctx, const struct task *t)
+{
+	struct wstream *ws = ctx;
+	struct taskpb b = {0};
+	Orchestrator__V1__TaskAssignment__Assign as = ORCHESTRATOR__V1__TASK_ASSIGNMENT__ASSIGN__INIT;
+	as.task_id = (char *)t->id;
+	as.spec = taskpb_spec(&b, t);
+	as.attempt = t->attempt;
+	as.deadline_unix_ms = t->deadline_ms;
+	Orchestrator__V1__TaskAssignment a = ORCHESTRATOR__V1__TASK_ASSIGNMENT__INIT;
+	a.kind_case = ORCHESTRATOR__V1__TASK_ASSIGNMENT__KIND_ASSIGN;
+	a.assign = &as;
+	send_assignment(ws->call, &a);
+	taskpb_free(&b);
+	log_info("task_assigned", "task=%s worker=%s attempt=%d", t->id, t->worker_id,
+		 t->attempt);
+}
+
+static void op_cancel(void *ctx, const char *id, const char *reason)
+{
+	struct wstream *ws = ctx;
+	Orchestrator__V1__TaskAssignment__Cancel c = ORCHESTRATOR__V1__TASK_ASSIGNMENT__CANCEL__INIT;
+	c.task_id = (char *)id;
+	c.reason = (char *)reason;
+	Orchestrator__V1__TaskAssignment a = ORCHESTRATOR__V1__TASK_ASSIGNMENT__INIT;
+	a.kind_case = ORCHESTRATOR__V1__TASK_ASSIGNMENT__KIND_CANCEL;
+	a.cancel = &c;
+	send_assignment(ws->call, &a);
+}
+
+static void op_kick(void *ctx, int status, const char *msg)
+{
+	struct wstream *ws = ctx;
+	ws->w = NULL;
+	rpc_call_finish(ws->call, status, msg);
+}
+
+static void welcome(struct wstream *ws, const char *id, const struct sched_opts *o)
+{
+	Orchestrator__V1__TaskAssignment__Welcome wm =
+		ORCHESTRATOR__V1__TASK_ASSIGNMENT__WELCOME__INIT;
+	wm.worker_id = (char *)id;
+	wm.heartbeat_interval_ms = o->heartbeat_ms;
+	wm.dead_timeout_ms = o->dead_timeout_ms;
+	wm.version = (char *)ORCHD_VERSION;
+	Orchestrator__V1__TaskAssignment a = ORCHESTRATOR__V1__TASK_ASSIGNMENT__INIT;
+	a.kind_case = ORCHESTRATOR__V1__TASK_ASSIGNMENT__KIND_WELCOME;
+	a.welcome = &wm;
+	send_assignment(ws->call, &a);
+}
+
+static struct sched_opts sopts;
+
+static int worker_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	struct wstream *ws = rpc_call_data(call);
+	if (!ws) {
+		ws = xcalloc(1, sizeof *ws);
+		ws->call = call;
+		rpc_call_set_data(call, ws);
+	}
+	Orchestrator__V1__WorkerResponse *m =
+		orchestrator__v1__worker_response__unpack(NULL, len, msg);
+	if (!m) {
+		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed WorkerResponse");
+		return 0;
+	}
+	int64_t now = now_ms();
+	if (!ws->w && m->kind_case != ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_REGISTRATION) {
+		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+				"the first message must be a registration");
+	} else if (m->kind_case == ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_REGISTRATION) {
+		Orchestrator__V1__WorkerRegistration *r = m->registration;
+		char err[256];
+		if (ws->w) {
+			rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "registered twice");
+		} else {
+			/* Welcome goes out before any assignment. */
+			welcome(ws, r->worker_id, &sopts);
+			ws->w = sched_worker_register(
+				S.sched, ws, r->worker_id, r->slots, (const char *const *)r->task_names,
+				r->n_task_names, (const char *const *)r->running_task_ids,
+				r->n_running_task_ids, r->version, r->address, now, err, sizeof err);
+			if (!ws->w)
+				rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+		}
+	} else if (m->kind_case == ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_HEARTBEAT) {
+		sched_worker_seen(S.sched, ws->w, now);
+	} else if (m->kind_case == ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_PROGRESS) {
+		Orchestrator__V1__WorkerProgress *p = m->progress;
+		sched_worker_progress(S.sched, ws->w, p->task_id, p->attempt, p->percent, p->message,
+				      now);
+	} else if (m->kind_case == ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_RESULT) {
+		Orchestrator__V1__TaskResult *r = m->result;
+		sched_worker_result(S.sched, ws->w, r->task_id, r->attempt, (enum task_state)r->status,
+				    r->output.data, r->output.len, r->error, now);
+	} else {
+		sched_worker_seen(S.sched, ws->w, now);
+	}
+	orchestrator__v1__worker_response__free_unpacked(m, NULL);
+	touch();
+	return 0;
+}
+
+static void worker_half_close(struct rpc_call *call, void *arg)
+{
+	/* The worker is leaving: end the stream; on_done re-queues. */
+	rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+}
+
+static void worker_done(struct rpc_call *call, int status, const char *message, void *arg)
+{
+	struct wstream *ws = rpc_call_data(call);
+	if (!ws)
+		return;
+	if (ws->w)
+		sched_worker_gone(S.sched, ws->w, now_ms());
+	free(ws);
+	touch();
+}
+
+/* ---- wiring ---------------------------------------------------------------------------- */
+
+static const struct rpc_call_cbs submit_cbs = {.on_message = submit_msg, .on_done = submit_done};
+static const struct rpc_call_cbs get_cbs = {.on_message = get_msg};
+static const struct rpc_call_cbs cancel_cbs = {.on_message = cancel_msg};
+static const struct rpc_call_cbs list_cbs = {.on_message = list_msg};
+static const struct rpc_call_cbs workers_cbs = {.on_message = workers_msg};
+static const struct rpc_call_cbs watch_cbs = {
+	.on_message = watch_msg, .on_writable = watch_writable, .on_done = watch_done};
+static const struct rpc_call_cbs worker_cbs = {
+	.on_message = worker_msg, .on_half_close = worker_half_close, .on_done = worker_done};
+
+static const struct sched_ops ops = {
+	.assign = op_assign, .cancel = op_cancel, .kick = op_kick, .update = on_update};
+
+int cmd_scheduler(int argc, char **argv)
+{
+	struct role_flags rf = {.listen = ":50052"};
+	const char *data_dir = "./orchd-data";
+	int64_t retention = 7 * 86400000LL, dead = 5000, heartbeat = 1000;
+	int fsync_all = 0;
+	size_t max_payload = 1 << 20, max_active = 1000000;
+	struct opt opts[] = {
+		ROLE_OPTS(&rf, "ORCHD_SCHEDULER_"),
+		{"data-dir", "ORCHD_DATA_DIR", OPT_STR, &data_dir, "DIR",
+		 "where the task store lives (default ./orchd-data)"},
+		{"retention", "ORCHD_RETENTION", OPT_DUR, &retention, "DURATION",
+		 "how long finished tasks are kept (default 7d)"},
+		{"dead-timeout", "ORCHD_DEAD_TIMEOUT", OPT_DUR, &dead, "DURATION",
+		 "silence after which a worker is dead (default 5s)"},
+		{"heartbeat", "ORCHD_HEARTBEAT", OPT_DUR, &heartbeat, "DURATION",
+		 "heartbeat interval asked of workers (default 1s)"},
+		{"fsync", "ORCHD_FSYNC", OPT_BOOL, &fsync_all, NULL,
+		 "fsync every commit (survives power loss; default: survives crashes)"},
+		{"max-payload", "ORCHD_MAX_PAYLOAD", OPT_SIZE, &max_payload, "SIZE",
+		 "largest task payload (default 1M)"},
+		{"max-active", "ORCHD_MAX_ACTIVE", OPT_SIZE, &max_active, "N",
+		 "most pending+running tasks; past it SubmitTask is RESOURCE_EXHAUSTED"},
+		{NULL, NULL, 0, NULL, NULL, NULL},
+	};
+	int n = cmd_parse("scheduler", synopsis, opts, argc, argv);
+	if (n < 0)
+		return -1 - n;
+	if (n > 0) {
+		cmd_error("scheduler", "unexpected argument '%s'", argv[0]);
+		return EXIT_USAGE;
+	}
+	static const char *const services[] = {"orchestrator.v1.Scheduler", NULL};
+	struct rpc_opts ro = {.max_recv_msg = max_payload + (64u << 10)};
+	int rv = role_init(&S.role, "scheduler", &rf, &ro, services);
+	if (rv != 0) {
+		role_free(&S.role);
+		return rv;
+	}
+	struct store_sqlite_options so = {.sync_full = fsync_all};
+	rv = store_open_sqlite(data_dir, &so, &S.store);
+	if (rv < 0) {
+		cmd_error("scheduler", "cannot open the store in %s: %s", data_dir, err_str(rv));
+		role_free(&S.role);
+		return EXIT_FAIL;
+	}
+	sopts = (struct sched_opts){.heartbeat_ms = heartbeat,
+				    .dead_timeout_ms = dead,
+				    .retention_ms = retention,
+				    .max_active = max_active};
+	S.max_payload = max_payload;
+	S.sched = sched_new(S.store, &sopts, &ops, now_ms(), &rv);
+	if (!S.sched) {
+		cmd_error("scheduler", "cannot load tasks: %s", err_str(rv));
+		store_del(S.store);
+		role_free(&S.role);
+		return EXIT_FAIL;
+	}
+	S.commit_ev = event_new(S.role.base, -1, 0, commit_cb, NULL);
+	event_priority_set(S.commit_ev, 2);
+	S.tick_ev = event_new(S.role.base, -1, EV_PERSIST, tick_cb, NULL);
+	struct timeval tv = {0, 100000};
+	event_add(S.tick_ev, &tv);
+	struct rpc_server *srv = S.role.srv;
+	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/SubmitTask", &submit_cbs, NULL);
+	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/GetTask", &get_cbs, NULL);
+	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/CancelTask", &cancel_cbs, NULL);
+	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/ListTasks", &list_cbs, NULL);
+	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/ListWorkers", &workers_cbs, NULL);
+	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/WatchTask", &watch_cbs, NULL);
+	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/RegisterWorker", &worker_cbs, NULL);
+	log_info("scheduler_started", "data_dir=%s active=%zu", log_quote(data_dir),
+		 sched_active_count(S.sched));
+	rv = role_run(&S.role);
+	/* Calls still open end first (their on_done touch the scheduler). */
+	health_del(S.role.health);
+	S.role.health = NULL;
+	rpc_server_del(S.role.srv);
+	S.role.srv = NULL;
+	answer_acks(sched_commit(S.sched, now_ms()));
+	event_free(S.commit_ev);
+	event_free(S.tick_ev);
+	sched_del(S.sched);
+	store_del(S.store);
+	role_free(&S.role);
+	return rv;
+}

@@ -1,0 +1,690 @@
+/* scheduler: task scheduling decisions (see scheduler.h). */
+#include "scheduler.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "log.h"
+#include "map.h"
+#include "queue.h"
+#include "status.h"
+#include "xalloc.h"
+
+/* One slot of a worker: the task it runs, or, once the scheduler took the
+ * task away (lease over), just its id until the worker confirms. */
+struct slot {
+	char id[ID_LEN + 1];
+	struct task *t;
+};
+
+struct sched_worker {
+	char *id;
+	char **names;
+	size_t nnames;
+	int slots;
+	struct slot *run; /* nrun entries, at most slots */
+	int nrun;
+	char *version;
+	char *address;
+	int64_t connected_ms;
+	int64_t last_seen_ms;
+	void *ctx;
+	struct sched_worker *next;
+};
+
+struct watchers {
+	char id[ID_LEN + 1];
+	void **ctx;
+	size_t n;
+};
+
+/* A submit that waits for its commit. */
+struct fresh {
+	struct task *t;
+};
+
+struct sched {
+	struct store *st;
+	struct sched_opts o;
+	struct sched_ops ops;
+	struct queue *q;
+	struct map tasks;   /* id → active task */
+	struct map idem;    /* idempotency key → active task */
+	struct map watch;   /* id → struct watchers */
+	struct map changed; /* id → task changed since the last commit */
+	struct task **fresh; /* put since the last good flush */
+	size_t nfresh, capfresh;
+	struct task **orphans; /* RUNNING at startup, waiting for their worker */
+	size_t norphans;
+	int64_t orphan_deadline;
+	struct sched_worker *workers;
+	size_t nworkers;
+	int64_t next_purge;
+	struct task *scratch; /* a stored task handed out by sched_submit */
+};
+
+static void changed(struct sched *s, struct task *t)
+{
+	map_put(&s->changed, t->id, t);
+}
+
+static void notify(struct sched *s, struct task *t)
+{
+	struct watchers *w = map_get(&s->watch, t->id);
+	if (!w)
+		return;
+	/* A watcher's update may unwatch (the call ends on a final update):
+	 * walk a copy. */
+	size_t n = w->n;
+	void **ctx = xmemdup(w->ctx, n * sizeof *ctx);
+	for (size_t i = 0; i < n; i++)
+		s->ops.update(ctx[i], t);
+	free(ctx);
+}
+
+/* ---- life ------------------------------------------------------------------ */
+
+static int load_cb(struct task *t, void *arg)
+{
+	struct sched *s = arg;
+	map_put(&s->tasks, t->id, t);
+	if (t->idempotency_key)
+		map_put(&s->idem, t->idempotency_key, t);
+	if (t->status == TASK_PENDING) {
+		queue_push(s->q, t, 0);
+	} else {
+		s->orphans = xrealloc(s->orphans, (s->norphans + 1) * sizeof *s->orphans);
+		s->orphans[s->norphans++] = t;
+	}
+	return 0;
+}
+
+struct sched *sched_new(struct store *st, const struct sched_opts *opts, const struct sched_ops *ops,
+			int64_t now, int *err)
+{
+	struct sched *s = xcalloc(1, sizeof *s);
+	s->st = st;
+	if (opts)
+		s->o = *opts;
+	if (!s->o.heartbeat_ms)
+		s->o.heartbeat_ms = 1000;
+	if (!s->o.dead_timeout_ms)
+		s->o.dead_timeout_ms = 5000;
+	if (!s->o.lease_grace_ms)
+		s->o.lease_grace_ms = 5000;
+	if (!s->o.retention_ms)
+		s->o.retention_ms = 7 * 86400000LL;
+	if (!s->o.max_active)
+		s->o.max_active = 1000000;
+	if (!s->o.max_slots)
+		s->o.max_slots = 10000;
+	if (!s->o.policy.default_max_attempts)
+		s->o.policy = task_policy_default;
+	s->ops = *ops;
+	s->q = queue_new();
+	map_init(&s->tasks);
+	map_init(&s->idem);
+	map_init(&s->watch);
+	map_init(&s->changed);
+	int rv = store_load_active(st, load_cb, s);
+	if (rv < 0) {
+		*err = rv;
+		sched_del(s);
+		return NULL;
+	}
+	s->orphan_deadline = now + s->o.dead_timeout_ms;
+	s->next_purge = now;
+	log_info("sched_loaded", "pending=%zu running=%zu", queue_size(s->q), s->norphans);
+	return s;
+}
+
+static void free_task(const char *key, void *val, void *arg)
+{
+	struct sched *s = arg;
+	struct task *t = val;
+	if (t->qwhere)
+		queue_remove(s->q, t);
+	task_del(t);
+}
+
+static void free_watchers(const char *key, void *val, void *arg)
+{
+	struct watchers *w = val;
+	free(w->ctx);
+	free(w);
+}
+
+static void worker_free(struct sched_worker *w)
+{
+	for (size_t i = 0; i < w->nnames; i++)
+		free(w->names[i]);
+	free(w->names);
+	free(w->run);
+	free(w->id);
+	free(w->version);
+	free(w->address);
+	free(w);
+}
+
+void sched_del(struct sched *s)
+{
+	if (!s)
+		return;
+	while (s->workers) {
+		struct sched_worker *w = s->workers;
+		s->workers = w->next;
+		worker_free(w);
+	}
+	map_foreach(&s->tasks, free_task, s);
+	map_foreach(&s->watch, free_watchers, NULL);
+	map_free(&s->tasks);
+	map_free(&s->idem);
+	map_free(&s->watch);
+	map_free(&s->changed);
+	queue_del(s->q);
+	free(s->fresh);
+	free(s->orphans);
+	task_del(s->scratch);
+	free(s);
+}
+
+/* A task reached a final state: it leaves memory after the commit. */
+static void transition(struct sched *s, struct task *t, enum task_event ev, const struct task_ev *e,
+		       int64_t now)
+{
+	struct task_ev ev2 = e ? *e : (struct task_ev){0};
+	ev2.policy = &s->o.policy;
+	int st = task_transition(t, ev, &ev2, now);
+	if (st < 0)
+		return;
+	log_info("task_state", "task=%s event=%s status=%s attempt=%d", t->id,
+		 task_event_name(ev), task_state_name(t->status), t->attempt);
+	if (t->status == TASK_PENDING && !t->qwhere)
+		queue_push(s->q, t, now);
+	store_update(s->st, t);
+	changed(s, t);
+}
+
+/* ---- submit and commit ------------------------------------------------------- */
+
+int sched_submit(struct sched *s, struct task *t, size_t max_payload, int64_t now,
+		 const struct task **out, int *dup, char *err, size_t errlen)
+{
+	*dup = 0;
+	if (task_spec_check(t->name, t->payload_len, t->max_attempts, t->timeout_ms, max_payload,
+			    err, errlen) != 0) {
+		task_del(t);
+		return -EINVAL;
+	}
+	if (t->idempotency_key) {
+		struct task *old = map_get(&s->idem, t->idempotency_key);
+		if (!old && store_find_idempotent(s->st, t->idempotency_key, &old) == 0) {
+			/* Finished and out of memory: the copy lives until the
+			 * next submit. */
+			task_del(s->scratch);
+			s->scratch = old;
+		}
+		if (old) {
+			*dup = 1;
+			*out = old;
+			task_del(t);
+			return 0;
+		}
+	}
+	if (map_get(&s->tasks, t->id) || s->tasks.n >= s->o.max_active) {
+		snprintf(err, errlen, "too many active tasks (limit %zu)", s->o.max_active);
+		task_del(t);
+		return -ENOSPC;
+	}
+	t->max_attempts = task_max_attempts(t, &s->o.policy);
+	int rv = store_put(s->st, t);
+	if (rv < 0) {
+		snprintf(err, errlen, "store: %s", err_str(rv));
+		task_del(t);
+		return rv;
+	}
+	map_put(&s->tasks, t->id, t);
+	if (t->idempotency_key)
+		map_put(&s->idem, t->idempotency_key, t);
+	if (s->nfresh == s->capfresh) {
+		s->capfresh = s->capfresh ? s->capfresh * 2 : 64;
+		s->fresh = xrealloc(s->fresh, s->capfresh * sizeof *s->fresh);
+	}
+	s->fresh[s->nfresh++] = t;
+	*out = t;
+	return 0;
+}
+
+static void forget(struct sched *s, struct task *t)
+{
+	map_del(&s->tasks, t->id);
+	if (t->idempotency_key && map_get(&s->idem, t->idempotency_key) == t)
+		map_del(&s->idem, t->idempotency_key);
+	if (t->qwhere)
+		queue_remove(s->q, t);
+	task_del(t);
+}
+
+/* Least loaded capable worker with a free slot: fewest running per slot. */
+static struct sched_worker *pick(struct sched *s, int64_t now, struct task **tp)
+{
+	struct sched_worker *best = NULL;
+	struct task *bt = NULL;
+	for (struct sched_worker *w = s->workers; w; w = w->next) {
+		if (w->nrun >= w->slots)
+			continue;
+		if (best && (int64_t)w->nrun * best->slots >= (int64_t)best->nrun * w->slots)
+			continue;
+		struct task *t = queue_peek(s->q, (const char *const *)w->names, w->nnames, now);
+		if (!t)
+			continue;
+		best = w;
+		bt = t;
+	}
+	*tp = bt;
+	return best;
+}
+
+static void dispatch(struct sched *s, int64_t now)
+{
+	queue_release(s->q, now);
+	struct task *t;
+	struct sched_worker *w;
+	while ((w = pick(s, now, &t))) {
+		queue_remove(s->q, t);
+		struct task_ev e = {.worker_id = w->id};
+		transition(s, t, TASK_EV_ASSIGN, &e, now);
+		if (t->status != TASK_RUNNING)
+			continue;
+		struct slot *sl = &w->run[w->nrun++];
+		memcpy(sl->id, t->id, sizeof sl->id);
+		sl->t = t;
+		s->ops.assign(w->ctx, t);
+	}
+}
+
+static void announce(struct sched *s)
+{
+	for (size_t i = 0; i < s->changed.cap; i++) {
+		struct map_ent *e = &s->changed.e[i];
+		if (!e->key)
+			continue;
+		struct task *t = e->val;
+		notify(s, t);
+		if (task_state_final(t->status))
+			forget(s, t);
+	}
+	map_free(&s->changed);
+}
+
+int sched_commit(struct sched *s, int64_t now)
+{
+	int rv = store_flush(s->st);
+	if (rv < 0) {
+		/* The batch's new tasks are gone with it: forget them; the
+		 * caller fails their submits. */
+		for (size_t i = 0; i < s->nfresh; i++) {
+			map_del(&s->changed, s->fresh[i]->id);
+			forget(s, s->fresh[i]);
+		}
+		s->nfresh = 0;
+		return rv;
+	}
+	for (size_t i = 0; i < s->nfresh; i++)
+		queue_push(s->q, s->fresh[i], now);
+	s->nfresh = 0;
+	dispatch(s, now);
+	rv = store_flush(s->st);
+	if (rv < 0)
+		return rv;
+	announce(s);
+	return 0;
+}
+
+/* ---- queries ----------------------------------------------------------------- */
+
+int sched_get(struct sched *s, const char *id, struct task **out)
+{
+	struct task *t = map_get(&s->tasks, id);
+	if (t) {
+		*out = task_clone(t);
+		return 0;
+	}
+	return store_get(s->st, id, out);
+}
+
+int sched_list(struct sched *s, const struct store_filter *f, store_task_cb cb, void *arg,
+	       char next_token[ID_LEN + 1])
+{
+	int rv = store_flush(s->st);
+	if (rv < 0)
+		return rv;
+	return store_list(s->st, f, cb, arg, next_token);
+}
+
+static struct sched_worker *worker_by_id(struct sched *s, const char *id)
+{
+	for (struct sched_worker *w = s->workers; w; w = w->next)
+		if (strcmp(w->id, id) == 0)
+			return w;
+	return NULL;
+}
+
+int sched_cancel(struct sched *s, const char *id, const char *reason, int64_t now)
+{
+	struct task *t = map_get(&s->tasks, id);
+	if (!t) {
+		struct task *old;
+		int rv = store_get(s->st, id, &old);
+		if (rv < 0)
+			return rv;
+		task_del(old);
+		return E_STATE; /* out of memory means finished */
+	}
+	if (task_state_final(t->status))
+		return E_STATE;
+	struct task_ev e = {.error = reason && *reason ? reason : "cancelled by client"};
+	if (t->qwhere)
+		queue_remove(s->q, t);
+	transition(s, t, TASK_EV_CANCEL, &e, now);
+	if (t->status == TASK_RUNNING && t->worker_id) {
+		struct sched_worker *w = worker_by_id(s, t->worker_id);
+		if (w)
+			s->ops.cancel(w->ctx, t->id, e.error);
+	}
+	return t->status;
+}
+
+/* ---- workers ------------------------------------------------------------------ */
+
+static struct slot *slot_of(struct sched_worker *w, const char *id)
+{
+	for (int i = 0; i < w->nrun; i++)
+		if (strcmp(w->run[i].id, id) == 0)
+			return &w->run[i];
+	return NULL;
+}
+
+static void slot_free(struct sched_worker *w, struct slot *sl)
+{
+	*sl = w->run[--w->nrun];
+}
+
+static void unlink_worker(struct sched *s, struct sched_worker *w)
+{
+	for (struct sched_worker **p = &s->workers; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			s->nworkers--;
+			return;
+		}
+	}
+}
+
+/* Takes over a task another stream of the same worker, or the previous
+ * scheduler run, left RUNNING. */
+static int claim(struct sched *s, struct sched_worker *w, const char *id, struct sched_worker *old)
+{
+	struct task *t = map_get(&s->tasks, id);
+	if (!t || t->status != TASK_RUNNING || !t->worker_id || strcmp(t->worker_id, w->id) != 0 ||
+	    w->nrun >= w->slots)
+		return 0;
+	if (old) {
+		struct slot *sl = slot_of(old, id);
+		if (sl)
+			slot_free(old, sl);
+	}
+	for (size_t i = 0; i < s->norphans; i++) {
+		if (s->orphans[i] == t) {
+			s->orphans[i] = s->orphans[--s->norphans];
+			break;
+		}
+	}
+	struct slot *sl = &w->run[w->nrun++];
+	memcpy(sl->id, t->id, sizeof sl->id);
+	sl->t = t;
+	return 1;
+}
+
+struct sched_worker *sched_worker_register(struct sched *s, void *wctx, const char *id, int slots,
+					   const char *const *names, size_t nnames,
+					   const char *const *running, size_t nrunning,
+					   const char *version, const char *address, int64_t now,
+					   char *err, size_t errlen)
+{
+	if (!id || !*id || strlen(id) > 256) {
+		snprintf(err, errlen, "registration needs a worker_id of 1 to 256 bytes");
+		return NULL;
+	}
+	if (slots < 1 || slots > s->o.max_slots) {
+		snprintf(err, errlen, "slots must be 1..%d, not %d", s->o.max_slots, slots);
+		return NULL;
+	}
+	if (nnames == 0 || nnames > 1024) {
+		snprintf(err, errlen, "registration needs 1 to 1024 task names");
+		return NULL;
+	}
+	for (size_t i = 0; i < nnames; i++) {
+		if (!names[i] || !*names[i] || strlen(names[i]) > TASK_NAME_MAX) {
+			snprintf(err, errlen, "task name %zu is empty or too long", i);
+			return NULL;
+		}
+	}
+	struct sched_worker *w = xcalloc(1, sizeof *w);
+	w->id = xstrdup(id);
+	w->slots = slots;
+	w->names = xcalloc(nnames, sizeof *w->names);
+	for (size_t i = 0; i < nnames; i++)
+		w->names[i] = xstrdup(names[i]);
+	w->nnames = nnames;
+	w->run = xcalloc((size_t)slots, sizeof *w->run);
+	w->version = xstrdup(version ? version : "");
+	w->address = xstrdup(address ? address : "");
+	w->connected_ms = w->last_seen_ms = now;
+	w->ctx = wctx;
+
+	struct sched_worker *old = worker_by_id(s, id);
+	for (size_t i = 0; i < nrunning; i++) {
+		if (!claim(s, w, running[i], old))
+			/* Not ours (any more): stop it rather than let it run
+			 * for nothing; its result would be ignored. */
+			s->ops.cancel(wctx, running[i], "not assigned to this worker");
+	}
+	if (old) {
+		log_warn("worker_replaced", "worker=%s", id);
+		s->ops.kick(old->ctx, GRPC_STATUS_ABORTED, "replaced by a new stream of this worker");
+		sched_worker_gone(s, old, now);
+	}
+	w->next = s->workers;
+	s->workers = w;
+	s->nworkers++;
+	log_info("worker_registered", "worker=%s slots=%d names=%zu reclaimed=%d", id, slots,
+		 nnames, w->nrun);
+	return w;
+}
+
+void sched_worker_seen(struct sched *s, struct sched_worker *w, int64_t now)
+{
+	w->last_seen_ms = now;
+}
+
+void sched_worker_progress(struct sched *s, struct sched_worker *w, const char *task_id,
+			   int32_t attempt, int32_t percent, const char *msg, int64_t now)
+{
+	w->last_seen_ms = now;
+	struct slot *sl = slot_of(w, task_id);
+	if (!sl || !sl->t)
+		return;
+	if (task_progress(sl->t, attempt, percent, msg) == 1)
+		notify(s, sl->t);
+}
+
+void sched_worker_result(struct sched *s, struct sched_worker *w, const char *task_id,
+			 int32_t attempt, enum task_state status, const void *output, size_t len,
+			 const char *error, int64_t now)
+{
+	w->last_seen_ms = now;
+	struct slot *sl = slot_of(w, task_id);
+	if (!sl) {
+		log_warn("result_ignored", "worker=%s task=%s attempt=%d reason=not_assigned", w->id,
+			 task_id, attempt);
+		return;
+	}
+	struct task *t = sl->t;
+	slot_free(w, sl);
+	if (!t) {
+		log_info("result_ignored", "worker=%s task=%s attempt=%d reason=lease_over", w->id,
+			 task_id, attempt);
+		return;
+	}
+	struct task_ev e = {.worker_id = w->id,
+			    .attempt = attempt,
+			    .output = output,
+			    .output_len = len,
+			    .error = error};
+	enum task_event ev = status == TASK_COMPLETED ? TASK_EV_COMPLETE
+			     : status == TASK_CANCELLED ? TASK_EV_CANCELLED
+							: TASK_EV_FAIL;
+	transition(s, t, ev, &e, now);
+}
+
+void sched_worker_gone(struct sched *s, struct sched_worker *w, int64_t now)
+{
+	unlink_worker(s, w);
+	log_info("worker_gone", "worker=%s running=%d", w->id, w->nrun);
+	for (int i = 0; i < w->nrun; i++) {
+		struct task *t = w->run[i].t;
+		if (!t)
+			continue;
+		struct task_ev e = {.worker_id = w->id, .error = "worker lost"};
+		transition(s, t, TASK_EV_WORKER_LOST, &e, now);
+	}
+	worker_free(w);
+}
+
+void sched_workers_foreach(struct sched *s, void (*fn)(const struct sched_worker_info *, void *),
+			   void *arg)
+{
+	for (struct sched_worker *w = s->workers; w; w = w->next) {
+		const char *ids[w->nrun + 1];
+		size_t n = 0;
+		for (int i = 0; i < w->nrun; i++)
+			if (w->run[i].t)
+				ids[n++] = w->run[i].id;
+		struct sched_worker_info info = {
+			.id = w->id,
+			.names = (const char *const *)w->names,
+			.nnames = w->nnames,
+			.slots = w->slots,
+			.running = w->nrun,
+			.running_ids = ids,
+			.nrunning_ids = n,
+			.version = w->version,
+			.address = w->address,
+			.connected_ms = w->connected_ms,
+			.last_seen_ms = w->last_seen_ms,
+		};
+		fn(&info, arg);
+	}
+}
+
+/* ---- watchers ------------------------------------------------------------------ */
+
+int sched_watch(struct sched *s, const char *id, void *watch_ctx, struct task **snap)
+{
+	struct task *t = map_get(&s->tasks, id);
+	if (!t) {
+		int rv = store_get(s->st, id, snap);
+		if (rv < 0)
+			return rv;
+		return 1;
+	}
+	struct watchers *w = map_get(&s->watch, id);
+	if (!w) {
+		w = xcalloc(1, sizeof *w);
+		memcpy(w->id, t->id, sizeof w->id);
+		map_put(&s->watch, w->id, w);
+	}
+	w->ctx = xrealloc(w->ctx, (w->n + 1) * sizeof *w->ctx);
+	w->ctx[w->n++] = watch_ctx;
+	*snap = task_clone(t);
+	return 0;
+}
+
+void sched_unwatch(struct sched *s, const char *id, void *watch_ctx)
+{
+	struct watchers *w = map_get(&s->watch, id);
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->ctx[i] == watch_ctx) {
+			w->ctx[i] = w->ctx[--w->n];
+			break;
+		}
+	}
+	if (w->n == 0) {
+		map_del(&s->watch, id);
+		free(w->ctx);
+		free(w);
+	}
+}
+
+/* ---- time ------------------------------------------------------------------------ */
+
+void sched_tick(struct sched *s, int64_t now)
+{
+	/* Silent workers are dead (docs/protocol.md §3). */
+	for (struct sched_worker *w = s->workers, *next; w; w = next) {
+		next = w->next;
+		if (now - w->last_seen_ms <= s->o.dead_timeout_ms)
+			continue;
+		log_warn("worker_silent", "worker=%s silent_ms=%lld", w->id,
+			 (long long)(now - w->last_seen_ms));
+		s->ops.kick(w->ctx, GRPC_STATUS_UNAVAILABLE, "no heartbeat within the dead-timeout");
+		sched_worker_gone(s, w, now);
+	}
+	/* Leases: a task past its deadline and the grace is taken back. */
+	for (struct sched_worker *w = s->workers; w; w = w->next) {
+		for (int i = 0; i < w->nrun; i++) {
+			struct task *t = w->run[i].t;
+			if (!t || !t->deadline_ms || now <= t->deadline_ms + s->o.lease_grace_ms)
+				continue;
+			s->ops.cancel(w->ctx, t->id, "lease expired");
+			w->run[i].t = NULL; /* the slot stays used until the worker answers */
+			struct task_ev e = {.worker_id = w->id, .error = "lease expired"};
+			transition(s, t, TASK_EV_TIMEOUT, &e, now);
+		}
+	}
+	/* Tasks left RUNNING by the previous run whose worker never came back. */
+	if (s->norphans && now >= s->orphan_deadline) {
+		for (size_t i = 0; i < s->norphans; i++) {
+			struct task_ev e = {.error = "worker lost across a scheduler restart"};
+			transition(s, s->orphans[i], TASK_EV_WORKER_LOST, &e, now);
+		}
+		s->norphans = 0;
+	}
+	if (now >= s->next_purge) {
+		int n = store_purge(s->st, now - s->o.retention_ms, 1000);
+		if (n > 0)
+			log_info("purged", "tasks=%d", n);
+		s->next_purge = now + (n == 1000 ? 1000 : 60000);
+	}
+}
+
+size_t sched_active_count(const struct sched *s)
+{
+	return s->tasks.n;
+}
+
+size_t sched_pending_count(const struct sched *s)
+{
+	return queue_size(s->q);
+}
+
+size_t sched_worker_count(const struct sched *s)
+{
+	return s->nworkers;
+}

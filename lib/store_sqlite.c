@@ -1,0 +1,940 @@
+/*
+ * store_sqlite: the embedded store, one SQLite database in WAL mode under the
+ * data directory (see store.h for the contract).
+ *
+ * Files in the directory: orchd.db (+ -wal, -shm) and orchd.lock, which a
+ * scheduler holds flock()ed so that a second one on the same directory fails
+ * fast instead of interleaving writes.
+ *
+ * Group commit is one long write transaction: the first write after a flush
+ * opens it, store_flush() commits it. Updates written since the last
+ * successful commit are also kept in memory (the redo list) so a failed
+ * commit does not lose status changes: the next transaction replays them
+ * first. Puts are not kept: a failed batch's new tasks were never
+ * acknowledged and the scheduler forgets them.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* ------------------------------------------------------------------------
+ * Schema and statements
+ * ------------------------------------------------------------------------ */
+
+/* migrations[v] takes the schema from version v to v + 1. Append only:
+ * released entries are never edited, so every data dir can be upgraded. */
+static const char *const migrations[] = {
+    /* v1 */
+    "CREATE TABLE tasks ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " name TEXT NOT NULL,"
+    " description TEXT,"
+    " payload BLOB,"
+    " priority INTEGER NOT NULL DEFAULT 0,"
+    " max_attempts INTEGER NOT NULL DEFAULT 0,"
+    " timeout_ms INTEGER NOT NULL DEFAULT 0,"
+    " idem_key TEXT,"
+    " labels BLOB,"
+    " status INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL DEFAULT 0,"
+    " started_ms INTEGER NOT NULL DEFAULT 0,"
+    " finished_ms INTEGER NOT NULL DEFAULT 0,"
+    " not_before_ms INTEGER NOT NULL DEFAULT 0,"
+    " deadline_ms INTEGER NOT NULL DEFAULT 0,"
+    " output BLOB,"
+    " error TEXT,"
+    " worker_id TEXT,"
+    " cancel_requested INTEGER NOT NULL DEFAULT 0);"
+    /* NULL keys (no idempotency) are not indexed, and so never collide. */
+    "CREATE UNIQUE INDEX tasks_idem ON tasks(idem_key) WHERE idem_key IS NOT NULL;"
+    "CREATE INDEX tasks_status ON tasks(status, id);"
+    "CREATE INDEX tasks_name ON tasks(name, id);"
+    /* The startup load reads exactly this set, in id order, without a sort. */
+    "CREATE INDEX tasks_active ON tasks(id) WHERE status IN (1, 2);"
+    "CREATE INDEX tasks_finished ON tasks(finished_ms) WHERE finished_ms > 0;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+#define COLS                                                                                       \
+	"id, name, description, payload, priority, max_attempts, timeout_ms, idem_key, labels,"    \
+	" status, attempt, created_ms, started_ms, finished_ms, not_before_ms, deadline_ms,"       \
+	" output, error, worker_id, cancel_requested"
+/* As COLS, but the payload only when parameter ?9 is true (list pages). */
+#define COLS_OPT_PAYLOAD                                                                           \
+	"id, name, description, CASE WHEN ?9 THEN payload END, priority, max_attempts,"            \
+	" timeout_ms, idem_key, labels, status, attempt, created_ms, started_ms, finished_ms,"     \
+	" not_before_ms, deadline_ms, output, error, worker_id, cancel_requested"
+#define LIST_TAIL " id < ?3 ORDER BY id DESC LIMIT ?4"
+
+enum {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_PUT,
+	ST_UPDATE,
+	ST_GET,
+	ST_IDEM,
+	ST_ACTIVE,
+	ST_LIST_ALL,
+	ST_LIST_STATUS,
+	ST_LIST_NAME,
+	ST_LIST_BOTH,
+	ST_PURGE,
+	ST_COUNT
+};
+
+static const char *const sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    /* The state columns come in the same order as in ST_UPDATE, so one
+     * function binds them for both (bind_state). */
+    [ST_PUT] = "INSERT INTO tasks (id, name, description, payload, priority, max_attempts,"
+               " timeout_ms, idem_key, labels, created_ms, status, attempt, started_ms,"
+               " finished_ms, not_before_ms, deadline_ms, output, error, worker_id,"
+               " cancel_requested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+               " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+    [ST_UPDATE] = "UPDATE tasks SET status = ?2, attempt = ?3, started_ms = ?4,"
+                  " finished_ms = ?5, not_before_ms = ?6, deadline_ms = ?7, output = ?8,"
+                  " error = ?9, worker_id = ?10, cancel_requested = ?11 WHERE id = ?1",
+    [ST_GET] = "SELECT " COLS " FROM tasks WHERE id = ?1",
+    [ST_IDEM] = "SELECT " COLS " FROM tasks WHERE idem_key = ?1",
+    [ST_ACTIVE] = "SELECT " COLS " FROM tasks WHERE status IN (1, 2) ORDER BY id",
+    [ST_LIST_ALL] = "SELECT " COLS_OPT_PAYLOAD " FROM tasks WHERE" LIST_TAIL,
+    [ST_LIST_STATUS] = "SELECT " COLS_OPT_PAYLOAD " FROM tasks WHERE status = ?1 AND" LIST_TAIL,
+    [ST_LIST_NAME] = "SELECT " COLS_OPT_PAYLOAD " FROM tasks WHERE name = ?2 AND" LIST_TAIL,
+    [ST_LIST_BOTH] =
+        "SELECT " COLS_OPT_PAYLOAD " FROM tasks WHERE status = ?1 AND name = ?2 AND" LIST_TAIL,
+    [ST_PURGE] = "DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks"
+                 " WHERE finished_ms > 0 AND finished_ms < ?1 LIMIT ?2)",
+};
+
+/* ------------------------------------------------------------------------
+ * The handle
+ * ------------------------------------------------------------------------ */
+
+/* A task's state columns: borrowed from a task for a put, owned copies in
+ * the redo list, which keeps each update until it is durable. */
+struct redo {
+	char id[ID_LEN + 1];
+	int status, attempt, cancel_requested;
+	int64_t started_ms, finished_ms, not_before_ms, deadline_ms;
+	uint8_t *output;
+	size_t output_len;
+	char *error, *worker_id;
+};
+
+struct sq {
+	struct store base; /* first: a struct store * is a struct sq * */
+	sqlite3 *db;
+	char *path;
+	int lock_fd;
+	sqlite3_stmt *st[ST_COUNT];
+	int in_txn;   /* a batch transaction is open (or was, until lost) */
+	int txn_lost; /* SQLite rolled the batch back after an error */
+	int lost_err;
+	struct redo *redo;
+	size_t nredo, redo_cap;
+};
+
+static const struct store_ops sqlite_ops;
+
+/* Maps an SQLite result code to our errors (see store.h). */
+static int map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return E_CORRUPT;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_TOOBIG:
+		return E_TOOBIG;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+static int fail(struct sq *s, int rc, const char *op)
+{
+	log_error("store_error", "op=%s sqlite=%d msg=%s", op, rc,
+	          log_quote(s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc)));
+	return map_rc(rc);
+}
+
+/* Returns the cached statement, preparing it on first use; NULL on error
+ * (logged, code in *rc). */
+static sqlite3_stmt *stmt(struct sq *s, int which, int *rc)
+{
+	if (!s->st[which]) {
+		*rc = sqlite3_prepare_v3(s->db, sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+		                         &s->st[which], NULL);
+		if (*rc != SQLITE_OK) {
+			fail(s, *rc, "prepare");
+			return NULL;
+		}
+	}
+	return s->st[which];
+}
+
+static void done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Runs a statement that returns no rows. Returns an SQLite code. */
+static int run(struct sq *s, int which)
+{
+	int rc;
+	sqlite3_stmt *st = stmt(s, which, &rc);
+	if (!st)
+		return rc;
+	rc = sqlite3_step(st);
+	done(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int exec(struct sq *s, const char *q)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, q, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		log_error("store_error", "op=exec sqlite=%d msg=%s", rc,
+		          log_quote(msg ? msg : sqlite3_errstr(rc)));
+	sqlite3_free(msg);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Rows <-> tasks
+ * ------------------------------------------------------------------------ */
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v && *v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+	if (n)
+		sqlite3_bind_blob64(st, i, p, n, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Labels are stored as (u32 length, bytes) pairs, little-endian: any bytes
+ * survive, including NULs. */
+static uint8_t *labels_encode(const struct task *t, size_t *len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->nlabels; i++)
+		n += 8 + strlen(t->labels[i].key) + strlen(t->labels[i].value);
+	*len = n;
+	if (!n)
+		return NULL;
+	uint8_t *b = xmalloc(n), *p = b;
+	for (size_t i = 0; i < t->nlabels; i++) {
+		const char *kv[2] = {t->labels[i].key, t->labels[i].value};
+		for (int j = 0; j < 2; j++) {
+			uint32_t l = (uint32_t)strlen(kv[j]);
+			for (int k = 0; k < 4; k++)
+				*p++ = (uint8_t)(l >> (8 * k));
+			memcpy(p, kv[j], l);
+			p += l;
+		}
+	}
+	return b;
+}
+
+static int labels_decode(struct task *t, const uint8_t *b, size_t n)
+{
+	size_t o = 0;
+	while (o < n) {
+		char *kv[2];
+		for (int j = 0; j < 2; j++) {
+			if (n - o < 4)
+				return -1;
+			uint32_t l = (uint32_t)b[o] | (uint32_t)b[o + 1] << 8 |
+			             (uint32_t)b[o + 2] << 16 | (uint32_t)b[o + 3] << 24;
+			o += 4;
+			if (n - o < l) {
+				if (j)
+					free(kv[0]);
+				return -1;
+			}
+			kv[j] = xstrndup((const char *)b + o, l);
+			o += l;
+		}
+		t->labels = xrealloc(t->labels, (t->nlabels + 1) * sizeof *t->labels);
+		t->labels[t->nlabels].key = kv[0];
+		t->labels[t->nlabels].value = kv[1];
+		t->nlabels++;
+	}
+	return 0;
+}
+
+static char *col_str(sqlite3_stmt *st, int i)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+	return v && *v ? xstrdup((const char *)v) : NULL;
+}
+
+static uint8_t *col_blob(sqlite3_stmt *st, int i, size_t *len)
+{
+	const void *v = sqlite3_column_blob(st, i);
+	*len = (size_t)sqlite3_column_bytes(st, i);
+	if (!v || !*len) {
+		*len = 0;
+		return NULL;
+	}
+	return xmemdup(v, *len);
+}
+
+/* Builds a task from the current row (columns in COLS order). */
+static struct task *row_task(sqlite3_stmt *st)
+{
+	const char *id = (const char *)sqlite3_column_text(st, 0);
+	const char *name = (const char *)sqlite3_column_text(st, 1);
+	struct task *t = task_new(id ? id : "", name, sqlite3_column_int64(st, 11));
+	t->description = col_str(st, 2);
+	t->payload = col_blob(st, 3, &t->payload_len);
+	t->priority = sqlite3_column_int(st, 4);
+	t->max_attempts = sqlite3_column_int(st, 5);
+	t->timeout_ms = sqlite3_column_int64(st, 6);
+	t->idempotency_key = col_str(st, 7);
+	const void *lb = sqlite3_column_blob(st, 8);
+	if (lb && labels_decode(t, lb, (size_t)sqlite3_column_bytes(st, 8)) < 0)
+		log_warn("store_bad_labels", "task=%s", t->id);
+	t->status = (enum task_state)sqlite3_column_int(st, 9);
+	t->attempt = sqlite3_column_int(st, 10);
+	t->started_ms = sqlite3_column_int64(st, 12);
+	t->finished_ms = sqlite3_column_int64(st, 13);
+	t->not_before_ms = sqlite3_column_int64(st, 14);
+	t->deadline_ms = sqlite3_column_int64(st, 15);
+	t->output = col_blob(st, 16, &t->output_len);
+	t->error = col_str(st, 17);
+	t->worker_id = col_str(st, 18);
+	t->cancel_requested = sqlite3_column_int(st, 19);
+	return t;
+}
+
+/* Steps st (bound by the caller), handing each row to cb. Returns the row
+ * count, cb's non-zero value or an error. Resets st. */
+static int read_rows(struct sq *s, sqlite3_stmt *st, store_task_cb cb, void *arg)
+{
+	int n = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct task *t = row_task(st);
+		n++;
+		int r = cb(t, arg);
+		if (r) {
+			done(st);
+			return r;
+		}
+	}
+	done(st);
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "read");
+	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * The batch transaction
+ * ------------------------------------------------------------------------ */
+
+static void redo_free(struct redo *r)
+{
+	free(r->output);
+	free(r->error);
+	free(r->worker_id);
+}
+
+static void redo_clear(struct sq *s)
+{
+	for (size_t i = 0; i < s->nredo; i++)
+		redo_free(&s->redo[i]);
+	s->nredo = 0;
+	if (s->redo_cap > 1024) {
+		free(s->redo);
+		s->redo = NULL;
+		s->redo_cap = 0;
+	}
+}
+
+/* Returns t's state columns, borrowing t's memory. */
+static struct redo view(const struct task *t)
+{
+	struct redo r = {
+	    .status = t->status,
+	    .attempt = t->attempt,
+	    .cancel_requested = t->cancel_requested,
+	    .started_ms = t->started_ms,
+	    .finished_ms = t->finished_ms,
+	    .not_before_ms = t->not_before_ms,
+	    .deadline_ms = t->deadline_ms,
+	    .output = t->output,
+	    .output_len = t->output_len,
+	    .error = t->error,
+	    .worker_id = t->worker_id,
+	};
+	memcpy(r.id, t->id, sizeof r.id);
+	return r;
+}
+
+static void redo_add(struct sq *s, const struct task *t)
+{
+	if (s->nredo == s->redo_cap) {
+		s->redo_cap = s->redo_cap ? s->redo_cap * 2 : 64;
+		s->redo = xrealloc(s->redo, s->redo_cap * sizeof *s->redo);
+	}
+	struct redo *r = &s->redo[s->nredo++];
+	*r = view(t);
+	r->output = t->output_len ? xmemdup(t->output, t->output_len) : NULL;
+	r->error = t->error ? xstrdup(t->error) : NULL;
+	r->worker_id = t->worker_id ? xstrdup(t->worker_id) : NULL;
+}
+
+/* A write failed: if SQLite rolled the whole batch back (it does so for
+ * some errors, e.g. disk full), remember that the batch is gone. */
+static int write_failed(struct sq *s, int rc, const char *op)
+{
+	int err = fail(s, rc, op);
+	if (s->in_txn && sqlite3_get_autocommit(s->db)) {
+		s->txn_lost = 1;
+		s->lost_err = err;
+	}
+	return err;
+}
+
+/* Gives up the batch after a failed update: an update must never vanish in
+ * a commit that otherwise succeeds, so the batch is rolled back and the redo
+ * list (which holds the update) is replayed by the next one. */
+static int abandon(struct sq *s, int err)
+{
+	if (!s->txn_lost) {
+		if (!sqlite3_get_autocommit(s->db))
+			run(s, ST_ROLLBACK);
+		s->txn_lost = 1;
+		s->lost_err = err;
+	}
+	return err;
+}
+
+/* Binds the 10 state columns to parameters at..at+9. */
+static void bind_state(sqlite3_stmt *st, int at, const struct redo *r)
+{
+	sqlite3_bind_int(st, at, r->status);
+	sqlite3_bind_int(st, at + 1, r->attempt);
+	sqlite3_bind_int64(st, at + 2, r->started_ms);
+	sqlite3_bind_int64(st, at + 3, r->finished_ms);
+	sqlite3_bind_int64(st, at + 4, r->not_before_ms);
+	sqlite3_bind_int64(st, at + 5, r->deadline_ms);
+	bind_blob(st, at + 6, r->output, r->output_len);
+	bind_text(st, at + 7, r->error);
+	bind_text(st, at + 8, r->worker_id);
+	sqlite3_bind_int(st, at + 9, r->cancel_requested);
+}
+
+static int exec_update(struct sq *s, const struct redo *r)
+{
+	int rc;
+	sqlite3_stmt *st = stmt(s, ST_UPDATE, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	bind_state(st, 2, r);
+	rc = sqlite3_step(st);
+	done(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Opens the batch transaction if none is open, replaying the updates a
+ * failed batch left. Returns 0 or an error. */
+static int begin(struct sq *s)
+{
+	if (s->in_txn)
+		return s->txn_lost ? s->lost_err : 0;
+	int rc = run(s, ST_BEGIN);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "begin");
+	s->in_txn = 1;
+	s->txn_lost = 0;
+	for (size_t i = 0; i < s->nredo; i++) {
+		rc = exec_update(s, &s->redo[i]);
+		if (rc != SQLITE_OK)
+			return abandon(s, write_failed(s, rc, "replay"));
+	}
+	return 0;
+}
+
+static int sq_flush(struct store *base)
+{
+	struct sq *s = (struct sq *)base;
+	if (!s->in_txn && s->nredo) {
+		int err = begin(s);
+		if (err < 0 && !s->in_txn)
+			return err;
+	}
+	if (!s->in_txn)
+		return 0;
+	int err = 0;
+	if (s->txn_lost) {
+		err = s->lost_err;
+	} else {
+		int rc = run(s, ST_COMMIT);
+		if (rc != SQLITE_OK) {
+			err = fail(s, rc, "commit");
+			if (!sqlite3_get_autocommit(s->db))
+				run(s, ST_ROLLBACK);
+		}
+	}
+	s->in_txn = 0;
+	s->txn_lost = 0;
+	if (err == 0)
+		redo_clear(s);
+	else
+		log_warn("store_batch_lost", "kept_updates=%zu err=%s", s->nredo,
+		         log_quote(err_str(err)));
+	return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Operations
+ * ------------------------------------------------------------------------ */
+
+static int sq_put(struct store *base, const struct task *t)
+{
+	struct sq *s = (struct sq *)base;
+	int err = begin(s);
+	if (err < 0)
+		return err;
+	int rc;
+	sqlite3_stmt *st = stmt(s, ST_PUT, &rc);
+	if (!st)
+		return map_rc(rc);
+	size_t llen;
+	uint8_t *labels = labels_encode(t, &llen);
+	sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+	bind_text(st, 3, t->description);
+	bind_blob(st, 4, t->payload, t->payload_len);
+	sqlite3_bind_int(st, 5, t->priority);
+	sqlite3_bind_int(st, 6, t->max_attempts);
+	sqlite3_bind_int64(st, 7, t->timeout_ms);
+	bind_text(st, 8, t->idempotency_key);
+	bind_blob(st, 9, labels, llen);
+	sqlite3_bind_int64(st, 10, t->created_ms);
+	struct redo state = view(t);
+	bind_state(st, 11, &state);
+	rc = sqlite3_step(st);
+	done(st);
+	free(labels);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		/* The batch goes on: a duplicate is the caller's problem. */
+		log_debug("store_duplicate", "task=%s", t->id);
+		return -EEXIST;
+	}
+	return write_failed(s, rc, "put");
+}
+
+static int sq_update(struct store *base, const struct task *t)
+{
+	struct sq *s = (struct sq *)base;
+	/* Kept even when the batch is already lost, so the next one has it. */
+	int err = begin(s);
+	redo_add(s, t);
+	if (err < 0)
+		return err;
+	int rc = exec_update(s, &s->redo[s->nredo - 1]);
+	return rc == SQLITE_OK ? 0 : abandon(s, write_failed(s, rc, "update"));
+}
+
+static int get_one(struct sq *s, int which, const char *key, struct task **out)
+{
+	int rc;
+	sqlite3_stmt *st = stmt(s, which, &rc);
+	if (!st)
+		return map_rc(rc);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = row_task(st);
+	done(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	return fail(s, rc, "get");
+}
+
+static int sq_get(struct store *base, const char *id, struct task **out)
+{
+	return get_one((struct sq *)base, ST_GET, id, out);
+}
+
+static int sq_find_idempotent(struct store *base, const char *key, struct task **out)
+{
+	return get_one((struct sq *)base, ST_IDEM, key, out);
+}
+
+static int sq_load_active(struct store *base, store_task_cb cb, void *arg)
+{
+	struct sq *s = (struct sq *)base;
+	int rc;
+	sqlite3_stmt *st = stmt(s, ST_ACTIVE, &rc);
+	if (!st)
+		return map_rc(rc);
+	return read_rows(s, st, cb, arg);
+}
+
+struct list_ctx {
+	store_task_cb cb;
+	void *arg;
+	int limit, n;
+	char last[ID_LEN + 1];
+	int more;    /* a row beyond the page exists */
+	int stopped; /* the caller's callback returned this */
+};
+
+/* Passes the first `limit` rows on; the extra row only says "there is a
+ * next page". */
+static int list_row(struct task *t, void *arg)
+{
+	struct list_ctx *c = arg;
+	if (c->n == c->limit) {
+		c->more = 1;
+		task_del(t);
+		return 1;
+	}
+	c->n++;
+	memcpy(c->last, t->id, sizeof c->last);
+	c->stopped = c->cb(t, c->arg);
+	return c->stopped;
+}
+
+static int sq_list(struct store *base, const struct store_filter *f, store_task_cb cb, void *arg,
+                   char next_token[ID_LEN + 1])
+{
+	struct sq *s = (struct sq *)base;
+	static const struct store_filter all;
+	if (!f)
+		f = &all;
+	const char *token = f->page_token && *f->page_token ? f->page_token : NULL;
+	if (token && !id_valid(token))
+		return -EINVAL;
+	int by_status = f->status != TASK_UNSPECIFIED;
+	int by_name = f->name && *f->name;
+	int which = by_status ? (by_name ? ST_LIST_BOTH : ST_LIST_STATUS)
+	                      : (by_name ? ST_LIST_NAME : ST_LIST_ALL);
+	int rc;
+	sqlite3_stmt *st = stmt(s, which, &rc);
+	if (!st)
+		return map_rc(rc);
+	struct list_ctx c = {cb, arg, f->page_size, 0, "", 0, 0};
+	if (c.limit <= 0)
+		c.limit = STORE_PAGE_DEFAULT;
+	if (c.limit > STORE_PAGE_MAX)
+		c.limit = STORE_PAGE_MAX;
+	if (by_status)
+		sqlite3_bind_int(st, 1, f->status);
+	if (by_name)
+		sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+	/* '~' sorts after every id character, so "id < '~'" is every id. */
+	sqlite3_bind_text(st, 3, token ? token : "~", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, c.limit + 1);
+	sqlite3_bind_int(st, 9, f->with_payload != 0);
+	int r = read_rows(s, st, list_row, &c);
+	if (c.stopped)
+		return c.stopped;
+	if (r < 0)
+		return r;
+	if (c.more)
+		memcpy(next_token, c.last, ID_LEN + 1);
+	return c.n;
+}
+
+static int sq_purge(struct store *base, int64_t before_ms, int max_rows)
+{
+	struct sq *s = (struct sq *)base;
+	int err = begin(s);
+	if (err < 0)
+		return err;
+	int rc;
+	sqlite3_stmt *st = stmt(s, ST_PURGE, &rc);
+	if (!st)
+		return map_rc(rc);
+	sqlite3_bind_int64(st, 1, before_ms);
+	sqlite3_bind_int(st, 2, max_rows > 0 ? max_rows : -1);
+	rc = sqlite3_step(st);
+	done(st);
+	if (rc != SQLITE_DONE)
+		return write_failed(s, rc, "purge");
+	int64_t n = sqlite3_changes64(s->db);
+	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+/* ------------------------------------------------------------------------
+ * Open and close
+ * ------------------------------------------------------------------------ */
+
+static void sq_del(struct store *base)
+{
+	struct sq *s = (struct sq *)base;
+	if (s->db) {
+		if (s->in_txn || s->nredo)
+			sq_flush(base);
+		for (int i = 0; i < ST_COUNT; i++)
+			sqlite3_finalize(s->st[i]);
+		sqlite3_close_v2(s->db);
+	}
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	redo_clear(s);
+	free(s->redo);
+	free(s->path);
+	free(s);
+}
+
+/* mkdir -p with mode 0700 for what it creates. Returns 0 or -errno. */
+static int mkdirs(const char *dir)
+{
+	if (!dir || !*dir)
+		return -EINVAL;
+	char *p = xstrdup(dir);
+	int err = 0;
+	for (char *c = p + 1;; c++) {
+		if (*c != '/' && *c != '\0')
+			continue;
+		char save = *c;
+		*c = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+			err = -errno;
+			break;
+		}
+		*c = save;
+		if (!save)
+			break;
+	}
+	free(p);
+	if (err)
+		return err;
+	struct stat sb;
+	if (stat(dir, &sb) < 0)
+		return -errno;
+	return S_ISDIR(sb.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* Returns the schema version stored in the database, 0 for a new one, or
+ * a negative error. */
+static int schema_version(struct sq *s)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db,
+	                            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+	                            " AND name = 'schema_version'",
+	                            -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "schema");
+	rc = sqlite3_step(st);
+	int exists = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, rc, "schema");
+	if (!exists)
+		return 0;
+	rc = sqlite3_prepare_v2(s->db, "SELECT max(version) FROM schema_version", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "schema");
+	rc = sqlite3_step(st);
+	int v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, rc, "schema");
+	return v;
+}
+
+static int migrate(struct sq *s)
+{
+	int v = schema_version(s);
+	if (v < 0)
+		return v;
+	if (v > SCHEMA_VERSION) {
+		log_error("store_schema_too_new", "path=%s version=%d supported=%d",
+		          log_quote(s->path), v, SCHEMA_VERSION);
+		return E_UNSUPPORTED;
+	}
+	if (v == SCHEMA_VERSION)
+		return 0;
+	int rc = exec(s, "BEGIN IMMEDIATE");
+	if (rc != SQLITE_OK)
+		return map_rc(rc);
+	if (v == 0)
+		rc = exec(s, "CREATE TABLE schema_version (version INTEGER NOT NULL)");
+	for (int i = v; rc == SQLITE_OK && i < SCHEMA_VERSION; i++) {
+		rc = exec(s, migrations[i]);
+		if (rc == SQLITE_OK)
+			log_info("store_migrated", "path=%s version=%d", log_quote(s->path), i + 1);
+	}
+	if (rc == SQLITE_OK) {
+		char q[96];
+		snprintf(q, sizeof q,
+		         "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d)",
+		         SCHEMA_VERSION);
+		rc = exec(s, q);
+	}
+	if (rc == SQLITE_OK)
+		rc = exec(s, "COMMIT");
+	if (rc != SQLITE_OK) {
+		if (!sqlite3_get_autocommit(s->db))
+			exec(s, "ROLLBACK");
+		return map_rc(rc);
+	}
+	return 0;
+}
+
+static int configure(struct sq *s, const struct store_sqlite_options *opt)
+{
+	if (sqlite3_db_readonly(s->db, "main") == 1) {
+		log_error("store_read_only", "path=%s", log_quote(s->path));
+		return -EROFS;
+	}
+	sqlite3_busy_timeout(s->db, 2000);
+	/* The journal mode is answered as a row; anything but "wal" means
+	 * SQLite could not switch (e.g. a read-only directory). */
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "journal_mode");
+	rc = sqlite3_step(st);
+	const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	int wal = mode && strcmp(mode, "wal") == 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, rc, "journal_mode");
+	if (!wal) {
+		log_error("store_error", "op=journal_mode msg=\"cannot switch to WAL\" path=%s",
+		          log_quote(s->path));
+		return -EROFS;
+	}
+	char q[128];
+	snprintf(q, sizeof q, "PRAGMA synchronous = %s; PRAGMA temp_store = MEMORY",
+	         opt->sync_full ? "FULL" : "NORMAL");
+	rc = exec(s, q);
+	if (rc == SQLITE_OK && opt->max_db_bytes > 0) {
+		/* SQLite counts pages (4 KiB by default); round down, but
+		 * keep room for the schema. */
+		int64_t pages = opt->max_db_bytes / 4096;
+		snprintf(q, sizeof q, "PRAGMA max_page_count = %lld",
+		         (long long)(pages > 8 ? pages : 8));
+		rc = exec(s, q);
+	}
+	return rc == SQLITE_OK ? 0 : map_rc(rc);
+}
+
+int store_open_sqlite(const char *dir, const struct store_sqlite_options *opt, struct store **out)
+{
+	static const struct store_sqlite_options defaults;
+	*out = NULL;
+	if (!opt)
+		opt = &defaults;
+	int err = mkdirs(dir);
+	if (err < 0) {
+		log_error("store_open_failed", "dir=%s err=%s", log_quote(dir),
+		          log_quote(err_str(err)));
+		return err;
+	}
+	struct sq *s = xcalloc(1, sizeof *s);
+	s->base.ops = &sqlite_ops;
+	s->lock_fd = -1;
+
+	size_t n = strlen(dir) + 16;
+	char *lock = xmalloc(n);
+	snprintf(lock, n, "%s/orchd.lock", dir);
+	s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0) {
+		err = -errno;
+	} else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	}
+	free(lock);
+	if (err < 0) {
+		log_error("store_open_failed", "dir=%s err=%s%s", log_quote(dir),
+		          log_quote(err_str(err)),
+		          err == -EBUSY ? " reason=\"data dir in use by another scheduler\"" : "");
+		sq_del(&s->base);
+		return err;
+	}
+
+	s->path = xmalloc(n);
+	snprintf(s->path, n, "%s/orchd.db", dir);
+	int rc = sqlite3_open_v2(s->path, &s->db,
+	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+	                             SQLITE_OPEN_EXRESCODE,
+	                         NULL);
+	if (rc != SQLITE_OK)
+		err = fail(s, rc, "open");
+	if (!err)
+		err = configure(s, opt);
+	if (!err)
+		err = migrate(s);
+	if (err < 0) {
+		log_error("store_open_failed", "path=%s err=%s", log_quote(s->path),
+		          log_quote(err_str(err)));
+		sq_del(&s->base);
+		return err;
+	}
+	log_info("store_opened", "path=%s schema=%d sync=%s", log_quote(s->path), SCHEMA_VERSION,
+	         opt->sync_full ? "full" : "normal");
+	*out = &s->base;
+	return 0;
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .del = sq_del,
+    .put = sq_put,
+    .update = sq_update,
+    .flush = sq_flush,
+    .get = sq_get,
+    .find_idempotent = sq_find_idempotent,
+    .load_active = sq_load_active,
+    .list = sq_list,
+    .purge = sq_purge,
+};

@@ -1,0 +1,59 @@
+/* Tests for lib/map.c: a model check against a plain array. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "map.h"
+
+START_TEST(test_map_put_get_del_against_model)
+{
+	enum { N = 5000 };
+	static char keys[N][16];
+	static int present[N];
+	struct map m;
+	map_init(&m);
+	srand(7);
+	for (int i = 0; i < N; i++)
+		snprintf(keys[i], sizeof keys[i], "k%d", i);
+	for (int step = 0; step < 60000; step++) {
+		int k = rand() % N;
+		if (rand() % 3) {
+			void *prev = map_put(&m, keys[k], &present[k]);
+			ck_assert_ptr_eq(prev, present[k] ? &present[k] : NULL);
+			present[k] = 1;
+		} else {
+			void *v = map_del(&m, keys[k]);
+			ck_assert_ptr_eq(v, present[k] ? &present[k] : NULL);
+			present[k] = 0;
+		}
+	}
+	size_t count = 0;
+	for (int k = 0; k < N; k++) {
+		ck_assert_ptr_eq(map_get(&m, keys[k]), present[k] ? &present[k] : NULL);
+		count += present[k];
+	}
+	ck_assert_uint_eq(m.n, count);
+	map_free(&m);
+}
+END_TEST
+
+START_TEST(test_map_empty_lookups)
+{
+	struct map m;
+	map_init(&m);
+	ck_assert_ptr_null(map_get(&m, "x"));
+	ck_assert_ptr_null(map_del(&m, "x"));
+	map_free(&m);
+}
+END_TEST
+
+Suite *map_suite(void)
+{
+	Suite *s = suite_create("map");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_map_put_get_del_against_model);
+	tcase_add_test(tc, test_map_empty_lookups);
+	suite_add_tcase(s, tc);
+	return s;
+}

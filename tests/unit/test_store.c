@@ -1,0 +1,613 @@
+/* Unit tests for lib/store (SQLite backend): round trips, persistence across
+ * a restart and a crash, group-commit visibility, idempotency, pagination,
+ * retention, and the errors for a locked, read-only, full or too-new
+ * data directory. Each test works in its own directory under /tmp. */
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "store.h"
+
+#define T0 1700000000000LL
+
+static char tmp[64];
+static char dir[128];
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void setup(void)
+{
+	log_set_level(LOG_OFF);
+	snprintf(tmp, sizeof tmp, "/tmp/orchd-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	/* A nested path, so the store has to create the parents itself. */
+	snprintf(dir, sizeof dir, "%s/data/sub", tmp);
+}
+
+static void teardown(void)
+{
+	nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct store *open_store(void)
+{
+	struct store *s;
+	ck_assert_int_eq(store_open_sqlite(dir, NULL, &s), 0);
+	return s;
+}
+
+static struct task *mk(const char *name, int64_t created)
+{
+	struct task *t = task_new(NULL, name, created);
+	return t;
+}
+
+/* A second, independent connection: what another process would see. */
+static sqlite3 *raw(void)
+{
+	char path[192];
+	snprintf(path, sizeof path, "%s/orchd.db", dir);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	return db;
+}
+
+static long long raw_int(sqlite3 *db, const char *q)
+{
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	long long v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+struct collect {
+	struct task *t[2000];
+	int n;
+};
+
+static int collect(struct task *t, void *arg)
+{
+	struct collect *c = arg;
+	c->t[c->n++] = t;
+	return 0;
+}
+
+static void collect_free(struct collect *c)
+{
+	for (int i = 0; i < c->n; i++)
+		task_del(c->t[i]);
+	c->n = 0;
+}
+
+START_TEST(put_then_get_round_trips_every_field)
+{
+	struct store *s = open_store();
+	struct task *t = mk("resize", T0);
+	task_set_str(&t->description, "thumbnail");
+	task_set_bytes(&t->payload, &t->payload_len, "\x00\xff\x00", 3);
+	t->priority = -7;
+	t->max_attempts = 5;
+	t->timeout_ms = 1234;
+	task_set_str(&t->idempotency_key, "key-1");
+	task_add_label(t, "team", "imaging");
+	task_add_label(t, "empty", "");
+	ck_assert_int_eq(store_put(s, t), 0);
+	struct task_ev e = {.worker_id = "w1"};
+	task_transition(t, TASK_EV_ASSIGN, &e, T0 + 5);
+	e.output = "out";
+	e.output_len = 3;
+	task_transition(t, TASK_EV_COMPLETE, &e, T0 + 9);
+	ck_assert_int_eq(store_update(s, t), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+
+	struct task *g;
+	ck_assert_int_eq(store_get(s, t->id, &g), 0);
+	ck_assert_str_eq(g->id, t->id);
+	ck_assert_str_eq(g->name, "resize");
+	ck_assert_str_eq(g->description, "thumbnail");
+	ck_assert_uint_eq(g->payload_len, 3);
+	ck_assert_mem_eq(g->payload, "\x00\xff\x00", 3);
+	ck_assert_int_eq(g->priority, -7);
+	ck_assert_int_eq(g->max_attempts, 5);
+	ck_assert_int_eq(g->timeout_ms, 1234);
+	ck_assert_str_eq(g->idempotency_key, "key-1");
+	ck_assert_uint_eq(g->nlabels, 2);
+	ck_assert_str_eq(task_label(g, "team"), "imaging");
+	ck_assert_str_eq(task_label(g, "empty"), "");
+	ck_assert_int_eq(g->status, TASK_COMPLETED);
+	ck_assert_int_eq(g->attempt, 1);
+	ck_assert_int_eq(g->created_ms, T0);
+	ck_assert_int_eq(g->started_ms, T0 + 5);
+	ck_assert_int_eq(g->finished_ms, T0 + 9);
+	ck_assert_uint_eq(g->output_len, 3);
+	ck_assert_mem_eq(g->output, "out", 3);
+	ck_assert_ptr_null(g->error);
+	ck_assert_str_eq(g->worker_id, "w1");
+	task_del(g);
+
+	ck_assert_int_eq(store_get(s, "0000000000000000000000000Z", &g), -ENOENT);
+	ck_assert_ptr_null(g);
+	task_del(t);
+	store_del(s);
+	store_del(NULL);
+}
+END_TEST
+
+START_TEST(state_survives_close_and_reopen)
+{
+	struct store *s = open_store();
+	struct task *t[6];
+	for (int i = 0; i < 6; i++) {
+		t[i] = mk(i % 2 ? "odd" : "even", T0 + i);
+		ck_assert_int_eq(store_put(s, t[i]), 0);
+	}
+	ck_assert_int_eq(store_flush(s), 0);
+	struct task_ev w = {.worker_id = "w1"};
+	task_transition(t[1], TASK_EV_ASSIGN, &w, T0 + 10);   /* RUNNING */
+	task_transition(t[2], TASK_EV_CANCEL, NULL, T0 + 10); /* CANCELLED */
+	task_transition(t[3], TASK_EV_ASSIGN, &w, T0 + 10);
+	task_transition(t[3], TASK_EV_FAIL, NULL, T0 + 11); /* PENDING, attempt 1 */
+	task_transition(t[4], TASK_EV_ASSIGN, &w, T0 + 10);
+	task_transition(t[4], TASK_EV_COMPLETE, NULL, T0 + 12); /* COMPLETED */
+	for (int i = 1; i < 5; i++)
+		ck_assert_int_eq(store_update(s, t[i]), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+
+	s = open_store();
+	struct collect c = {.n = 0};
+	ck_assert_int_eq(store_load_active(s, collect, &c), 4);
+	/* Pending and running ones, oldest first. */
+	ck_assert_str_eq(c.t[0]->id, t[0]->id);
+	ck_assert_str_eq(c.t[1]->id, t[1]->id);
+	ck_assert_int_eq(c.t[1]->status, TASK_RUNNING);
+	ck_assert_str_eq(c.t[1]->worker_id, "w1");
+	ck_assert_str_eq(c.t[2]->id, t[3]->id);
+	ck_assert_int_eq(c.t[2]->attempt, 1);
+	ck_assert_int_eq(c.t[2]->not_before_ms, t[3]->not_before_ms);
+	ck_assert_str_eq(c.t[3]->id, t[5]->id);
+	collect_free(&c);
+	/* Finished ones are still there by id. */
+	struct task *g;
+	ck_assert_int_eq(store_get(s, t[4]->id, &g), 0);
+	ck_assert_int_eq(g->status, TASK_COMPLETED);
+	task_del(g);
+	ck_assert_int_eq(store_get(s, t[2]->id, &g), 0);
+	ck_assert_int_eq(g->status, TASK_CANCELLED);
+	task_del(g);
+	store_del(s);
+	for (int i = 0; i < 6; i++)
+		task_del(t[i]);
+}
+END_TEST
+
+START_TEST(crash_keeps_flushed_and_drops_unflushed)
+{
+	char flushed[ID_LEN + 1], unflushed[ID_LEN + 1];
+	int pipefd[2];
+	ck_assert_int_eq(pipe(pipefd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* The "scheduler": dies without closing anything, like kill -9. */
+		struct store *s;
+		if (store_open_sqlite(dir, NULL, &s) < 0)
+			_exit(1);
+		struct task *a = mk("a", T0), *b = mk("b", T0 + 1);
+		if (store_put(s, a) || store_flush(s))
+			_exit(2);
+		struct task_ev w = {.worker_id = "w1"};
+		task_transition(a, TASK_EV_ASSIGN, &w, T0 + 2);
+		if (store_put(s, b) || store_update(s, a))
+			_exit(3);
+		if (write(pipefd[1], a->id, ID_LEN) != ID_LEN ||
+		    write(pipefd[1], b->id, ID_LEN) != ID_LEN)
+			_exit(4);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	ck_assert_int_eq(read(pipefd[0], flushed, ID_LEN), ID_LEN);
+	ck_assert_int_eq(read(pipefd[0], unflushed, ID_LEN), ID_LEN);
+	flushed[ID_LEN] = unflushed[ID_LEN] = '\0';
+	close(pipefd[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	struct store *s = open_store(); /* the lock died with the process */
+	struct task *g;
+	ck_assert_int_eq(store_get(s, flushed, &g), 0);
+	ck_assert_int_eq(g->status, TASK_PENDING); /* the update was not flushed */
+	task_del(g);
+	ck_assert_int_eq(store_get(s, unflushed, &g), -ENOENT);
+	store_del(s);
+}
+END_TEST
+
+START_TEST(writes_are_visible_to_others_only_after_flush)
+{
+	struct store *s = open_store();
+	sqlite3 *db = raw();
+	sqlite3_stmt *st;
+	sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+
+	struct task *t[3];
+	for (int i = 0; i < 3; i++) {
+		t[i] = mk("a", T0 + i);
+		ck_assert_int_eq(store_put(s, t[i]), 0);
+	}
+	/* The scheduler reads its own batch... */
+	struct task *g;
+	ck_assert_int_eq(store_get(s, t[2]->id, &g), 0);
+	task_del(g);
+	/* ...nobody else does until the flush: one commit for all three. */
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM tasks"), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM tasks"), 3);
+	ck_assert_int_eq(store_flush(s), 0); /* nothing to do is fine */
+	sqlite3_close(db);
+	store_del(s);
+	for (int i = 0; i < 3; i++)
+		task_del(t[i]);
+}
+END_TEST
+
+START_TEST(idempotency_key_finds_the_first_task)
+{
+	struct store *s = open_store();
+	struct task *a = mk("a", T0), *b = mk("a", T0 + 1), *c = mk("a", T0 + 2);
+	task_set_str(&a->idempotency_key, "order-42");
+	task_set_str(&b->idempotency_key, "order-42");
+	ck_assert_int_eq(store_put(s, a), 0);
+	ck_assert_int_eq(store_put(s, b), -EEXIST);
+	/* A refused put leaves the rest of the batch alone. */
+	ck_assert_int_eq(store_put(s, c), 0);
+	ck_assert_int_eq(store_put(s, c), -EEXIST); /* same id */
+	ck_assert_int_eq(store_flush(s), 0);
+	struct task *g;
+	ck_assert_int_eq(store_find_idempotent(s, "order-42", &g), 0);
+	ck_assert_str_eq(g->id, a->id);
+	task_del(g);
+	ck_assert_int_eq(store_find_idempotent(s, "order-43", &g), -ENOENT);
+	ck_assert_int_eq(store_find_idempotent(s, "", &g), -ENOENT);
+	ck_assert_int_eq(store_find_idempotent(s, NULL, &g), -ENOENT);
+	ck_assert_int_eq(store_get(s, c->id, &g), 0);
+	task_del(g);
+	ck_assert_int_eq(store_get(s, b->id, &g), -ENOENT);
+	/* Tasks without a key never collide. */
+	struct task *d = mk("a", T0 + 3), *e = mk("a", T0 + 4);
+	ck_assert_int_eq(store_put(s, d), 0);
+	ck_assert_int_eq(store_put(s, e), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+	task_del(a);
+	task_del(b);
+	task_del(c);
+	task_del(d);
+	task_del(e);
+}
+END_TEST
+
+static int list_all(struct store *s, struct store_filter f, struct collect *out)
+{
+	char token[ID_LEN + 1] = "";
+	int pages = 0;
+	do {
+		f.page_token = token;
+		struct collect page = {.n = 0};
+		char next[ID_LEN + 1];
+		int n = store_list(s, &f, collect, &page, next);
+		ck_assert_int_eq(n, page.n);
+		ck_assert_int_le(n, f.page_size > 0 ? f.page_size : STORE_PAGE_DEFAULT);
+		for (int i = 0; i < page.n; i++)
+			out->t[out->n++] = page.t[i];
+		memcpy(token, next, sizeof token);
+		pages++;
+	} while (token[0]);
+	return pages;
+}
+
+START_TEST(list_pages_newest_first_with_filters)
+{
+	enum { N = 250 };
+	struct store *s = open_store();
+	struct task *t[N];
+	for (int i = 0; i < N; i++) {
+		t[i] = mk(i % 2 ? "odd" : "even", T0 + i);
+		task_set_bytes(&t[i]->payload, &t[i]->payload_len, "p", 1);
+		if (i % 5 == 0)
+			task_transition(t[i], TASK_EV_CANCEL, NULL, T0 + i);
+		ck_assert_int_eq(store_put(s, t[i]), 0);
+	}
+	/* Unflushed writes are listed too: same connection. */
+	struct collect all = {.n = 0};
+	struct store_filter f = {.page_size = 100};
+	ck_assert_int_eq(list_all(s, f, &all), 3);
+	ck_assert_int_eq(all.n, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_str_eq(all.t[i]->id, t[N - 1 - i]->id);
+	ck_assert_ptr_null(all.t[0]->payload); /* not asked for */
+	collect_free(&all);
+
+	f.with_payload = 1;
+	f.status = TASK_CANCELLED;
+	f.page_size = 7;
+	list_all(s, f, &all);
+	ck_assert_int_eq(all.n, N / 5);
+	for (int i = 0; i < all.n; i++) {
+		ck_assert_int_eq(all.t[i]->status, TASK_CANCELLED);
+		ck_assert_mem_eq(all.t[i]->payload, "p", 1);
+		if (i)
+			ck_assert_str_lt(all.t[i]->id, all.t[i - 1]->id);
+	}
+	collect_free(&all);
+
+	struct store_filter by_name = {.name = "odd"};
+	list_all(s, by_name, &all);
+	ck_assert_int_eq(all.n, N / 2);
+	collect_free(&all);
+
+	struct store_filter both = {.name = "even", .status = TASK_PENDING, .page_size = 10};
+	list_all(s, both, &all);
+	/* Even indexes not divisible by 5: 125 even, 25 of them multiples of 10. */
+	ck_assert_int_eq(all.n, 100);
+	collect_free(&all);
+
+	/* An exactly full last page gives an empty token, not an empty page. */
+	struct store_filter exact = {.name = "odd", .page_size = 125};
+	ck_assert_int_eq(list_all(s, exact, &all), 1);
+	collect_free(&all);
+
+	char next[ID_LEN + 1];
+	struct store_filter bad = {.page_token = "not-a-token"};
+	ck_assert_int_eq(store_list(s, &bad, collect, &all, next), -EINVAL);
+	struct store_filter huge = {.page_size = 1 << 30};
+	ck_assert_int_eq(store_list(s, &huge, collect, &all, next), N); /* capped at 1000 */
+	collect_free(&all);
+	ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+	for (int i = 0; i < N; i++)
+		task_del(t[i]);
+}
+END_TEST
+
+START_TEST(purge_removes_only_old_finished_tasks)
+{
+	struct store *s = open_store();
+	struct task *t[10];
+	for (int i = 0; i < 10; i++) {
+		t[i] = mk("a", T0);
+		if (i < 8) /* finished at T0 + i */
+			task_transition(t[i], TASK_EV_CANCEL, NULL, T0 + i);
+		ck_assert_int_eq(store_put(s, t[i]), 0);
+	}
+	ck_assert_int_eq(store_flush(s), 0);
+	/* In bounded steps: 2, 2, then the last one, then nothing. */
+	ck_assert_int_eq(store_purge(s, T0 + 5, 2), 2);
+	ck_assert_int_eq(store_purge(s, T0 + 5, 2), 2);
+	ck_assert_int_eq(store_purge(s, T0 + 5, 2), 1);
+	ck_assert_int_eq(store_purge(s, T0 + 5, 2), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	struct task *g;
+	for (int i = 0; i < 10; i++) {
+		int r = store_get(s, t[i]->id, &g);
+		ck_assert_int_eq(r, i < 5 ? -ENOENT : 0);
+		task_del(g);
+	}
+	ck_assert_int_eq(store_purge(s, T0 + 1000, 0), 3);
+	ck_assert_int_eq(store_flush(s), 0);
+	/* Pending tasks are never purged. */
+	struct collect c = {.n = 0};
+	ck_assert_int_eq(store_load_active(s, collect, &c), 2);
+	collect_free(&c);
+	/* Updating a purged task is not an error. */
+	ck_assert_int_eq(store_update(s, t[0]), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+	for (int i = 0; i < 10; i++)
+		task_del(t[i]);
+}
+END_TEST
+
+START_TEST(second_scheduler_on_the_same_dir_is_refused)
+{
+	struct store *s = open_store(), *s2 = NULL;
+	ck_assert_int_eq(store_open_sqlite(dir, NULL, &s2), -EBUSY);
+	ck_assert_ptr_null(s2);
+	store_del(s);
+	s = open_store(); /* the lock is released on close */
+	store_del(s);
+}
+END_TEST
+
+START_TEST(read_only_dir_is_reported)
+{
+	/* root ignores permissions, so drop to nobody for the attempt. */
+	char ro[160];
+	snprintf(ro, sizeof ro, "%s/ro", tmp);
+	ck_assert_int_eq(chmod(tmp, 0755), 0);
+	ck_assert_int_eq(mkdir(ro, 0555), 0);
+	int was_root = geteuid() == 0;
+	if (was_root)
+		ck_assert_int_eq(seteuid(65534), 0);
+	struct store *s = NULL;
+	int r = store_open_sqlite(ro, NULL, &s);
+	char sub[192];
+	snprintf(sub, sizeof sub, "%s/deeper", ro);
+	int r2 = store_open_sqlite(sub, NULL, &s);
+	if (was_root)
+		ck_assert_int_eq(seteuid(0), 0);
+	ck_assert_msg(r == -EACCES || r == -EROFS, "got %d (%s)", r, err_str(r));
+	ck_assert_msg(r2 == -EACCES || r2 == -EROFS, "got %d (%s)", r2, err_str(r2));
+	ck_assert_ptr_null(s);
+
+	/* A path through a regular file cannot be a data dir. */
+	char file[160];
+	snprintf(file, sizeof file, "%s/plain", tmp);
+	FILE *fp = fopen(file, "w");
+	fclose(fp);
+	ck_assert_int_eq(store_open_sqlite(file, NULL, &s), -ENOTDIR);
+	ck_assert_int_eq(store_open_sqlite("", NULL, &s), -EINVAL);
+}
+END_TEST
+
+START_TEST(full_disk_fails_the_batch_but_keeps_updates)
+{
+	struct store_sqlite_options opt = {.max_db_bytes = 256 * 1024};
+	struct store *s;
+	ck_assert_int_eq(store_open_sqlite(dir, &opt, &s), 0);
+	struct task *a = mk("a", T0);
+	ck_assert_int_eq(store_put(s, a), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+
+	/* a starts running; in the same batch comes a task too big to fit. */
+	struct task_ev w = {.worker_id = "w1"};
+	task_transition(a, TASK_EV_ASSIGN, &w, T0 + 1);
+	ck_assert_int_eq(store_update(s, a), 0);
+	struct task *big = mk("a", T0 + 2);
+	size_t n = 1024 * 1024;
+	big->payload = calloc(1, n);
+	big->payload_len = n;
+	ck_assert_int_eq(store_put(s, big), -ENOSPC);
+	/* Whether SQLite dropped the whole batch or just the statement, the
+	 * update of a is durable once a flush succeeds. */
+	int r = store_flush(s);
+	ck_assert_msg(r == 0 || r == -ENOSPC, "flush gave %d", r);
+	if (r)
+		ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+
+	ck_assert_int_eq(store_open_sqlite(dir, &opt, &s), 0);
+	struct task *g;
+	ck_assert_int_eq(store_get(s, a->id, &g), 0);
+	ck_assert_int_eq(g->status, TASK_RUNNING);
+	ck_assert_str_eq(g->worker_id, "w1");
+	task_del(g);
+	ck_assert_int_eq(store_get(s, big->id, &g), -ENOENT);
+
+	/* Fill it up with small tasks: the error is -ENOSPC at a put or at the
+	 * flush, and what was flushed before stays readable. */
+	int err = 0, flushed = 0;
+	char last_ok[ID_LEN + 1] = "";
+	for (int i = 0; i < 100000 && !err; i++) {
+		struct task *t = mk("fill", T0 + 10 + i);
+		task_set_bytes(&t->payload, &t->payload_len, big->payload, 2000);
+		err = store_put(s, t);
+		if (!err && i % 10 == 9) {
+			err = store_flush(s);
+			if (!err) {
+				memcpy(last_ok, t->id, sizeof last_ok);
+				flushed++;
+			}
+		}
+		task_del(t);
+	}
+	ck_assert_int_eq(err, -ENOSPC);
+	ck_assert_int_gt(flushed, 0);
+	store_flush(s);
+	ck_assert_int_eq(store_get(s, last_ok, &g), 0);
+	task_del(g);
+	store_del(s);
+	task_del(a);
+	task_del(big);
+}
+END_TEST
+
+START_TEST(schema_is_versioned_and_newer_ones_refused)
+{
+	struct store *s = open_store();
+	store_del(s);
+	sqlite3 *db = raw();
+	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 1);
+	ck_assert_int_eq(
+	    sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(store_open_sqlite(dir, NULL, &s), E_UNSUPPORTED);
+}
+END_TEST
+
+START_TEST(full_sync_option_opens_and_writes)
+{
+	struct store_sqlite_options opt = {.sync_full = 1};
+	struct store *s;
+	ck_assert_int_eq(store_open_sqlite(dir, &opt, &s), 0);
+	struct task *t = mk("a", T0);
+	ck_assert_int_eq(store_put(s, t), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+	task_del(t);
+}
+END_TEST
+
+static int stop_after_two(struct task *t, void *arg)
+{
+	int *n = arg;
+	task_del(t);
+	return ++*n == 2 ? 42 : 0;
+}
+
+START_TEST(callbacks_can_stop_a_walk)
+{
+	struct store *s = open_store();
+	struct task *t[5];
+	for (int i = 0; i < 5; i++) {
+		t[i] = mk("a", T0 + i);
+		store_put(s, t[i]);
+	}
+	int n = 0;
+	ck_assert_int_eq(store_load_active(s, stop_after_two, &n), 42);
+	n = 0;
+	char next[ID_LEN + 1];
+	ck_assert_int_eq(store_list(s, NULL, stop_after_two, &n, next), 42);
+	store_del(s); /* flushes */
+	s = open_store();
+	struct collect c = {.n = 0};
+	ck_assert_int_eq(store_load_active(s, collect, &c), 5);
+	collect_free(&c);
+	store_del(s);
+	for (int i = 0; i < 5; i++)
+		task_del(t[i]);
+}
+END_TEST
+
+Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("sqlite");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, put_then_get_round_trips_every_field);
+	tcase_add_test(tc, state_survives_close_and_reopen);
+	tcase_add_test(tc, crash_keeps_flushed_and_drops_unflushed);
+	tcase_add_test(tc, writes_are_visible_to_others_only_after_flush);
+	tcase_add_test(tc, idempotency_key_finds_the_first_task);
+	tcase_add_test(tc, list_pages_newest_first_with_filters);
+	tcase_add_test(tc, purge_removes_only_old_finished_tasks);
+	tcase_add_test(tc, second_scheduler_on_the_same_dir_is_refused);
+	tcase_add_test(tc, read_only_dir_is_reported);
+	tcase_add_test(tc, full_disk_fails_the_batch_but_keeps_updates);
+	tcase_add_test(tc, schema_is_versioned_and_newer_ones_refused);
+	tcase_add_test(tc, full_sync_option_opens_and_writes);
+	tcase_add_test(tc, callbacks_can_stop_a_walk);
+	suite_add_tcase(s, tc);
+	return s;
+}
