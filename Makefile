@@ -60,6 +60,7 @@ UNIT_SRCS = \
 	tests/unit/test_task.c \
 	tests/unit/test_queue.c \
 	tests/unit/test_store.c \
+	tests/unit/test_scheduler.c \
 	tests/unit/test_gz.c \
 	tests/unit/test_coalesce.c
 
@@ -88,7 +89,7 @@ UNIT_OBJS = $(UNIT_SRCS:%.c=$(B)/%.o)
 LIBORCHD = $(B)/liborchd.a
 ROLES = gateway scheduler worker
 
-PROGS = $(B)/orchd $(B)/interop_server
+PROGS = $(B)/orchd $(B)/interop_server $(B)/interop_client
 all: deps $(PROGS) $(addprefix $(B)/,$(ROLES))
 
 # Missing packages are installed when we are root, otherwise the exact

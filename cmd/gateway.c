@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "addr.h"
 #include "cmd.h"
 #include "coalesce.h"
@@ -80,6 +82,7 @@ struct sub {
 	uint64_t received;
 	int64_t start_ms;
 	int up_done;	    /* the watch ended: finish once the box is empty */
+	int finished;	    /* we ended the client's stream */
 	int up_status;
 	char *up_message;
 	int final_status;   /* status of the last final update seen, 0 = none */
@@ -102,6 +105,14 @@ struct binding {
 };
 
 /* ---- helpers ----------------------------------------------------------- */
+
+/* Milliseconds on the loop's cached clock, for durations in the log. */
+static int64_t now_ms(const struct gateway *gw)
+{
+	struct timeval tv;
+	event_base_gettimeofday_cached(gw->role.base, &tv);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
 
 static int64_t call_timeout(const struct gateway *gw, struct rpc_call *client, int dflt)
 {
@@ -201,7 +212,7 @@ static void up_done(struct rpc_call *up, int status, const char *message, void *
 	const char *text = relay_message(f->gw, status, message, buf, sizeof buf);
 	log_emit(status == GRPC_STATUS_OK ? LOG_DEBUG : LOG_INFO, "forwarded",
 		 "method=%s status=%s ms=%lld message=%s", f->m->name, status_name(status),
-		 (long long)(rpc_now_ms() - f->start_ms), log_quote(text));
+		 (long long)(now_ms(f->gw) - f->start_ms), log_quote(text));
 	rpc_call_finish(f->client, status, text);
 }
 
@@ -216,7 +227,7 @@ static int client_message(struct rpc_call *call, const uint8_t *msg, size_t len,
 	struct fwd *f = xcalloc(1, sizeof *f);
 	f->gw = gw;
 	f->m = b->m;
-	f->start_ms = rpc_now_ms();
+	f->start_ms = now_ms(gw);
 	rpc_call_set_data(call, f);
 	if (b->m->check) {
 		char err[256];
@@ -298,7 +309,7 @@ static void sub_free(struct sub *s)
  * that matters has been handed to the rpc layer. */
 static void sub_finish_if_flushed(struct sub *s)
 {
-	if (!s->client || !s->up_done || coalesce_pending(&s->box))
+	if (!s->client || s->finished || !s->up_done || coalesce_pending(&s->box))
 		return;
 	char buf[512];
 	const char *text = relay_message(s->gw, s->up_status, s->up_message, buf, sizeof buf);
@@ -308,9 +319,9 @@ static void sub_finish_if_flushed(struct sub *s)
 		 s->final_status ? task_state_name((enum task_state)s->final_status) : "none",
 		 (unsigned long long)s->received, (unsigned long long)s->box.sent,
 		 (unsigned long long)(s->box.replaced + s->box.dropped),
-		 (long long)(rpc_now_ms() - s->start_ms), log_quote(text));
+		 (long long)(now_ms(s->gw) - s->start_ms), log_quote(text));
+	s->finished = 1; /* sub_done follows */
 	rpc_call_finish(s->client, s->up_status, text);
-	s->up_done = 0; /* finished; client_sub_done follows */
 }
 
 /* Whether a TaskProgress is a task's last: a final status or a result. */
@@ -331,7 +342,7 @@ static int watch_message(struct rpc_call *up, const uint8_t *msg, size_t len, vo
 {
 	struct sub *s = arg;
 	s->received++;
-	if (!s->client)
+	if (!s->client || s->finished)
 		return 0;
 	/* An error means the client is gone; its on_done cancels us. */
 	coalesce_offer(&s->box, msg, len, is_final(s, msg, len));
@@ -377,7 +388,7 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 	struct sub *s = xcalloc(1, sizeof *s);
 	s->gw = gw;
 	s->client = call;
-	s->start_ms = rpc_now_ms();
+	s->start_ms = now_ms(gw);
 	coalesce_init(&s->box, send_progress, s);
 	Orchestrator__V1__ProgressRequest *r =
 		orchestrator__v1__progress_request__unpack(NULL, len, msg);
@@ -403,7 +414,7 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 static void sub_writable(struct rpc_call *call, void *arg)
 {
 	struct sub *s = rpc_call_data(call);
-	if (!s || !s->client)
+	if (!s || !s->client || s->finished)
 		return;
 	coalesce_writable(&s->box);
 	sub_finish_if_flushed(s);
@@ -424,9 +435,10 @@ static void sub_done(struct rpc_call *call, int status, const char *message, voi
 	if (s->up) {
 		/* The subscriber left (cancel, deadline, connection lost):
 		 * stop watching. watch_done frees s. */
-		log_info("subscribe_cancelled", "task=%s status=%s received=%llu sent=%llu",
-			 log_quote(s->task), status_name(status), (unsigned long long)s->received,
-			 (unsigned long long)s->box.sent);
+		if (!s->finished)
+			log_info("subscribe_cancelled", "task=%s status=%s received=%llu sent=%llu",
+				 log_quote(s->task), status_name(status),
+				 (unsigned long long)s->received, (unsigned long long)s->box.sent);
 		rpc_call_cancel(s->up);
 		return;
 	}
@@ -463,15 +475,15 @@ static void gateway_stop(void *arg)
 	struct gateway *gw = arg;
 	gw->stopping = 1;
 	for (struct sub *s = gw->subs; s; s = s->next) {
-		if (!s->client || !s->up)
+		if (!s->client || s->finished)
 			continue;
-		s->up_done = 1;
-		s->up_status = GRPC_STATUS_UNAVAILABLE;
-		free(s->up_message);
-		s->up_message = xstrdup("gateway is shutting down: subscribe again");
-		rpc_call_cancel(s->up);
+		log_info("subscribe_end", "task=%s status=UNAVAILABLE reason=shutdown",
+			 log_quote(s->task));
+		s->finished = 1;
 		rpc_call_finish(s->client, GRPC_STATUS_UNAVAILABLE,
 				"gateway is shutting down: subscribe again");
+		if (s->up)
+			rpc_call_cancel(s->up);
 	}
 }
 

@@ -4,6 +4,8 @@
  * only lists them and runs them all. Exits nonzero if any test failed.
  */
 #include <check.h>
+
+#include "log.h"
 #include <stdlib.h>
 
 Suite *error_suite(void);
@@ -16,6 +18,7 @@ Suite *id_suite(void);
 Suite *task_suite(void);
 Suite *queue_suite(void);
 Suite *store_suite(void);
+Suite *scheduler_suite(void);
 Suite *coalesce_suite(void);
 
 /* Add a module's suite here (and its declaration above), bottom layer
@@ -37,6 +40,7 @@ static Suite *(*const suites[])(void) = {
 	task_suite,
 	queue_suite,
 	store_suite,
+	scheduler_suite,
 };
 /* clang-format on */
 
@@ -44,6 +48,13 @@ int main(void)
 {
 	SRunner *sr = srunner_create(NULL);
 	int failed;
+
+	/* Modules log as they work; tests read results, not logs. Set
+	 * ORCHD_LOG=debug to see them while debugging a test. */
+	enum log_level lv = LOG_OFF;
+	if (getenv("ORCHD_LOG"))
+		log_parse_level(getenv("ORCHD_LOG"), &lv);
+	log_set_level(lv);
 
 	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
 		srunner_add_suite(sr, suites[i]());

@@ -1,0 +1,974 @@
+/* handler: built-in and exec task handlers (see handler.h). */
+#include "handler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+extern char **environ;
+
+#define DEFAULT_MAX_OUTPUT (1u << 20)
+#define DEFAULT_KILL_GRACE_MS 2000
+/* The error of a failed child is the end of its stderr. */
+#define STDERR_TAIL 1024
+/* Longer progress lines are cut here; the rest of the line is skipped. */
+#define PROGRESS_LINE_MAX 1024
+#define READ_CHUNK 65536
+
+const char *const handler_builtins[] = {"noop", "echo", "sleep", "fail", "sha256", NULL};
+
+enum kind { K_NOOP, K_ECHO, K_SLEEP, K_FAIL, K_SHA256, K_EXEC };
+
+struct handler {
+	char *name;
+	enum kind kind;
+	char **argv; /* K_EXEC */
+};
+
+struct handler_set {
+	struct event_base *base;
+	struct handler_opts opts;
+	struct handler *v;
+	size_t n;
+	struct event *sigchld; /* created with the first child */
+	struct handler_run *runs;
+	size_t nruns;
+};
+
+/* Why an exec child is being stopped; the first reason wins. */
+enum why { WHY_NONE, WHY_TIMEOUT, WHY_CANCEL, WHY_OVERFLOW };
+
+struct handler_run {
+	struct handler_set *set;
+	struct handler_run *next, *prev;
+	enum kind kind;
+	char **argv; /* borrowed from the handler, which the set never frees early */
+	char *task_id;
+	char *name;
+	struct handler_cbs cbs;
+	void *arg;
+	int64_t timeout_ms;
+	struct event *timeout_ev;
+	struct event *done_ev; /* delivers on_done from the loop */
+	int ended;	       /* outcome decided, delivery pending */
+	enum handler_status status;
+	char *error;
+	uint8_t *payload;
+	size_t payload_len;
+	uint8_t *out; /* output */
+	size_t out_len, out_cap;
+
+	/* sleep */
+	struct event *tick_ev;
+	struct timespec t0;
+	int64_t sleep_ms;
+	int step;
+
+	/* exec */
+	pid_t pid;
+	int reaped;
+	int wstatus;
+	int fd_in, fd_out, fd_err, fd_prog;
+	struct event *ev_in, *ev_out, *ev_err, *ev_prog;
+	size_t in_off;
+	char errtail[STDERR_TAIL];
+	size_t errtail_len;
+	char line[PROGRESS_LINE_MAX];
+	size_t line_len;
+	enum why why;
+	char *cancel_reason;
+	struct event *kill_ev;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* Replaces bytes that are not valid UTF-8 with '?', in place: errors and
+ * messages travel in protobuf strings, which must be UTF-8. */
+static void utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
+				      : (*p & 0xF8) == 0xF0 ? 3 : -1;
+		int ok = n >= 0;
+		for (int i = 1; ok && i <= n; i++)
+			ok = (p[i] & 0xC0) == 0x80;
+		if (ok && n == 1)
+			ok = *p >= 0xC2;
+		if (ok && n == 2)
+			ok = !(*p == 0xE0 && p[1] < 0xA0) && !(*p == 0xED && p[1] >= 0xA0);
+		if (ok && n == 3)
+			ok = !(*p == 0xF0 && p[1] < 0x90) && *p <= 0xF4 && !(*p == 0xF4 && p[1] >= 0x90);
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += n + 1;
+	}
+}
+
+static int64_t elapsed_ms(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static struct timeval tv_ms(int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	return tv;
+}
+
+static void close_fd(int *fd, struct event **ev)
+{
+	if (*ev) {
+		event_free(*ev);
+		*ev = NULL;
+	}
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* ---- argv and progress lines -------------------------------------------- */
+
+int handler_split_argv(const char *s, char ***argv_out)
+{
+	size_t len = strlen(s), n = 0;
+	char **argv = xcalloc(len / 2 + 2, sizeof *argv);
+	char *word = xmalloc(len + 1);
+	const char *p = s;
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (!*p)
+			break;
+		size_t w = 0;
+		while (*p && *p != ' ' && *p != '\t' && *p != '\n') {
+			if (*p == '\'') {
+				const char *q = strchr(p + 1, '\'');
+				if (!q)
+					goto bad;
+				memcpy(word + w, p + 1, (size_t)(q - p - 1));
+				w += (size_t)(q - p - 1);
+				p = q + 1;
+			} else if (*p == '"') {
+				for (p++; *p != '"'; p++) {
+					if (!*p)
+						goto bad;
+					if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+						p++;
+					word[w++] = *p;
+				}
+				p++;
+			} else if (*p == '\\' && p[1]) {
+				word[w++] = p[1];
+				p += 2;
+			} else {
+				word[w++] = *p++;
+			}
+		}
+		argv[n++] = xstrndup(word, w);
+	}
+	free(word);
+	if (n == 0) {
+		free(argv);
+		return -EINVAL;
+	}
+	*argv_out = argv;
+	return (int)n;
+bad:
+	free(word);
+	handler_argv_free(argv);
+	return -EINVAL;
+}
+
+void handler_argv_free(char **argv)
+{
+	if (!argv)
+		return;
+	for (char **a = argv; *a; a++)
+		free(*a);
+	free(argv);
+}
+
+static int blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+int handler_parse_progress(const char *line, size_t len, int *pct, char *msg, size_t msglen)
+{
+	const char *p = line, *end = line + len;
+	if (end > p && end[-1] == '\n')
+		end--;
+	if (end > p && end[-1] == '\r')
+		end--;
+	while (p < end && blank(*p))
+		p++;
+	if (p == end || *p < '0' || *p > '9')
+		return -EINVAL;
+	int v = 0;
+	while (p < end && *p >= '0' && *p <= '9') {
+		if (v <= 100)
+			v = v * 10 + (*p - '0');
+		p++;
+	}
+	if (p < end && *p == '.') {
+		p++;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < end && *p == '%')
+		p++;
+	if (p < end && !blank(*p))
+		return -EINVAL;
+	if (v > 100)
+		return -EINVAL;
+	while (p < end && blank(*p))
+		p++;
+	while (end > p && blank(end[-1]))
+		end--;
+	*pct = v;
+	if (msglen) {
+		size_t n = (size_t)(end - p);
+		if (n > msglen - 1)
+			n = msglen - 1;
+		memcpy(msg, p, n);
+		msg[n] = '\0';
+	}
+	return 0;
+}
+
+/* ---- the registry -------------------------------------------------------- */
+
+struct handler_set *handler_set_new(struct event_base *base, const struct handler_opts *opts)
+{
+	struct handler_set *set = xcalloc(1, sizeof *set);
+	set->base = base;
+	if (opts)
+		set->opts = *opts;
+	if (!set->opts.max_output)
+		set->opts.max_output = DEFAULT_MAX_OUTPUT;
+	if (set->opts.kill_grace_ms <= 0)
+		set->opts.kill_grace_ms = DEFAULT_KILL_GRACE_MS;
+	return set;
+}
+
+static struct handler *find(const struct handler_set *set, const char *name)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (strcmp(set->v[i].name, name) == 0)
+			return &set->v[i];
+	return NULL;
+}
+
+static int add(struct handler_set *set, const char *name, size_t namelen, enum kind kind,
+	       char **argv)
+{
+	char *nm = xstrndup(name, namelen);
+	if (find(set, nm)) {
+		free(nm);
+		return -EEXIST;
+	}
+	set->v = xrealloc(set->v, (set->n + 1) * sizeof *set->v);
+	set->v[set->n++] = (struct handler){nm, kind, argv};
+	return 0;
+}
+
+int handler_set_add_builtins(struct handler_set *set, const char *list, char *err, size_t errlen)
+{
+	if (!list || strcmp(list, "all") == 0) {
+		for (int i = 0; handler_builtins[i]; i++) {
+			int rv = add(set, handler_builtins[i], strlen(handler_builtins[i]),
+				     (enum kind)i, NULL);
+			if (rv != 0) {
+				snprintf(err, errlen, "handler '%s' is defined twice",
+					 handler_builtins[i]);
+				return rv;
+			}
+		}
+		return 0;
+	}
+	if (strcmp(list, "none") == 0)
+		return 0;
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		int i = 0;
+		while (handler_builtins[i] &&
+		       !(strlen(handler_builtins[i]) == n && strncmp(handler_builtins[i], p, n) == 0))
+			i++;
+		if (!handler_builtins[i]) {
+			snprintf(err, errlen,
+				 "unknown built-in handler '%.*s' (noop, echo, sleep, fail, sha256)",
+				 (int)n, p);
+			return -EINVAL;
+		}
+		int rv = add(set, p, n, (enum kind)i, NULL);
+		if (rv != 0) {
+			snprintf(err, errlen, "handler '%.*s' is defined twice", (int)n, p);
+			return rv;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+int handler_set_add_exec(struct handler_set *set, const char *spec, char *err, size_t errlen)
+{
+	const char *eq = strchr(spec, '=');
+	if (!eq || eq == spec) {
+		snprintf(err, errlen, "handler '%s' is not NAME=COMMAND", spec);
+		return -EINVAL;
+	}
+	for (const char *p = spec; p < eq; p++) {
+		if ((unsigned char)*p <= ' ' || *p == ',') {
+			snprintf(err, errlen, "handler name '%.*s' contains a blank or comma",
+				 (int)(eq - spec), spec);
+			return -EINVAL;
+		}
+	}
+	char **argv;
+	if (handler_split_argv(eq + 1, &argv) < 0) {
+		snprintf(err, errlen, "handler '%.*s': empty command or unterminated quote",
+			 (int)(eq - spec), spec);
+		return -EINVAL;
+	}
+	int rv = add(set, spec, (size_t)(eq - spec), K_EXEC, argv);
+	if (rv != 0) {
+		snprintf(err, errlen, "handler '%.*s' is defined twice", (int)(eq - spec), spec);
+		handler_argv_free(argv);
+	}
+	return rv;
+}
+
+size_t handler_set_count(const struct handler_set *set)
+{
+	return set->n;
+}
+
+const char *handler_set_name(const struct handler_set *set, size_t i)
+{
+	return i < set->n ? set->v[i].name : NULL;
+}
+
+int handler_set_has(const struct handler_set *set, const char *name)
+{
+	return find(set, name) != NULL;
+}
+
+size_t handler_set_running(const struct handler_set *set)
+{
+	return set->nruns;
+}
+
+/* ---- runs: common part --------------------------------------------------- */
+
+static void run_free(struct handler_run *run)
+{
+	struct handler_set *set = run->set;
+	if (run->prev)
+		run->prev->next = run->next;
+	else
+		set->runs = run->next;
+	if (run->next)
+		run->next->prev = run->prev;
+	set->nruns--;
+	close_fd(&run->fd_in, &run->ev_in);
+	close_fd(&run->fd_out, &run->ev_out);
+	close_fd(&run->fd_err, &run->ev_err);
+	close_fd(&run->fd_prog, &run->ev_prog);
+	struct event *evs[] = {run->timeout_ev, run->done_ev, run->tick_ev, run->kill_ev};
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+		if (evs[i])
+			event_free(evs[i]);
+	free(run->task_id);
+	free(run->name);
+	free(run->error);
+	free(run->payload);
+	free(run->out);
+	free(run->cancel_reason);
+	free(run);
+}
+
+static void deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct handler_run *run = arg;
+	run->cbs.on_done(run->status, run->out, run->out_len, run->error ? run->error : "",
+			 run->arg);
+	run_free(run);
+}
+
+/* Decides the outcome (error copied, may be NULL) and delivers it from the
+ * loop. The output is whatever run->out holds. */
+static void conclude(struct handler_run *run, enum handler_status st, const char *error)
+{
+	if (run->ended)
+		return;
+	run->ended = 1;
+	run->status = st;
+	if (error) {
+		run->error = xstrdup(error);
+		utf8_clean(run->error);
+	}
+	if (run->timeout_ev)
+		event_del(run->timeout_ev);
+	if (run->tick_ev)
+		event_del(run->tick_ev);
+	event_active(run->done_ev, 0, 0);
+}
+
+static void set_output(struct handler_run *run, const void *p, size_t n)
+{
+	free(run->out);
+	run->out = n ? xmemdup(p, n) : NULL;
+	run->out_len = run->out_cap = n;
+}
+
+static void progress(struct handler_run *run, int pct, char *msg)
+{
+	if (run->ended || run->why != WHY_NONE || !run->cbs.on_progress)
+		return;
+	utf8_clean(msg);
+	run->cbs.on_progress(pct, msg, run->arg);
+}
+
+static void timeout_msg(struct handler_run *run, char *buf, size_t len)
+{
+	snprintf(buf, len, "timeout after %lld ms", (long long)run->timeout_ms);
+}
+
+/* ---- built-ins ----------------------------------------------------------- */
+
+static void sleep_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct handler_run *run = arg;
+	run->step++;
+	char msg[96];
+	snprintf(msg, sizeof msg, "slept %lld of %lld ms", (long long)(run->sleep_ms * run->step / 10),
+		 (long long)run->sleep_ms);
+	progress(run, run->step * 10, msg);
+	if (run->step >= 10) {
+		conclude(run, HANDLER_COMPLETED, NULL);
+		return;
+	}
+	/* Each tick is placed from the start, so delays never accumulate. */
+	int64_t at = run->sleep_ms * (run->step + 1) / 10;
+	struct timeval tv = tv_ms(at - elapsed_ms(&run->t0));
+	evtimer_add(run->tick_ev, &tv);
+}
+
+static int parse_ms(const uint8_t *p, size_t n, int64_t *out)
+{
+	size_t i = 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+		i++;
+	while (n > i && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r'))
+		n--;
+	if (i == n)
+		return -1;
+	int64_t v = 0;
+	for (; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9' || v > INT64_MAX / 10 / 2)
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static void start_builtin(struct handler_run *run)
+{
+	struct handler_set *set = run->set;
+	switch (run->kind) {
+	case K_NOOP:
+		conclude(run, HANDLER_COMPLETED, NULL);
+		break;
+	case K_ECHO:
+		if (run->payload_len > set->opts.max_output) {
+			char e[64];
+			snprintf(e, sizeof e, "output exceeds %zu bytes", set->opts.max_output);
+			conclude(run, HANDLER_FAILED, e);
+			break;
+		}
+		set_output(run, run->payload, run->payload_len);
+		conclude(run, HANDLER_COMPLETED, NULL);
+		break;
+	case K_FAIL: {
+		char *e = xstrndup((const char *)run->payload, run->payload_len);
+		conclude(run, HANDLER_FAILED, *e ? e : "failed");
+		free(e);
+		break;
+	}
+	case K_SHA256: {
+		unsigned char md[32];
+		char hex[65];
+		unsigned int mdlen = 0;
+		EVP_Digest(run->payload, run->payload_len, md, &mdlen, EVP_sha256(), NULL);
+		for (unsigned i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		set_output(run, hex, 64);
+		conclude(run, HANDLER_COMPLETED, NULL);
+		break;
+	}
+	case K_SLEEP:
+		if (parse_ms(run->payload, run->payload_len, &run->sleep_ms) != 0) {
+			conclude(run, HANDLER_FAILED,
+				 "sleep: the payload must be a number of milliseconds in decimal");
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &run->t0);
+		run->tick_ev = evtimer_new(set->base, sleep_tick, run);
+		struct timeval tv = tv_ms(run->sleep_ms / 10);
+		evtimer_add(run->tick_ev, &tv);
+		break;
+	case K_EXEC:
+		break;
+	}
+}
+
+/* ---- exec: the child ----------------------------------------------------- */
+
+static void kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct handler_run *run = arg;
+	if (!run->reaped) {
+		log_debug("handler_kill", "task=%s pid=%d signal=KILL", run->task_id, (int)run->pid);
+		kill(-run->pid, SIGKILL);
+	}
+}
+
+/* Stops the child for why: SIGTERM to its group now, SIGKILL after the
+ * grace. The outcome is decided when it has been reaped. */
+static void stop_child(struct handler_run *run, enum why why)
+{
+	if (run->why != WHY_NONE || run->ended)
+		return;
+	run->why = why;
+	if (run->reaped)
+		return;
+	log_debug("handler_kill", "task=%s pid=%d signal=TERM", run->task_id, (int)run->pid);
+	kill(-run->pid, SIGTERM);
+	run->kill_ev = evtimer_new(run->set->base, kill_cb, run);
+	struct timeval tv = tv_ms(run->set->opts.kill_grace_ms);
+	evtimer_add(run->kill_ev, &tv);
+}
+
+static void on_stdin(evutil_socket_t fd, short what, void *arg)
+{
+	struct handler_run *run = arg;
+	while (run->in_off < run->payload_len) {
+		ssize_t n = write(run->fd_in, run->payload + run->in_off, run->payload_len - run->in_off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0)
+			break; /* EPIPE: the child does not want the rest */
+		run->in_off += (size_t)n;
+	}
+	close_fd(&run->fd_in, &run->ev_in);
+}
+
+/* Reads what fd has now into the run: 1 on EOF or error, else 0. */
+static int read_some(struct handler_run *run, int fd, int which)
+{
+	char buf[READ_CHUNK];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return 1;
+		if (which == 1) {
+			size_t max = run->set->opts.max_output;
+			if (run->why == WHY_OVERFLOW)
+				continue;
+			if (run->out_len + (size_t)n > max) {
+				stop_child(run, WHY_OVERFLOW);
+				continue;
+			}
+			if (run->out_len + (size_t)n > run->out_cap) {
+				size_t cap = run->out_cap ? run->out_cap * 2 : 4096;
+				while (cap < run->out_len + (size_t)n)
+					cap *= 2;
+				run->out_cap = cap < max ? cap : max;
+				run->out = xrealloc(run->out, run->out_cap);
+			}
+			memcpy(run->out + run->out_len, buf, (size_t)n);
+			run->out_len += (size_t)n;
+		} else if (which == 2) {
+			size_t k = (size_t)n;
+			if (k >= STDERR_TAIL) {
+				memcpy(run->errtail, buf + k - STDERR_TAIL, STDERR_TAIL);
+				run->errtail_len = STDERR_TAIL;
+			} else {
+				size_t keep = run->errtail_len + k > STDERR_TAIL
+						      ? STDERR_TAIL - k
+						      : run->errtail_len;
+				memmove(run->errtail, run->errtail + run->errtail_len - keep, keep);
+				memcpy(run->errtail + keep, buf, k);
+				run->errtail_len = keep + k;
+			}
+		} else {
+			for (ssize_t i = 0; i < n; i++) {
+				char c = buf[i];
+				if (c != '\n') {
+					/* An over-long line is cut, not split. */
+					if (run->line_len < sizeof run->line - 1)
+						run->line[run->line_len++] = c;
+					continue;
+				}
+				int pct;
+				char msg[PROGRESS_LINE_MAX];
+				if (handler_parse_progress(run->line, run->line_len, &pct, msg,
+							   sizeof msg) == 0)
+					progress(run, pct, msg);
+				else {
+					run->line[run->line_len] = '\0';
+					log_debug("handler_bad_progress", "task=%s line=%s",
+						  run->task_id, log_quote(run->line));
+				}
+				run->line_len = 0;
+			}
+		}
+	}
+}
+
+/* Decides the outcome of an exec run once its child has been reaped. */
+static void child_exited(struct handler_run *run)
+{
+	struct handler_set *set = run->set;
+	run->reaped = 1;
+	if (run->kill_ev)
+		event_del(run->kill_ev);
+	/* Leftovers in its group (a background grandchild) go with it. The
+	 * group id cannot have been reused: nothing was spawned since the
+	 * reap, and a group with members keeps its id. */
+	kill(-run->pid, SIGKILL);
+	/* Everything the child itself wrote is in the pipes by now. */
+	if (run->fd_out >= 0)
+		read_some(run, run->fd_out, 1);
+	if (run->fd_err >= 0)
+		read_some(run, run->fd_err, 2);
+	if (run->fd_prog >= 0)
+		read_some(run, run->fd_prog, 3);
+	close_fd(&run->fd_in, &run->ev_in);
+	close_fd(&run->fd_out, &run->ev_out);
+	close_fd(&run->fd_err, &run->ev_err);
+	close_fd(&run->fd_prog, &run->ev_prog);
+
+	char e[STDERR_TAIL + 64];
+	int st = run->wstatus;
+	switch (run->why) {
+	case WHY_TIMEOUT:
+		timeout_msg(run, e, sizeof e);
+		conclude(run, HANDLER_FAILED, e);
+		return;
+	case WHY_CANCEL:
+		conclude(run, HANDLER_CANCELLED, run->cancel_reason);
+		return;
+	case WHY_OVERFLOW:
+		snprintf(e, sizeof e, "output exceeds %zu bytes", set->opts.max_output);
+		conclude(run, HANDLER_FAILED, e);
+		return;
+	case WHY_NONE:
+		break;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		conclude(run, HANDLER_COMPLETED, NULL);
+		return;
+	}
+	size_t n = run->errtail_len;
+	while (n > 0 && (run->errtail[n - 1] == '\n' || run->errtail[n - 1] == '\r' ||
+			 run->errtail[n - 1] == ' ' || run->errtail[n - 1] == '\t'))
+		n--;
+	size_t skip = 0;
+	while (skip < n && run->errtail[skip] == '\0')
+		skip++;
+	if (WIFSIGNALED(st))
+		snprintf(e, sizeof e, "killed by signal %d", WTERMSIG(st));
+	else if (n > skip)
+		snprintf(e, sizeof e, "%.*s", (int)(n - skip), run->errtail + skip);
+	else
+		snprintf(e, sizeof e, "exit status %d", WEXITSTATUS(st));
+	conclude(run, HANDLER_FAILED, e);
+}
+
+static void try_reap(struct handler_run *run)
+{
+	if (run->kind != K_EXEC || run->pid <= 0 || run->reaped)
+		return;
+	int st;
+	pid_t r = waitpid(run->pid, &st, WNOHANG);
+	if (r == run->pid) {
+		run->wstatus = st;
+		child_exited(run);
+	} else if (r < 0 && errno == ECHILD) {
+		/* Someone else reaped it: the status is lost. */
+		run->wstatus = 255 << 8;
+		child_exited(run);
+	}
+}
+
+static void sigchld_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct handler_set *set = arg;
+	for (struct handler_run *run = set->runs, *next; run; run = next) {
+		next = run->next;
+		try_reap(run);
+	}
+}
+
+static void on_pipe(struct handler_run *run, int *fd, struct event **ev, int which)
+{
+	if (read_some(run, *fd, which)) {
+		close_fd(fd, ev);
+		/* EOF usually means the child exited: do not wait for SIGCHLD. */
+		try_reap(run);
+	}
+}
+
+static void on_stdout(evutil_socket_t fd, short what, void *arg)
+{
+	struct handler_run *run = arg;
+	on_pipe(run, &run->fd_out, &run->ev_out, 1);
+}
+
+static void on_stderr(evutil_socket_t fd, short what, void *arg)
+{
+	struct handler_run *run = arg;
+	on_pipe(run, &run->fd_err, &run->ev_err, 2);
+}
+
+static void on_progress_fd(evutil_socket_t fd, short what, void *arg)
+{
+	struct handler_run *run = arg;
+	on_pipe(run, &run->fd_prog, &run->ev_prog, 3);
+}
+
+/* Moves a child's end of a pipe to 10 or above, so that the dup2 of one
+ * end onto 0..3 in the child never clobbers another. */
+static int move_high(int fd)
+{
+	int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	close(fd);
+	return n;
+}
+
+static void start_exec(struct handler_run *run)
+{
+	struct handler_set *set = run->set;
+	int p[4][2], child[4], i, made = 0;
+	char e[256];
+	for (i = 0; i < 4; i++) {
+		if (pipe2(p[i], O_CLOEXEC) != 0)
+			break;
+		made++;
+	}
+	/* p[0] is stdin (the child reads p[0][0]); the others the child writes. */
+	for (i = 0; i < made; i++) {
+		int ci = i == 0 ? 0 : 1;
+		child[i] = move_high(p[i][ci]);
+		p[i][ci] = -1;
+		fcntl(p[i][1 - ci], F_SETFL, O_NONBLOCK);
+	}
+	if (made < 4 || child[0] < 0 || child[1] < 0 || child[2] < 0 || child[3] < 0) {
+		int saved = errno;
+		for (i = 0; i < made; i++) {
+			if (child[i] >= 0)
+				close(child[i]);
+			close(p[i][i == 0 ? 1 : 0]);
+		}
+		snprintf(e, sizeof e, "cannot start %s: %s", run->argv[0], strerror(saved));
+		conclude(run, HANDLER_FAILED, e);
+		return;
+	}
+	if (!set->sigchld) {
+		set->sigchld = evsignal_new(set->base, SIGCHLD, sigchld_cb, set);
+		event_add(set->sigchld, NULL);
+	}
+
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	for (i = 0; i < 4; i++)
+		posix_spawn_file_actions_adddup2(&fa, child[i], i);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+	posix_spawnattr_t at;
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+					      POSIX_SPAWN_SETSIGMASK);
+	posix_spawnattr_setpgroup(&at, 0); /* its own group, killed as one */
+	sigset_t none, dfl;
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&at, &none);
+	/* Dispositions a role sets (SIGPIPE ignored) must not leak into tasks. */
+	sigemptyset(&dfl);
+	const int sigs[] = {SIGPIPE, SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++)
+		sigaddset(&dfl, sigs[k]);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+
+	size_t nenv = 0;
+	while (environ && environ[nenv])
+		nenv++;
+	char **envp = xcalloc(nenv + 3, sizeof *envp);
+	size_t k = 0;
+	for (size_t j = 0; j < nenv; j++)
+		if (strncmp(environ[j], "ORCHD_TASK_ID=", 14) != 0 &&
+		    strncmp(environ[j], "ORCHD_TASK_NAME=", 16) != 0)
+			envp[k++] = environ[j];
+	size_t idlen = strlen(run->task_id) + 16, nmlen = strlen(run->name) + 18;
+	char *env_id = xmalloc(idlen), *env_nm = xmalloc(nmlen);
+	snprintf(env_id, idlen, "ORCHD_TASK_ID=%s", run->task_id);
+	snprintf(env_nm, nmlen, "ORCHD_TASK_NAME=%s", run->name);
+	envp[k++] = env_id;
+	envp[k++] = env_nm;
+
+	int rv = posix_spawnp(&run->pid, run->argv[0], &fa, &at, run->argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	free(envp);
+	free(env_id);
+	free(env_nm);
+	for (i = 0; i < 4; i++)
+		close(child[i]);
+	run->fd_in = p[0][1];
+	run->fd_out = p[1][0];
+	run->fd_err = p[2][0];
+	run->fd_prog = p[3][0];
+	if (rv != 0) {
+		run->pid = 0;
+		snprintf(e, sizeof e, "cannot run %s: %s", run->argv[0], strerror(rv));
+		conclude(run, HANDLER_FAILED, e);
+		return;
+	}
+	log_debug("handler_spawned", "task=%s pid=%d cmd=%s", run->task_id, (int)run->pid,
+		  log_quote(run->argv[0]));
+	if (run->payload_len) {
+		run->ev_in = event_new(set->base, run->fd_in, EV_WRITE | EV_PERSIST, on_stdin, run);
+		event_add(run->ev_in, NULL);
+	} else {
+		close_fd(&run->fd_in, &run->ev_in);
+	}
+	run->ev_out = event_new(set->base, run->fd_out, EV_READ | EV_PERSIST, on_stdout, run);
+	run->ev_err = event_new(set->base, run->fd_err, EV_READ | EV_PERSIST, on_stderr, run);
+	run->ev_prog = event_new(set->base, run->fd_prog, EV_READ | EV_PERSIST, on_progress_fd, run);
+	event_add(run->ev_out, NULL);
+	event_add(run->ev_err, NULL);
+	event_add(run->ev_prog, NULL);
+}
+
+/* ---- runs: the public part ---------------------------------------------- */
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct handler_run *run = arg;
+	if (run->kind == K_EXEC && run->pid > 0 && !run->reaped) {
+		stop_child(run, WHY_TIMEOUT);
+		return;
+	}
+	char e[64];
+	timeout_msg(run, e, sizeof e);
+	conclude(run, HANDLER_FAILED, e);
+}
+
+struct handler_run *handler_start(struct handler_set *set, const char *task_id, const char *name,
+				  const void *payload, size_t len, int64_t timeout_ms,
+				  const struct handler_cbs *cbs, void *arg, int *err)
+{
+	struct handler *h = find(set, name);
+	if (!h) {
+		if (err)
+			*err = -ENOENT;
+		return NULL;
+	}
+	struct handler_run *run = xcalloc(1, sizeof *run);
+	run->set = set;
+	run->kind = h->kind;
+	run->argv = h->argv;
+	run->task_id = xstrdup(task_id);
+	run->name = xstrdup(name);
+	run->cbs = *cbs;
+	run->arg = arg;
+	run->timeout_ms = timeout_ms;
+	run->payload = xmemdup(payload, len);
+	run->payload_len = len;
+	run->fd_in = run->fd_out = run->fd_err = run->fd_prog = -1;
+	run->done_ev = event_new(set->base, -1, 0, deliver_cb, run);
+	run->next = set->runs;
+	if (set->runs)
+		set->runs->prev = run;
+	set->runs = run;
+	set->nruns++;
+	if (timeout_ms > 0) {
+		run->timeout_ev = evtimer_new(set->base, timeout_cb, run);
+		struct timeval tv = tv_ms(timeout_ms);
+		evtimer_add(run->timeout_ev, &tv);
+	}
+	if (run->kind == K_EXEC)
+		start_exec(run);
+	else
+		start_builtin(run);
+	return run;
+}
+
+void handler_cancel(struct handler_run *run, const char *reason)
+{
+	if (run->ended)
+		return;
+	if (!reason || !*reason)
+		reason = "cancelled";
+	if (run->kind == K_EXEC && run->pid > 0 && !run->reaped) {
+		if (run->why == WHY_NONE) {
+			free(run->cancel_reason);
+			run->cancel_reason = xstrdup(reason);
+		}
+		stop_child(run, WHY_CANCEL);
+		return;
+	}
+	conclude(run, HANDLER_CANCELLED, reason);
+}
+
+void handler_set_del(struct handler_set *set)
+{
+	if (!set)
+		return;
+	while (set->runs) {
+		struct handler_run *run = set->runs;
+		if (run->kind == K_EXEC && run->pid > 0 && !run->reaped) {
+			kill(-run->pid, SIGKILL);
+			waitpid(run->pid, NULL, WNOHANG);
+		}
+		run_free(run);
+	}
+	for (size_t i = 0; i < set->n; i++) {
+		free(set->v[i].name);
+		handler_argv_free(set->v[i].argv);
+	}
+	free(set->v);
+	if (set->sigchld)
+		event_free(set->sigchld);
+	free(set);
+}

@@ -1,0 +1,399 @@
+/* Tests for lib/scheduler.c: decisions checked through recorded ops on a
+ * real SQLite store in a temporary directory. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "scheduler.h"
+#include "status.h"
+#include "store.h"
+#include "task.h"
+
+struct rec {
+	char kind;   /* 'a' assign, 'c' cancel, 'k' kick, 'u' update */
+	char who[16];
+	char task[ID_LEN + 1];
+	int attempt;
+	int status;
+};
+
+static struct rec recs[4096];
+static int nrec;
+
+/* A worker context is its name. */
+static void rec_add(char kind, const char *who, const char *task, int attempt, int status)
+{
+	ck_assert_int_lt(nrec, 4096);
+	struct rec *r = &recs[nrec++];
+	r->kind = kind;
+	snprintf(r->who, sizeof r->who, "%s", who ? who : "");
+	snprintf(r->task, sizeof r->task, "%s", task ? task : "");
+	r->attempt = attempt;
+	r->status = status;
+}
+
+static void op_assign(void *w, const struct task *t)
+{
+	rec_add('a', w, t->id, t->attempt, t->status);
+}
+static void op_cancel(void *w, const char *id, const char *reason)
+{
+	rec_add('c', w, id, 0, 0);
+}
+static void op_kick(void *w, int status, const char *msg)
+{
+	rec_add('k', w, NULL, 0, status);
+}
+static void op_update(void *w, const struct task *t)
+{
+	rec_add('u', w, t->id, t->attempt, t->status);
+}
+
+static const struct sched_ops ops = {op_assign, op_cancel, op_kick, op_update};
+static char dir[64];
+static struct store *st;
+static struct sched *s;
+static int64_t now = 1700000000000;
+
+static void open_all(void)
+{
+	ck_assert_int_eq(store_open_sqlite(dir, NULL, &st), 0);
+	int err = 0;
+	struct sched_opts o = {.dead_timeout_ms = 5000, .lease_grace_ms = 1000};
+	s = sched_new(st, &o, &ops, now, &err);
+	ck_assert_ptr_nonnull(s);
+}
+
+static void close_all(void)
+{
+	sched_del(s);
+	store_del(st);
+	s = NULL;
+	st = NULL;
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/orchd-sched.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	nrec = 0;
+	open_all();
+}
+
+static void teardown(void)
+{
+	close_all();
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Submits and commits; returns the id in a static rotating buffer. */
+static const char *submit(const char *name, int prio, const char *key)
+{
+	static char ids[8][ID_LEN + 1];
+	static int next;
+	struct task *t = task_new(NULL, name, now);
+	t->priority = prio;
+	t->max_attempts = 2;
+	task_set_str(&t->idempotency_key, key);
+	const struct task *out;
+	int dup;
+	char err[128];
+	ck_assert_int_eq(sched_submit(s, t, 1 << 20, now, &out, &dup, err, sizeof err), 0);
+	char *id = ids[next++ & 7];
+	memcpy(id, out->id, ID_LEN + 1);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	return id;
+}
+
+static struct sched_worker *reg(const char *id, int slots, const char *name)
+{
+	char err[128];
+	const char *names[] = {name};
+	struct sched_worker *w = sched_worker_register(s, (void *)id, id, slots, names, 1, NULL, 0,
+						       "t", "", now, err, sizeof err);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	return w;
+}
+
+static int count(char kind, const char *who)
+{
+	int n = 0;
+	for (int i = 0; i < nrec; i++)
+		n += recs[i].kind == kind && (!who || !strcmp(recs[i].who, who));
+	return n;
+}
+
+static struct task *get(const char *id)
+{
+	struct task *t;
+	ck_assert_int_eq(sched_get(s, id, &t), 0);
+	return t;
+}
+
+static int status_of(const char *id)
+{
+	struct task *t = get(id);
+	int st_ = t->status;
+	task_del(t);
+	return st_;
+}
+
+START_TEST(test_tasks_go_only_to_workers_of_their_name_within_slots)
+{
+	char a[4][ID_LEN + 1];
+	for (int i = 0; i < 4; i++)
+		memcpy(a[i], submit("resize", 0, NULL), ID_LEN + 1);
+	const char *other = submit("encode", 0, NULL);
+	reg("w1", 2, "resize");
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_int_eq(status_of(other), TASK_PENDING);
+	/* FIFO within a priority: the first two were assigned. */
+	ck_assert_str_eq(recs[0].task, a[0]);
+	ck_assert_str_eq(recs[1].task, a[1]);
+}
+END_TEST
+
+START_TEST(test_priority_first_then_fifo)
+{
+	const char *lo = submit("x", 0, NULL);
+	char hi[ID_LEN + 1];
+	memcpy(hi, submit("x", 5, NULL), sizeof hi);
+	(void)lo;
+	reg("w1", 1, "x");
+	ck_assert_int_eq(nrec, 1);
+	ck_assert_str_eq(recs[0].task, hi);
+}
+END_TEST
+
+START_TEST(test_least_loaded_worker_gets_the_task)
+{
+	struct sched_worker *w1 = reg("w1", 4, "x");
+	reg("w2", 4, "x");
+	(void)w1;
+	for (int i = 0; i < 4; i++)
+		submit("x", 0, NULL);
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_int_eq(count('a', "w2"), 2);
+}
+END_TEST
+
+START_TEST(test_result_completes_and_frees_the_slot)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	const char *b = submit("x", 0, NULL);
+	ck_assert_int_eq(count('a', "w1"), 1);
+	sched_worker_result(s, w, a, 1, TASK_COMPLETED, "out", 3, NULL, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_str_eq(recs[nrec - 1].task, b);
+	struct task *t = get(a);
+	ck_assert_int_eq(t->status, TASK_COMPLETED);
+	ck_assert_int_eq((int)t->output_len, 3);
+	ck_assert(memcmp(t->output, "out", 3) == 0);
+	task_del(t);
+}
+END_TEST
+
+START_TEST(test_lost_worker_requeues_then_fails_past_max_attempts)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	sched_worker_gone(s, w, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(status_of(a), TASK_PENDING);
+	w = reg("w2", 1, "x");
+	ck_assert_int_eq(recs[nrec - 1].attempt, 2);
+	sched_worker_gone(s, w, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	struct task *t = get(a);
+	ck_assert_int_eq(t->status, TASK_FAILED);
+	ck_assert_ptr_nonnull(t->error);
+	task_del(t);
+}
+END_TEST
+
+START_TEST(test_silent_worker_is_kicked_and_its_task_reassigned)
+{
+	reg("w1", 1, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	struct sched_worker *w2 = reg("w2", 1, "x");
+	now += 3000;
+	sched_worker_seen(s, w2, now);
+	now += 3000; /* w1 silent for 6 s, w2 for 3 s */
+	sched_tick(s, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('k', "w1"), 1);
+	ck_assert_int_eq(count('k', "w2"), 0);
+	ck_assert_str_eq(recs[nrec - 1].who, "w2");
+	ck_assert_str_eq(recs[nrec - 1].task, a);
+	/* A late result from the dead stream's attempt 1 cannot complete
+	 * attempt 2: w1 is gone, so it has no slot to answer from. */
+	ck_assert_int_eq(status_of(a), TASK_RUNNING);
+}
+END_TEST
+
+START_TEST(test_lease_expiry_cancels_and_retries)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	struct task *t = task_new(NULL, "x", now);
+	t->timeout_ms = 100;
+	const struct task *out;
+	int dup;
+	char err[64];
+	ck_assert_int_eq(sched_submit(s, t, 1 << 20, now, &out, &dup, err, sizeof err), 0);
+	char id[ID_LEN + 1];
+	memcpy(id, out->id, sizeof id);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	now += 100 + 1001;
+	sched_worker_seen(s, w, now);
+	sched_tick(s, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('c', "w1"), 1);
+	ck_assert_int_eq(status_of(id), TASK_PENDING);
+	/* The slot stays used until the worker answers for the old run. */
+	now += 60000;
+	sched_worker_seen(s, w, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('a', "w1"), 1);
+	sched_worker_result(s, w, id, 1, TASK_CANCELLED, NULL, 0, NULL, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_int_eq(status_of(id), TASK_RUNNING);
+}
+END_TEST
+
+START_TEST(test_cancel_pending_running_finished_unknown)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char run[ID_LEN + 1], pend[ID_LEN + 1];
+	memcpy(run, submit("x", 0, NULL), sizeof run);
+	memcpy(pend, submit("x", 0, NULL), sizeof pend);
+	ck_assert_int_eq(sched_cancel(s, pend, "no", now), TASK_CANCELLED);
+	ck_assert_int_eq(sched_cancel(s, run, "stop", now), TASK_RUNNING);
+	ck_assert_int_eq(count('c', "w1"), 1);
+	sched_worker_result(s, w, run, 1, TASK_CANCELLED, NULL, 0, "stopped", now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(status_of(run), TASK_CANCELLED);
+	ck_assert_int_eq(status_of(pend), TASK_CANCELLED);
+	ck_assert_int_eq(sched_cancel(s, run, NULL, now), E_STATE);
+	ck_assert_int_eq(sched_cancel(s, "01ZZZZZZZZZZZZZZZZZZZZZZZZ", NULL, now), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_idempotency_key_returns_the_first_task)
+{
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, "k1"), sizeof a);
+	const char *b = submit("x", 0, "k1");
+	ck_assert_str_eq(a, b);
+	/* Still true once the task is finished and out of memory. */
+	ck_assert_int_eq(sched_cancel(s, a, NULL, now), TASK_CANCELLED);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_uint_eq(sched_active_count(s), 0);
+	ck_assert_str_eq(submit("x", 0, "k1"), a);
+}
+END_TEST
+
+START_TEST(test_watchers_hear_changes_after_the_commit)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	struct task *snap;
+	ck_assert_int_eq(sched_watch(s, a, "watcher", &snap), 0);
+	ck_assert_int_eq(snap->status, TASK_RUNNING);
+	task_del(snap);
+	sched_worker_progress(s, w, a, 1, 40, "forty", now);
+	ck_assert_int_eq(count('u', "watcher"), 1);
+	sched_worker_result(s, w, a, 1, TASK_COMPLETED, NULL, 0, NULL, now);
+	ck_assert_int_eq(count('u', "watcher"), 1); /* not before the commit */
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('u', "watcher"), 2);
+	ck_assert_int_eq(recs[nrec - 1].status, TASK_COMPLETED);
+	sched_unwatch(s, a, "watcher");
+	/* A finished task answers a new watcher from the store at once. */
+	ck_assert_int_eq(sched_watch(s, a, "late", &snap), 1);
+	ck_assert_int_eq(snap->status, TASK_COMPLETED);
+	task_del(snap);
+}
+END_TEST
+
+START_TEST(test_restart_keeps_pending_and_reclaims_or_requeues_running)
+{
+	reg("w1", 2, "x");
+	char r1[ID_LEN + 1], r2[ID_LEN + 1], p[ID_LEN + 1];
+	memcpy(r1, submit("x", 0, NULL), sizeof r1);
+	memcpy(r2, submit("x", 0, NULL), sizeof r2);
+	memcpy(p, submit("x", 0, NULL), sizeof p);
+	close_all(); /* as after kill -9: every commit is on disk */
+	open_all();
+	nrec = 0;
+	ck_assert_int_eq(status_of(p), TASK_PENDING);
+	ck_assert_int_eq(status_of(r1), TASK_RUNNING);
+	/* w1 comes back still running r1 only. */
+	char err[64];
+	const char *names[] = {"x"};
+	const char *running[] = {r1};
+	struct sched_worker *w = sched_worker_register(s, "w1", "w1", 2, names, 1, running, 1, "t",
+						       "", now, err, sizeof err);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('a', "w1"), 1); /* p, into the free slot */
+	now += 6000;
+	sched_worker_seen(s, w, now);
+	sched_tick(s, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	/* r2 was not reclaimed: re-queued with attempt 2 (slots are full,
+	 * so it waits). r1 stays where it is. */
+	struct task *t = get(r2);
+	ck_assert_int_eq(t->status, TASK_PENDING);
+	task_del(t);
+	ck_assert_int_eq(status_of(r1), TASK_RUNNING);
+}
+END_TEST
+
+START_TEST(test_bad_registrations_are_refused)
+{
+	char err[128];
+	const char *names[] = {"x"};
+	ck_assert_ptr_null(sched_worker_register(s, "w", "", 1, names, 1, NULL, 0, "", "", now, err,
+						 sizeof err));
+	ck_assert_ptr_null(sched_worker_register(s, "w", "w", 0, names, 1, NULL, 0, "", "", now,
+						 err, sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "slots"));
+	ck_assert_ptr_null(sched_worker_register(s, "w", "w", 1, names, 0, NULL, 0, "", "", now,
+						 err, sizeof err));
+}
+END_TEST
+
+Suite *scheduler_suite(void)
+{
+	Suite *su = suite_create("scheduler");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_tasks_go_only_to_workers_of_their_name_within_slots);
+	tcase_add_test(tc, test_priority_first_then_fifo);
+	tcase_add_test(tc, test_least_loaded_worker_gets_the_task);
+	tcase_add_test(tc, test_result_completes_and_frees_the_slot);
+	tcase_add_test(tc, test_lost_worker_requeues_then_fails_past_max_attempts);
+	tcase_add_test(tc, test_silent_worker_is_kicked_and_its_task_reassigned);
+	tcase_add_test(tc, test_lease_expiry_cancels_and_retries);
+	tcase_add_test(tc, test_cancel_pending_running_finished_unknown);
+	tcase_add_test(tc, test_idempotency_key_returns_the_first_task);
+	tcase_add_test(tc, test_watchers_hear_changes_after_the_commit);
+	tcase_add_test(tc, test_restart_keeps_pending_and_reclaims_or_requeues_running);
+	tcase_add_test(tc, test_bad_registrations_are_refused);
+	suite_add_tcase(su, tc);
+	return su;
+}
