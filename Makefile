@@ -89,7 +89,7 @@ UNIT_OBJS = $(UNIT_SRCS:%.c=$(B)/%.o)
 LIBORCHD = $(B)/liborchd.a
 ROLES = gateway scheduler worker
 
-PROGS = $(B)/orchd $(B)/interop_server $(B)/interop_client
+PROGS = $(B)/orchd $(B)/interop_server $(B)/interop_client $(B)/rpc_test
 all: deps $(PROGS) $(addprefix $(B)/,$(ROLES))
 
 # Missing packages are installed when we are root, otherwise the exact
@@ -111,6 +111,9 @@ $(B)/interop_server: $(B)/tests/interop/interop_server.o $(GEN_INTEROP_C:.c=.o) 
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/interop_client: $(B)/tests/interop/interop_client.o $(GEN_INTEROP_C:.c=.o) $(LIBORCHD)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(B)/rpc_test: $(B)/tests/integration/rpc_test.o $(LIBORCHD)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/unit_tests: $(UNIT_OBJS) $(LIBORCHD)

@@ -1,0 +1,11 @@
+#!/bin/bash
+# lib/rpc's behaviours end to end on 127.0.0.1 (tests/integration/rpc_test.c):
+# deadlines, cancellation both ways, backpressure, graceful shutdown,
+# keepalive, reconnection with backoff, mutual TLS.
+. "$(dirname "$0")/../lib.sh"
+
+need_exe "$B/rpc_test"
+CERTS=$(make_tmpdir)
+scripts/gen-dev-certs.sh "$CERTS"
+export CERTS
+bounded 120 "$B/rpc_test"
