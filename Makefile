@@ -19,6 +19,12 @@ LIB_SRCS = \
 	lib/xalloc.c \
 	lib/log.c \
 	lib/error.c \
+	lib/sbuf.c \
+	lib/utf8.c \
+	lib/json.c \
+	lib/table.c \
+	lib/human.c \
+	lib/bar.c \
 	lib/id.c \
 	lib/status.c \
 	lib/meta.c \
@@ -33,11 +39,13 @@ LIB_SRCS = \
 	lib/queue.c \
 	lib/store.c \
 	lib/store_sqlite.c \
+	lib/handler.c \
 	lib/tls.c \
 	lib/opt.c \
 	lib/pb.c \
 	lib/coalesce.c \
 	lib/health.c \
+	lib/reflect.c \
 	lib/map.c \
 	lib/scheduler.c \
 	lib/taskpb.c
@@ -47,7 +55,9 @@ CMD_SRCS = \
 	cmd/role.c \
 	cmd/scheduler.c \
 	cmd/gateway.c \
-	cmd/worker.c
+	cmd/worker.c \
+	cmd/client.c \
+	cmd/dev.c
 
 UNIT_SRCS = \
 	tests/unit/runner.c \
@@ -60,15 +70,26 @@ UNIT_SRCS = \
 	tests/unit/test_task.c \
 	tests/unit/test_queue.c \
 	tests/unit/test_store.c \
+	tests/unit/test_handler.c \
 	tests/unit/test_scheduler.c \
 	tests/unit/test_gz.c \
-	tests/unit/test_coalesce.c
+	tests/unit/test_coalesce.c \
+	tests/unit/test_reflect.c \
+	tests/unit/test_sbuf.c \
+	tests/unit/test_utf8.c \
+	tests/unit/test_opt.c \
+	tests/unit/test_json.c \
+	tests/unit/test_table.c \
+	tests/unit/test_human.c \
+	tests/unit/test_bar.c
 
 # Protos we compile with protoc-c; generated code lives under $(G) only.
 PROTOS_OWN = \
 	orchestrator/v1/orchestrator.proto
 PROTOS_SYS = \
-	grpc/health/v1/health.proto
+	grpc/health/v1/health.proto \
+	grpc/reflection/v1alpha/reflection.proto \
+	grpc/reflection/v1/reflection.proto
 PROTOS_INTEROP = \
 	grpc/testing/empty.proto \
 	grpc/testing/messages.proto \
@@ -83,7 +104,7 @@ CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) -MMD -MP -Ilib -I$(G) \
 LDLIBS_ALL = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(LDLIBS)
 LDFLAGS_ALL = $(SANLDFLAGS) $(LDFLAGS)
 
-LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_C:.c=.o)
+LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_C:.c=.o) $(G)/reflect_orchd_set.o
 CMD_OBJS = $(CMD_SRCS:%.c=$(B)/%.o)
 UNIT_OBJS = $(UNIT_SRCS:%.c=$(B)/%.o)
 LIBORCHD = $(B)/liborchd.a
@@ -107,7 +128,8 @@ $(B)/orchd: $(CMD_OBJS) $(LIBORCHD)
 $(addprefix $(B)/,$(ROLES)): $(B)/orchd
 	ln -sf orchd $@
 
-$(B)/interop_server: $(B)/tests/interop/interop_server.o $(GEN_INTEROP_C:.c=.o) $(LIBORCHD)
+$(B)/interop_server: $(B)/tests/interop/interop_server.o $(GEN_INTEROP_C:.c=.o) \
+		$(G)/reflect_interop_set.o $(LIBORCHD)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/interop_client: $(B)/tests/interop/interop_client.o $(GEN_INTEROP_C:.c=.o) $(LIBORCHD)
@@ -134,10 +156,34 @@ $(G)/%.pb-c.c $(G)/%.pb-c.h: $(GRPC_PROTO_DIR)/%.proto
 	@mkdir -p $(G)
 	$(PROTOC_C) -I$(GRPC_PROTO_DIR) --c_out=$(G) $<
 
+# Descriptors for server reflection (lib/reflect.h), embedded at build
+# time: a FileDescriptorSet with every import, then a C array of its bytes
+# named after the file (od is in coreutils, so no extra build dependency).
+REFLECT_SETS = \
+	reflect_orchd_set \
+	reflect_interop_set
+$(G)/reflect_orchd_set.pb: $(addprefix proto/,$(PROTOS_OWN)) \
+	$(addprefix $(GRPC_PROTO_DIR)/,$(PROTOS_SYS))
+$(G)/reflect_interop_set.pb: $(addprefix $(GRPC_PROTO_DIR)/,$(PROTOS_INTEROP) \
+	grpc/reflection/v1alpha/reflection.proto grpc/reflection/v1/reflection.proto)
+$(REFLECT_SETS:%=$(G)/%.pb):
+	@mkdir -p $(G)
+	$(PROTOC) -Iproto -I$(GRPC_PROTO_DIR) --include_imports --descriptor_set_out=$@ $^
+
+$(REFLECT_SETS:%=$(G)/%.c): $(G)/%.c: $(G)/%.pb
+	{ echo '/* Generated from $(<F) by the Makefile; do not edit. */'; \
+	  echo '#include <stddef.h>'; echo '#include <stdint.h>'; \
+	  echo 'extern const uint8_t $*[];'; echo 'extern const size_t $*_len;'; \
+	  echo 'const uint8_t $*[] = {'; \
+	  od -An -v -tx1 $< | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; echo 'const size_t $*_len = sizeof $*;'; } >$@
+
 # Python stubs for the tests, generated from the same protos.
 PYGEN = $(B)/py
 pygen: $(PYGEN)/.stamp
-$(PYGEN)/.stamp: $(addprefix proto/,$(PROTOS_OWN))
+# The Makefile is a prerequisite because it holds the list of protos.
+$(PYGEN)/.stamp: Makefile $(addprefix proto/,$(PROTOS_OWN)) \
+		$(addprefix $(GRPC_PROTO_DIR)/,$(PROTOS_SYS) $(PROTOS_INTEROP))
 	@mkdir -p $(PYGEN)
 	$(PROTOC) -Iproto -I$(GRPC_PROTO_DIR) --python_out=$(PYGEN) \
 		--grpc_out=$(PYGEN) --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin \
@@ -182,7 +228,7 @@ fuzz: $(FB)/fuzz_server
 	@mkdir -p $(FB)/corpus/server
 	cp $(FUZZ_CORPUS)/* $(FB)/corpus/server/
 	$(FB)/fuzz_server -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
-		-artifact_prefix=$(FB)/ $(FB)/corpus/server
+		-dict=tests/fuzz/server.dict -artifact_prefix=$(FB)/ $(FB)/corpus/server
 
 fuzz-regress: $(FB)/fuzz_server
 	$(FB)/fuzz_server -runs=0 -timeout=10 $(FUZZ_CORPUS)
@@ -190,6 +236,9 @@ fuzz-regress: $(FB)/fuzz_server
 check: all $(B)/unit_tests pygen fuzz-regress
 	$(B)/unit_tests
 	B=$(B) PYTHON=$(PYTHON) tests/run.sh
+
+demo: all
+	B=$(B) scripts/demo.sh
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
@@ -200,7 +249,7 @@ install: all
 clean:
 	rm -rf build build-san build-debug $(FB)
 
-.PHONY: all deps check install clean pygen fuzz fuzz-regress
+.PHONY: all deps check demo install clean pygen fuzz fuzz-regress
 .DELETE_ON_ERROR:
 .SECONDARY:
 

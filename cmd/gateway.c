@@ -44,6 +44,11 @@
 #define RECONNECT_INITIAL_MS 100
 #define RECONNECT_MAX_MS 1000
 #define CONNECT_TIMEOUT_MS 2000
+/* A progress stream may carry nothing for minutes; without pings a
+ * scheduler host that vanished (no FIN, no RST) would leave it hanging
+ * forever instead of ending it with UNAVAILABLE. */
+#define KEEPALIVE_MS 20000
+#define KEEPALIVE_TIMEOUT_MS 10000
 /* Per progress stream: what the rpc layer queues for a slow subscriber
  * before the coalesce mailbox takes over. Unary answers are unaffected
  * (a single message always fits). */
@@ -81,11 +86,11 @@ struct sub {
 	struct coalesce box;
 	uint64_t received;
 	int64_t start_ms;
-	int up_done;	    /* the watch ended: finish once the box is empty */
-	int finished;	    /* we ended the client's stream */
+	int up_done;  /* the watch ended: finish once the box is empty */
+	int finished; /* we ended the client's stream */
 	int up_status;
 	char *up_message;
-	int final_status;   /* status of the last final update seen, 0 = none */
+	int final_status; /* status of the last final update seen, 0 = none */
 	char task[80];
 	struct sub *next, *prev;
 };
@@ -126,13 +131,22 @@ static int64_t call_timeout(const struct gateway *gw, struct rpc_call *client, i
  * except that UNAVAILABLE says which peer could not be reached. Returns
  * msg or buf. */
 static const char *relay_message(const struct gateway *gw, int status, const char *msg, char *buf,
-				 size_t len)
+                                 size_t len)
 {
 	if (status != GRPC_STATUS_UNAVAILABLE)
 		return msg;
 	snprintf(buf, len, "scheduler %s unavailable: %s", gw->sched_addr,
-		 *msg ? msg : "connection lost");
+	         *msg ? msg : "connection lost");
 	return buf;
+}
+
+/* Whether a status from the scheduler is worth a warning: answers about
+ * the request (NOT_FOUND, FAILED_PRECONDITION, ...) are the client's
+ * business, and UNAVAILABLE is logged once per outage (sched_state). */
+static int unexpected(int status)
+{
+	return status == GRPC_STATUS_UNKNOWN || status == GRPC_STATUS_INTERNAL ||
+	       status == GRPC_STATUS_DATA_LOSS || status == GRPC_STATUS_UNIMPLEMENTED;
 }
 
 /* ---- per-method checks and logs ------------------------------------------ */
@@ -145,7 +159,7 @@ static int check_spec(struct fwd *f, const uint8_t *msg, size_t len, char *err, 
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
 	int rv = task_spec_check(s->name, s->payload.len, s->max_attempts, s->timeout_ms,
-				 f->gw->max_payload, err, errlen);
+	                         f->gw->max_payload, err, errlen);
 	snprintf(f->name, sizeof f->name, "%s", s->name ? s->name : "");
 	orchestrator__v1__task_spec__free_unpacked(s, NULL);
 	return rv == 0 ? 0 : GRPC_STATUS_INVALID_ARGUMENT;
@@ -157,28 +171,28 @@ static void log_accepted(struct fwd *f, const uint8_t *msg, size_t len)
 	if (!a)
 		return;
 	log_info("task_submitted", "task=%s name=%s duplicate=%d", log_quote(a->task_id),
-		 log_quote(f->name), (int)a->duplicate);
+	         log_quote(f->name), (int)a->duplicate);
 	orchestrator__v1__task_accepted__free_unpacked(a, NULL);
 }
 
 static void log_cancelled(struct fwd *f, const uint8_t *msg, size_t len)
 {
 	Orchestrator__V1__CancelTaskResponse *r =
-		orchestrator__v1__cancel_task_response__unpack(NULL, len, msg);
+	    orchestrator__v1__cancel_task_response__unpack(NULL, len, msg);
 	if (!r)
 		return;
 	log_info("task_cancel", "task=%s status=%s", log_quote(r->task_id),
-		 task_state_name((enum task_state)r->status));
+	         task_state_name((enum task_state)r->status));
 	orchestrator__v1__cancel_task_response__free_unpacked(r, NULL);
 }
 
 /* Sorted by name. HealthCheck is health.c's; SubscribeProgress is below. */
 static const struct method methods[] = {
-	{"CancelTask", NULL, log_cancelled},
-	{"GetTask", NULL, NULL},
-	{"ListTasks", NULL, NULL},
-	{"ListWorkers", NULL, NULL},
-	{"SubmitTask", check_spec, log_accepted},
+    {"CancelTask", NULL, log_cancelled},
+    {"GetTask", NULL, NULL},
+    {"ListTasks", NULL, NULL},
+    {"ListWorkers", NULL, NULL},
+    {"SubmitTask", check_spec, log_accepted},
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
@@ -210,9 +224,9 @@ static void up_done(struct rpc_call *up, int status, const char *message, void *
 	}
 	char buf[512];
 	const char *text = relay_message(f->gw, status, message, buf, sizeof buf);
-	log_emit(status == GRPC_STATUS_OK ? LOG_DEBUG : LOG_INFO, "forwarded",
-		 "method=%s status=%s ms=%lld message=%s", f->m->name, status_name(status),
-		 (long long)(now_ms(f->gw) - f->start_ms), log_quote(text));
+	log_emit(unexpected(status) ? LOG_WARN : LOG_DEBUG, "forwarded",
+	         "method=%s status=%s ms=%lld message=%s", f->m->name, status_name(status),
+	         (long long)(now_ms(f->gw) - f->start_ms), log_quote(text));
 	rpc_call_finish(f->client, status, text);
 }
 
@@ -234,7 +248,7 @@ static int client_message(struct rpc_call *call, const uint8_t *msg, size_t len,
 		int st = b->m->check(f, msg, len, err, sizeof err);
 		if (st) {
 			log_info("rejected", "method=%s status=%s peer=%s reason=%s", b->m->name,
-				 status_name(st), rpc_call_peer(call), log_quote(err));
+			         status_name(st), rpc_call_peer(call), log_quote(err));
 			rpc_call_finish(call, st, err);
 			return 0;
 		}
@@ -269,7 +283,7 @@ static void client_done(struct rpc_call *call, int status, const char *message, 
 		/* The client cancelled or its deadline passed: so does ours.
 		 * up_done frees f. */
 		log_debug("forward_cancelled", "method=%s status=%s", f->m->name,
-			  status_name(status));
+		          status_name(status));
 		rpc_call_cancel(f->up);
 		return;
 	}
@@ -277,9 +291,9 @@ static void client_done(struct rpc_call *call, int status, const char *message, 
 }
 
 static const struct rpc_call_cbs unary_cbs = {
-	.on_message = client_message,
-	.on_half_close = client_half_close,
-	.on_done = client_done,
+    .on_message = client_message,
+    .on_half_close = client_half_close,
+    .on_done = client_done,
 };
 
 /* ---- progress streams -------------------------------------------------- */
@@ -313,13 +327,14 @@ static void sub_finish_if_flushed(struct sub *s)
 		return;
 	char buf[512];
 	const char *text = relay_message(s->gw, s->up_status, s->up_message, buf, sizeof buf);
-	log_info("subscribe_end", "task=%s status=%s final=%s received=%llu sent=%llu "
-				  "coalesced=%llu ms=%lld message=%s",
-		 log_quote(s->task), status_name(s->up_status),
-		 s->final_status ? task_state_name((enum task_state)s->final_status) : "none",
-		 (unsigned long long)s->received, (unsigned long long)s->box.sent,
-		 (unsigned long long)(s->box.replaced + s->box.dropped),
-		 (long long)(now_ms(s->gw) - s->start_ms), log_quote(text));
+	log_info("subscribe_end",
+	         "task=%s status=%s final=%s received=%llu sent=%llu "
+	         "coalesced=%llu ms=%lld message=%s",
+	         log_quote(s->task), status_name(s->up_status),
+	         s->final_status ? task_state_name((enum task_state)s->final_status) : "none",
+	         (unsigned long long)s->received, (unsigned long long)s->box.sent,
+	         (unsigned long long)(s->box.replaced + s->box.dropped),
+	         (long long)(now_ms(s->gw) - s->start_ms), log_quote(text));
 	s->finished = 1; /* sub_done follows */
 	rpc_call_finish(s->client, s->up_status, text);
 }
@@ -332,8 +347,8 @@ static int is_final(struct sub *s, const uint8_t *msg, size_t len)
 		return 0;
 	int final = task_state_final((enum task_state)p->status) || p->result;
 	if (final)
-		s->final_status = p->result && p->result->status ? (int)p->result->status
-								  : (int)p->status;
+		s->final_status =
+		    p->result && p->result->status ? (int)p->result->status : (int)p->status;
 	orchestrator__v1__task_progress__free_unpacked(p, NULL);
 	return final;
 }
@@ -372,15 +387,15 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 		return GRPC_STATUS_INVALID_ARGUMENT; /* one request per stream */
 	if (gw->stopping) {
 		rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE,
-				"gateway is shutting down: subscribe through another gateway");
+		                "gateway is shutting down: subscribe through another gateway");
 		return 0;
 	}
 	if (gw->nsubs >= gw->max_subs) {
 		char err[160];
 		snprintf(err, sizeof err,
-			 "gateway has %d progress subscribers, its limit (--max-subscribers); "
-			 "retry later or use another gateway",
-			 gw->nsubs);
+		         "gateway has %d progress subscribers, its limit (--max-subscribers); "
+		         "retry later or use another gateway",
+		         gw->nsubs);
 		log_warn("subscriber_limit", "limit=%d peer=%s", gw->max_subs, rpc_call_peer(call));
 		rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, err);
 		return 0;
@@ -391,7 +406,7 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 	s->start_ms = now_ms(gw);
 	coalesce_init(&s->box, send_progress, s);
 	Orchestrator__V1__ProgressRequest *r =
-		orchestrator__v1__progress_request__unpack(NULL, len, msg);
+	    orchestrator__v1__progress_request__unpack(NULL, len, msg);
 	snprintf(s->task, sizeof s->task, "%s", r && r->task_id ? r->task_id : "");
 	if (r)
 		orchestrator__v1__progress_request__free_unpacked(r, NULL);
@@ -402,7 +417,7 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 	gw->nsubs++;
 	rpc_call_set_data(call, s);
 	log_info("subscribe", "task=%s peer=%s subscribers=%d", log_quote(s->task),
-		 rpc_call_peer(call), gw->nsubs);
+	         rpc_call_peer(call), gw->nsubs);
 	/* Only the client's own deadline: a progress stream may last. */
 	struct rpc_call_opts o = {.timeout_ms = call_timeout(gw, call, 0)};
 	s->up = rpc_call_start(gw->sched, SCHEDULER_PATH "WatchTask", &watch_cbs, s, &o);
@@ -437,8 +452,8 @@ static void sub_done(struct rpc_call *call, int status, const char *message, voi
 		 * stop watching. watch_done frees s. */
 		if (!s->finished)
 			log_info("subscribe_cancelled", "task=%s status=%s received=%llu sent=%llu",
-				 log_quote(s->task), status_name(status),
-				 (unsigned long long)s->received, (unsigned long long)s->box.sent);
+			         log_quote(s->task), status_name(status),
+			         (unsigned long long)s->received, (unsigned long long)s->box.sent);
 		rpc_call_cancel(s->up);
 		return;
 	}
@@ -446,10 +461,10 @@ static void sub_done(struct rpc_call *call, int status, const char *message, voi
 }
 
 static const struct rpc_call_cbs sub_cbs = {
-	.on_message = sub_message,
-	.on_half_close = sub_half_close,
-	.on_writable = sub_writable,
-	.on_done = sub_done,
+    .on_message = sub_message,
+    .on_half_close = sub_half_close,
+    .on_writable = sub_writable,
+    .on_done = sub_done,
 };
 
 /* ---- the role ------------------------------------------------------------ */
@@ -463,7 +478,7 @@ static void sched_state(struct rpc_channel *ch, enum rpc_channel_state st, void 
 	} else if (st == RPC_CH_BACKOFF && gw->sched_reported != -1) {
 		gw->sched_reported = -1;
 		log_warn("scheduler_unreachable", "addr=%s retry_max_ms=%d", gw->sched_addr,
-			 RECONNECT_MAX_MS);
+		         RECONNECT_MAX_MS);
 	}
 }
 
@@ -478,10 +493,10 @@ static void gateway_stop(void *arg)
 		if (!s->client || s->finished)
 			continue;
 		log_info("subscribe_end", "task=%s status=UNAVAILABLE reason=shutdown",
-			 log_quote(s->task));
+		         log_quote(s->task));
 		s->finished = 1;
 		rpc_call_finish(s->client, GRPC_STATUS_UNAVAILABLE,
-				"gateway is shutting down: subscribe again");
+		                "gateway is shutting down: subscribe again");
 		if (s->up)
 			rpc_call_cancel(s->up);
 	}
@@ -490,23 +505,23 @@ static void gateway_stop(void *arg)
 int cmd_gateway(int argc, char **argv)
 {
 	struct gateway gw = {
-		.sched_addr = "127.0.0.1:50052",
-		.max_payload = 1u << 20,
-		.max_subs = 1000,
-		.call_timeout_ms = 10000,
+	    .sched_addr = "127.0.0.1:50052",
+	    .max_payload = 1u << 20,
+	    .max_subs = 1000,
+	    .call_timeout_ms = 10000,
 	};
 	struct role_flags rf = {.listen = ":50051"};
 	const struct opt opts[] = {
-		ROLE_OPTS(&rf, "ORCHD_GATEWAY_"),
-		{"scheduler", "ORCHD_SCHEDULER", OPT_STR, &gw.sched_addr, "ADDR",
-		 "scheduler to forward to (default 127.0.0.1:50052)"},
-		{"max-payload", "ORCHD_MAX_PAYLOAD", OPT_SIZE, &gw.max_payload, "SIZE",
-		 "largest task payload accepted (default 1M)"},
-		{"max-subscribers", "ORCHD_GATEWAY_MAX_SUBSCRIBERS", OPT_INT, &gw.max_subs, "N",
-		 "concurrent progress streams; past it RESOURCE_EXHAUSTED (default 1000)"},
-		{"call-timeout", "ORCHD_GATEWAY_CALL_TIMEOUT", OPT_DUR, &gw.call_timeout_ms,
-		 "DURATION", "deadline of forwarded calls whose client set none (default 10s)"},
-		{NULL, NULL, 0, NULL, NULL, NULL},
+	    ROLE_OPTS(&rf, "ORCHD_GATEWAY_"),
+	    {"scheduler", "ORCHD_SCHEDULER", OPT_STR, &gw.sched_addr, "ADDR",
+	     "scheduler to forward to (default 127.0.0.1:50052)"},
+	    {"max-payload", "ORCHD_MAX_PAYLOAD", OPT_SIZE, &gw.max_payload, "SIZE",
+	     "largest task payload accepted (default 1M)"},
+	    {"max-subscribers", "ORCHD_GATEWAY_MAX_SUBSCRIBERS", OPT_INT, &gw.max_subs, "N",
+	     "concurrent progress streams; past it RESOURCE_EXHAUSTED (default 1000)"},
+	    {"call-timeout", "ORCHD_GATEWAY_CALL_TIMEOUT", OPT_DUR, &gw.call_timeout_ms, "DURATION",
+	     "deadline of forwarded calls whose client set none (default 10s)"},
+	    {NULL, NULL, 0, NULL, NULL, NULL},
 	};
 	int n = cmd_parse("gateway", "[FLAGS]", opts, argc, argv);
 	if (n < 0)
@@ -519,7 +534,7 @@ int cmd_gateway(int argc, char **argv)
 	}
 	if (addr_parse(gw.sched_addr, host, sizeof host, &port) != 0 || port == 0) {
 		cmd_error("gateway", "invalid --scheduler address '%s' (expected host:port)",
-			  gw.sched_addr);
+		          gw.sched_addr);
 		return EXIT_USAGE;
 	}
 	if (gw.max_subs < 1) {
@@ -537,10 +552,10 @@ int cmd_gateway(int argc, char **argv)
 	if (limit < (4u << 20))
 		limit = 4u << 20;
 	struct rpc_opts so = {
-		.max_recv_msg = limit,
-		.max_send_msg = limit,
-		.send_high_water = STREAM_HIGH_WATER,
-		.max_streams = (uint32_t)gw.max_subs + 100,
+	    .max_recv_msg = limit,
+	    .max_send_msg = limit,
+	    .send_high_water = STREAM_HIGH_WATER,
+	    .max_streams = (uint32_t)gw.max_subs + 100,
 	};
 	static const char *const services[] = {GATEWAY_SERVICE, NULL};
 	int rc = role_init(&gw.role, "gateway", &rf, &so, services);
@@ -549,17 +564,19 @@ int cmd_gateway(int argc, char **argv)
 		return rc;
 	}
 	struct rpc_opts co = {
-		.max_recv_msg = limit,
-		.max_send_msg = limit,
-		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
-		.backoff_initial_ms = RECONNECT_INITIAL_MS,
-		.backoff_max_ms = RECONNECT_MAX_MS,
+	    .max_recv_msg = limit,
+	    .max_send_msg = limit,
+	    .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+	    .backoff_initial_ms = RECONNECT_INITIAL_MS,
+	    .backoff_max_ms = RECONNECT_MAX_MS,
+	    .keepalive_ms = KEEPALIVE_MS,
+	    .keepalive_timeout_ms = KEEPALIVE_TIMEOUT_MS,
 	};
 	int err = 0;
 	gw.sched = rpc_channel_new(gw.role.base, gw.sched_addr, &co, &err);
 	if (!gw.sched) {
 		cmd_error("gateway", "cannot use scheduler address %s: %s", gw.sched_addr,
-			  err_str(err));
+		          err_str(err));
 		role_free(&gw.role);
 		return EXIT_USAGE;
 	}
@@ -572,13 +589,13 @@ int cmd_gateway(int argc, char **argv)
 		snprintf(path, sizeof path, "/" GATEWAY_SERVICE "/%s", methods[i].name);
 		rpc_server_add_method(gw.role.srv, path, &unary_cbs, &bind[i]);
 	}
-	rpc_server_add_method(gw.role.srv, "/" GATEWAY_SERVICE "/SubscribeProgress", &sub_cbs,
-			      &gw);
+	rpc_server_add_method(gw.role.srv, "/" GATEWAY_SERVICE "/SubscribeProgress", &sub_cbs, &gw);
 	gw.role.on_stop = gateway_stop;
 	gw.role.stop_arg = &gw;
-	log_info("gateway_config", "scheduler=%s max_payload=%zu max_subscribers=%d "
-				   "call_timeout_ms=%lld",
-		 gw.sched_addr, gw.max_payload, gw.max_subs, (long long)gw.call_timeout_ms);
+	log_info("gateway_config",
+	         "scheduler=%s max_payload=%zu max_subscribers=%d "
+	         "call_timeout_ms=%lld",
+	         gw.sched_addr, gw.max_payload, gw.max_subs, (long long)gw.call_timeout_ms);
 	rpc_channel_connect(gw.sched); /* do not make the first client wait */
 
 	rc = role_run(&gw.role);

@@ -17,9 +17,17 @@ struct command {
 
 /* Sorted by name. */
 static const struct command commands[] = {
+	{"cancel", cmd_cancel, "cancel a task"},
+	{"dev", cmd_dev, "run a scheduler, workers and a gateway on this machine"},
 	{"gateway", cmd_gateway, "run the client-facing gateway (port 50051)"},
+	{"get", cmd_get, "show one task (--json for JSON)"},
+	{"health", cmd_health, "ask a server of any role whether it serves"},
+	{"list", cmd_list, "list tasks, newest first"},
 	{"scheduler", cmd_scheduler, "run the scheduler that owns task state (port 50052)"},
+	{"submit", cmd_submit, "submit a task and print its id (--wait, --watch)"},
+	{"watch", cmd_watch, "follow tasks' progress until they end"},
 	{"worker", cmd_worker, "run a worker that executes tasks (port 50053)"},
+	{"workers", cmd_workers, "list the workers connected to the scheduler"},
 };
 
 static void usage(FILE *f)
@@ -30,6 +38,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "  %-10s %s\n", "version", "print the version");
+	fprintf(f, "\nclient commands talk to a gateway: --gateway ADDR or ORCHD_GATEWAY\n"
+		   "(default 127.0.0.1:50051).\n");
 	fprintf(f, "\nexit status: 0 success, 1 failure, 2 usage error, 3 server unreachable\n");
 }
 

@@ -63,6 +63,13 @@ int role_init(struct role *r, const char *name, const struct role_flags *f,
 		return EXIT_FAIL;
 	}
 	r->health = health_new(r->srv, name, services);
+	/* Reflection lists whatever is registered when asked, so the role's
+	 * own services, added after role_init, are included. */
+	r->reflect = reflect_new(r->srv, reflect_orchd_set, reflect_orchd_set_len, &err);
+	if (!r->reflect) {
+		cmd_error(name, "cannot index the embedded descriptors: %s", err_str(err));
+		return EXIT_FAIL;
+	}
 	int port = rpc_server_listen(r->srv, f->listen);
 	if (port < 0) {
 		cmd_error(name, "cannot listen on %s: %s", f->listen, err_str(port));
@@ -89,9 +96,22 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_del(r->sig[0]);
 	event_del(r->sig[1]);
 	health_set_serving(r->health, 0);
+	r->stopping = 1;
 	if (r->on_stop)
 		r->on_stop(r->stop_arg);
-	rpc_server_shutdown(r->srv, (int)r->grace_ms, drained, r);
+	if (!r->hold && !r->shut) {
+		r->shut = 1;
+		rpc_server_shutdown(r->srv, (int)r->grace_ms, drained, r);
+	}
+}
+
+void role_release(struct role *r)
+{
+	r->hold = 0;
+	if (r->stopping && !r->shut) {
+		r->shut = 1;
+		rpc_server_shutdown(r->srv, (int)r->grace_ms, drained, r);
+	}
 }
 
 int role_run(struct role *r)
@@ -109,6 +129,7 @@ void role_free(struct role *r)
 {
 	health_del(r->health);
 	rpc_server_del(r->srv);
+	reflect_del(r->reflect); /* its calls ended with the server */
 	for (int i = 0; i < 2; i++)
 		if (r->sig[i])
 			event_free(r->sig[i]);

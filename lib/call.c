@@ -94,6 +94,7 @@ struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *
 	call->is_client = is_client;
 	call->status = -1;
 	call->max_recv = opts->max_recv_msg;
+	call->max_send = opts->max_send_msg;
 	call->high_water = opts->send_high_water;
 	frame_reader_init(&call->fr, opts->max_recv_msg);
 	call->out = evbuffer_new();
@@ -184,6 +185,12 @@ static void call_abort(struct rpc_call *call, int status, const char *msg)
 		return;
 	}
 	call_set_status(call, status, msg);
+	if (!call->stream_id) {
+		/* Still waiting for a connection: nothing to reset, and the
+		 * channel skips a call that has a status, so end it here. */
+		call_end_later(call, channel_base(call->ch), status, msg);
+		return;
+	}
 	if (live(call) && !call->cancelled) {
 		call->cancelled = 1;
 		nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id,
@@ -309,8 +316,15 @@ int rpc_call_send(struct rpc_call *call, const void *msg, size_t len, int flags)
 		return E_STATE;
 	if (call->conn && call->conn->dead)
 		return E_CLOSED;
-	if (len > UINT32_MAX)
+	if (len > UINT32_MAX || len > call->max_send) {
+		/* rpc.h promises RESOURCE_EXHAUSTED for an oversized message,
+		 * as gRPC does; the limit applies before compression. */
+		char m[128];
+		snprintf(m, sizeof m, "sent message larger than max (%zu vs. %zu bytes)", len,
+			 call->max_send);
+		call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED, m);
 		return E_TOOBIG;
+	}
 	size_t queued = evbuffer_get_length(call->out);
 	if (queued >= call->high_water && queued > 0) {
 		call->want_writable = 1;
@@ -495,8 +509,10 @@ static void drain_held(struct rpc_call *call)
 
 void call_server_half_closed(struct rpc_call *call)
 {
-	if (call->done || call->bad_request)
+	/* While paused, resume_cb comes here after the held messages. */
+	if (call->done || call->bad_request || call->paused || call->half_closed)
 		return;
+	call->half_closed = 1;
 	/* END_STREAM in the middle of a message: the request is truncated,
 	 * and a handler waiting for that message would wait forever. */
 	if (frame_reader_pending(&call->fr)) {
@@ -522,7 +538,9 @@ void rpc_call_pause_recv(struct rpc_call *call, int pause)
 	if (call->done || !call->conn)
 		return;
 	call->paused = pause != 0;
-	if (!pause && call->held && evbuffer_get_length(call->held)) {
+	/* A server call also resumes to deliver a half-close that came
+	 * while paused, held messages or not. */
+	if (!pause && ((call->held && evbuffer_get_length(call->held)) || !call->is_client)) {
 		if (!call->defer_ev)
 			call->defer_ev = event_new(call->conn->base, -1, 0, resume_cb, call);
 		event_active(call->defer_ev, 0, 0);
@@ -621,6 +639,11 @@ static void reject(struct rpc_call *call, int status, const char *msg)
 
 void call_server_headers_done(struct rpc_call *call)
 {
+	if (call->status >= 0) {
+		/* conn.c refused an oversized header list. */
+		reject(call, call->status, call->message);
+		return;
+	}
 	if (!grpc_content_type(call->content_type)) {
 		/* Not gRPC: plain HTTP answer (PROTOCOL-HTTP2.md: 415). */
 		call->bad_request = 1;
@@ -682,6 +705,20 @@ void call_client_headers_done(struct rpc_call *call, int end_stream)
 			call->cbs->on_headers(call, call->arg);
 		}
 	}
+	if (!end_stream || call->done)
+		return;
+	/* The response is complete. rpc.h promises on_half_close here; and
+	 * if our side is still open, PROTOCOL-HTTP2.md ("Early Server
+	 * Closure") has the client reset the stream with NO_ERROR, which
+	 * closes it, so on_done follows without waiting for the server. */
+	if (call->cbs && call->cbs->on_half_close)
+		call->cbs->on_half_close(call, call->arg);
+	if (live(call) && !call->cancelled &&
+	    !nghttp2_session_get_stream_local_close(call->conn->ng, call->stream_id)) {
+		nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id,
+					  NGHTTP2_NO_ERROR);
+		conn_schedule(call->conn);
+	}
 }
 
 /* ---- end of stream -------------------------------------------------------- */
@@ -695,7 +732,12 @@ void call_stream_closed(struct rpc_call *call, uint32_t error_code)
 	if (call->done)
 		return;
 	if (!call->is_client) {
-		if (!call->finished)
+		/* A client resets (CANCEL) when its deadline passes; when ours
+		 * has passed too, that is what the handler is told. */
+		if (!call->finished && error_code == NGHTTP2_CANCEL && call->deadline &&
+		    rpc_now_ms() >= call->deadline)
+			call_set_status(call, GRPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded");
+		else if (!call->finished)
 			call_set_status(call, status_from_h2_error(error_code),
 					error_code == NGHTTP2_CANCEL ? "Cancelled by client"
 								     : "stream reset by client");

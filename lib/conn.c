@@ -77,6 +77,8 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 		struct rpc_call *call = stream_call(ng, f->hd.stream_id);
 		if (call && f->headers.cat == NGHTTP2_HCAT_HEADERS)
 			call->in_trailers = 1;
+		if (call)
+			call->header_bytes = 0;
 		return 0;
 	}
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
@@ -93,8 +95,22 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
 	struct rpc_call *call = stream_call(ng, f->hd.stream_id);
-	if (call && !call->done)
-		call_on_header(call, name, namelen, value, valuelen);
+	if (!call || call->done)
+		return 0;
+	/* nghttp2 only advertises our SETTINGS_MAX_HEADER_LIST_SIZE; without
+	 * this count a peer could grow a call's metadata without bound.
+	 * Counted as RFC 9113 section 6.5.2 does. Past the limit the rest of
+	 * the block is dropped: the server answers RESOURCE_EXHAUSTED once
+	 * the block is over (call_server_headers_done), the client resets
+	 * the stream (nghttp2 sends RST_STREAM INTERNAL_ERROR). */
+	call->header_bytes += namelen + valuelen + 32;
+	if (call->header_bytes > RPC_MAX_HEADER_LIST) {
+		char m[64];
+		snprintf(m, sizeof m, "header list larger than %u bytes", RPC_MAX_HEADER_LIST);
+		call_set_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, m);
+		return call->is_client ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+	}
+	call_on_header(call, name, namelen, value, valuelen);
 	return 0;
 }
 

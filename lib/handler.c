@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "log.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 extern char **environ;
@@ -99,24 +100,15 @@ struct handler_run {
  * messages travel in protobuf strings, which must be UTF-8. */
 static void utf8_clean(char *s)
 {
-	unsigned char *p = (unsigned char *)s;
-	while (*p) {
-		int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
-				      : (*p & 0xF8) == 0xF0 ? 3 : -1;
-		int ok = n >= 0;
-		for (int i = 1; ok && i <= n; i++)
-			ok = (p[i] & 0xC0) == 0x80;
-		if (ok && n == 1)
-			ok = *p >= 0xC2;
-		if (ok && n == 2)
-			ok = !(*p == 0xE0 && p[1] < 0xA0) && !(*p == 0xED && p[1] >= 0xA0);
-		if (ok && n == 3)
-			ok = !(*p == 0xF0 && p[1] < 0x90) && *p <= 0xF4 && !(*p == 0xF4 && p[1] >= 0x90);
-		if (!ok) {
-			*p++ = '?';
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		int k = utf8_decode(s + i, n - i, &cp);
+		if (k < 0) {
+			s[i++] = '?';
 			continue;
 		}
-		p += n + 1;
+		i += (size_t)k;
 	}
 }
 
@@ -383,7 +375,7 @@ size_t handler_set_running(const struct handler_set *set)
 
 /* ---- runs: common part --------------------------------------------------- */
 
-static void run_free(struct handler_run *run)
+static void run_unlink(struct handler_run *run)
 {
 	struct handler_set *set = run->set;
 	if (run->prev)
@@ -392,7 +384,13 @@ static void run_free(struct handler_run *run)
 		set->runs = run->next;
 	if (run->next)
 		run->next->prev = run->prev;
+	run->next = run->prev = NULL;
 	set->nruns--;
+}
+
+/* Frees an unlinked run. */
+static void run_free(struct handler_run *run)
+{
 	close_fd(&run->fd_in, &run->ev_in);
 	close_fd(&run->fd_out, &run->ev_out);
 	close_fd(&run->fd_err, &run->ev_err);
@@ -413,6 +411,8 @@ static void run_free(struct handler_run *run)
 static void deliver_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_run *run = arg;
+	/* Gone from the set first: on_done may ask how many still run. */
+	run_unlink(run);
 	run->cbs.on_done(run->status, run->out, run->out_len, run->error ? run->error : "",
 			 run->arg);
 	run_free(run);
@@ -467,6 +467,8 @@ static void sleep_tick(evutil_socket_t fd, short what, void *arg)
 	snprintf(msg, sizeof msg, "slept %lld of %lld ms", (long long)(run->sleep_ms * run->step / 10),
 		 (long long)run->sleep_ms);
 	progress(run, run->step * 10, msg);
+	if (run->ended)
+		return; /* cancelled from the progress callback */
 	if (run->step >= 10) {
 		conclude(run, HANDLER_COMPLETED, NULL);
 		return;
@@ -589,6 +591,21 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 	close_fd(&run->fd_in, &run->ev_in);
 }
 
+/* Reports the progress line collected in run->line, if it is one. */
+static void progress_line(struct handler_run *run)
+{
+	int pct;
+	char msg[PROGRESS_LINE_MAX];
+	if (handler_parse_progress(run->line, run->line_len, &pct, msg, sizeof msg) == 0) {
+		progress(run, pct, msg);
+	} else {
+		run->line[run->line_len] = '\0';
+		log_debug("handler_bad_progress", "task=%s line=%s", run->task_id,
+			  log_quote(run->line));
+	}
+	run->line_len = 0;
+}
+
 /* Reads what fd has now into the run: 1 on EOF or error, else 0. */
 static int read_some(struct handler_run *run, int fd, int which)
 {
@@ -599,8 +616,12 @@ static int read_some(struct handler_run *run, int fd, int which)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return 0;
-		if (n <= 0)
+		if (n <= 0) {
+			/* A last line without its newline still counts. */
+			if (which == 3 && run->line_len)
+				progress_line(run);
 			return 1;
+		}
 		if (which == 1) {
 			size_t max = run->set->opts.max_output;
 			if (run->why == WHY_OVERFLOW)
@@ -640,17 +661,7 @@ static int read_some(struct handler_run *run, int fd, int which)
 						run->line[run->line_len++] = c;
 					continue;
 				}
-				int pct;
-				char msg[PROGRESS_LINE_MAX];
-				if (handler_parse_progress(run->line, run->line_len, &pct, msg,
-							   sizeof msg) == 0)
-					progress(run, pct, msg);
-				else {
-					run->line[run->line_len] = '\0';
-					log_debug("handler_bad_progress", "task=%s line=%s",
-						  run->task_id, log_quote(run->line));
-				}
-				run->line_len = 0;
+				progress_line(run);
 			}
 		}
 	}
@@ -780,7 +791,7 @@ static int move_high(int fd)
 static void start_exec(struct handler_run *run)
 {
 	struct handler_set *set = run->set;
-	int p[4][2], child[4], i, made = 0;
+	int p[4][2], child[4] = {-1, -1, -1, -1}, i, made = 0;
 	char e[256];
 	for (i = 0; i < 4; i++) {
 		if (pipe2(p[i], O_CLOEXEC) != 0)
@@ -961,6 +972,7 @@ void handler_set_del(struct handler_set *set)
 			kill(-run->pid, SIGKILL);
 			waitpid(run->pid, NULL, WNOHANG);
 		}
+		run_unlink(run);
 		run_free(run);
 	}
 	for (size_t i = 0; i < set->n; i++) {

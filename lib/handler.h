@@ -84,8 +84,8 @@ int handler_set_has(const struct handler_set *set, const char *name);
  * Starts handler `name` for a task; task_id, name and payload are copied.
  * timeout_ms > 0 limits the run: past it the run ends FAILED "timeout
  * after N ms" (an exec child gets SIGTERM, then SIGKILL after the grace).
- * cbs and arg are borrowed until on_done, which runs exactly once, from
- * the loop. An exec child also gets ORCHD_TASK_ID and ORCHD_TASK_NAME in
+ * cbs is copied, arg borrowed until on_done, which runs exactly once,
+ * from the loop. An exec child also gets ORCHD_TASK_ID and ORCHD_TASK_NAME in
  * its environment. Returns the run (owned by the set, valid until on_done
  * returns), or NULL with *err = -ENOENT when no handler has that name.
  * A child that cannot be started ends FAILED with the reason.
@@ -99,7 +99,7 @@ struct handler_run *handler_start(struct handler_set *set, const char *task_id, 
  * it had already finished. An exec child gets SIGTERM, then SIGKILL. */
 void handler_cancel(struct handler_run *run, const char *reason);
 
-/* How many runs have not delivered on_done yet. */
+/* How many runs are going: a run stops counting when its on_done starts. */
 size_t handler_set_running(const struct handler_set *set);
 
 /*

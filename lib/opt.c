@@ -60,6 +60,16 @@ int opt_parse_size(const char *s, size_t *out)
 	return 0;
 }
 
+int opt_parse_kv(const char *s, size_t *keylen, const char **value)
+{
+	const char *eq = s ? strchr(s, '=') : NULL;
+	if (!eq || eq == s)
+		return -1;
+	*keylen = (size_t)(eq - s);
+	*value = eq + 1;
+	return 0;
+}
+
 static int set_value(const struct opt *o, const char *v, char *err, size_t errlen,
 		     const char *from)
 {

@@ -59,6 +59,10 @@ void opt_usage(FILE *f, const char *cmd, const char *synopsis, const struct opt 
 int opt_parse_duration(const char *s, int64_t *ms);
 /* Returns 0 and sets *out, or -1. */
 int opt_parse_size(const char *s, size_t *out);
+/* Splits "KEY=VALUE" (a --label flag) at its first '='. Returns 0 and sets
+ * *keylen and *value (pointing into s, borrowed), or -1 when there is no
+ * '=' or KEY is empty. VALUE may be empty and may contain '='. */
+int opt_parse_kv(const char *s, size_t *keylen, const char **value);
 
 void opt_list_free(struct opt_list *l);
 

@@ -78,7 +78,8 @@ enum { RPC_SEND_COMPRESS = 1, /* gzip this message if the call compresses */
  * message was queued but the queue is now at its high-water mark (wait for
  * on_writable); E_AGAIN when the queue was already full and nothing was
  * queued; E_STATE after the send side was closed (client) or the call
- * finished (server); E_CLOSED once the call is done.
+ * finished (server); E_CLOSED once the call is done; E_TOOBIG when len is
+ * over max_send_msg, which also ends the call with RESOURCE_EXHAUSTED.
  */
 int rpc_call_send(struct rpc_call *call, const void *msg, size_t len, int flags);
 

@@ -40,6 +40,7 @@ struct rpc_call {
 	struct evbuffer *out;	 /* framed messages not yet handed to nghttp2 */
 	struct evbuffer *held;	 /* received DATA while paused (bounded by our window) */
 	size_t max_recv;
+	size_t max_send;
 	size_t high_water;
 
 	unsigned is_client : 1;
@@ -60,6 +61,7 @@ struct rpc_call {
 	unsigned in_trailers : 1;  /* client: parsing the trailer block */
 	unsigned done : 1;
 	unsigned bad_request : 1;   /* server: request headers rejected */
+	unsigned half_closed : 1;   /* server: client's END_STREAM dealt with */
 	unsigned bad_encoding : 1;
 	unsigned wait_for_ready : 1; /* client: survive connection failures */  /* server: grpc-encoding we cannot decode */
 
@@ -70,6 +72,7 @@ struct rpc_call {
 	char *recv_message; /* client: grpc-message received, decoded */
 	char *content_type;
 	int64_t timeout_ms; /* from grpc-timeout or the client's opts; 0: none */
+	size_t header_bytes; /* of the header block being received */
 	int64_t deadline;   /* monotonic ms, 0: none */
 	struct event *deadline_ev;
 	struct event *defer_ev; /* client: end a call that never reached a stream */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "error.h"
 #include "log.h"
@@ -143,6 +144,16 @@ const char *task_state_name(enum task_state s)
 		return "CANCELLED";
 	}
 	return "UNKNOWN";
+}
+
+int task_state_from_name(const char *name)
+{
+	if (!strncasecmp(name, "TASK_STATUS_", 12))
+		name += 12;
+	for (int s = TASK_PENDING; s <= TASK_CANCELLED; s++)
+		if (!strcasecmp(name, task_state_name((enum task_state)s)))
+			return s;
+	return -1;
 }
 
 const char *task_event_name(enum task_event ev)

@@ -166,6 +166,10 @@ int32_t task_max_attempts(const struct task *t, const struct task_policy *p);
 int task_state_final(enum task_state s);
 /* Returns "PENDING", "RUNNING", ... (static), "UNKNOWN" for other values. */
 const char *task_state_name(enum task_state s);
+/* Inverse of task_state_name() for the five real states, case-insensitive,
+ * also accepting the proto's "TASK_STATUS_" prefix ("running",
+ * "TASK_STATUS_RUNNING"). Returns the state, or -1 if unknown. */
+int task_state_from_name(const char *name);
 /* Returns "assign", "complete", ... (static). */
 const char *task_event_name(enum task_event ev);
 

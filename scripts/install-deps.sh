@@ -7,11 +7,13 @@ set -eu
 # Build and unit tests.
 BUILD="build-essential pkg-config libnghttp2-dev libevent-dev libprotobuf-c-dev
 protobuf-c-compiler protobuf-compiler libssl-dev zlib1g-dev libsqlite3-dev check"
-# Interop and integration tests: real gRPC peers nobody here wrote.
+# Interop and integration tests: real gRPC peers nobody here wrote, the
+# HPACK codec of the raw HTTP/2 tests, and clang with libFuzzer for the
+# fuzz corpus replay that `make check` runs.
 TEST="python3 python3-grpcio python3-protobuf python3-hpack protobuf-compiler-grpc grpc-proto
-openssl procps util-linux"
-# Fuzzing and benchmarks.
-EXTRA="clang libclang-rt-14-dev nghttp2-client libgrpc++-dev gnuplot-nox"
+openssl procps util-linux clang libclang-rt-14-dev"
+# Benchmarks.
+EXTRA="nghttp2-client libgrpc++-dev gnuplot-nox"
 
 want="$BUILD $TEST"
 case "${1:-}" in

@@ -10,8 +10,9 @@
  * by the server, the input written to the other end in chunks whose sizes
  * derive from the input itself (so splits are reproducible), the loop run
  * without blocking until the server goes quiet, its output read and
- * dropped; then our end half-closed and closed, and everything freed, so
- * LeakSanitizer sees each input on its own.
+ * dropped; then, for some inputs, a graceful shutdown; then our end
+ * half-closed and closed, and everything freed, so LeakSanitizer sees each
+ * input on its own.
  *
  * Build and run: make fuzz FUZZ_SECONDS=N; corpus replay: make fuzz-regress.
  */
@@ -186,6 +187,11 @@ static void settle(int fd)
 	}
 }
 
+static void shutdown_done(void *arg)
+{
+	*(int *)arg = 1;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -225,11 +231,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			off += (size_t)w;
 		settle(sv[1]);
 	}
+	/* Some inputs end with a graceful shutdown (GOAWAY, then a grace
+	 * period that is over at once or outlasts the connection). */
+	int stopped = 0;
+	if (h & 0x100) {
+		rpc_server_shutdown(srv, h & 0x200 ? 0 : 60000, shutdown_done, &stopped);
+		settle(sv[1]);
+	}
 	/* The client half-closes, then goes away. */
 	shutdown(sv[1], SHUT_WR);
 	settle(sv[1]);
 	close(sv[1]);
 	settle(-1);
+	if (h & 0x100 && !stopped && rpc_server_conn_count(srv) == 0)
+		abort(); /* every connection closed, yet shutdown never finished */
 
 	rpc_server_del(srv);
 	event_base_free(base);

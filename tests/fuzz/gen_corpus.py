@@ -106,6 +106,15 @@ def corpus():
     c.data(1, b"", end=True)
     yield "pause_resume", c.out
 
+    # Half-close with nothing held while paused, and by a trailer block.
+    c = Client()
+    c.headers(1, "Pause")
+    c.data(1, b"", end=True)
+    c.headers(3, "Pause")
+    c.data(3, grpc_message(b"\x01t"))
+    c.raw(frame(HEADERS, END_HEADERS | END_STREAM, 3, c.enc.encode([("x-t", "1")])))
+    yield "pause_half_close", c.out
+
     c = Client()
     c.headers(1, "Fail", end=True)
     c.headers(3, "Cancel")

@@ -39,8 +39,8 @@
 #define ECHO_INITIAL_VAL "test_initial_metadata_value"
 #define ECHO_TRAILING_KEY "x-grpc-test-echo-trailing-bin"
 #define ECHO_TRAILING_VAL "\xab\xab\xab"
-#define SPECIAL_MESSAGE                                                                    \
-	"\t\ntest with whitespace\r\nand Unicode BMP \xe2\x98\xba and non-BMP \xf0\x9f\x98\x88" \
+#define SPECIAL_MESSAGE                                                                            \
+	"\t\ntest with whitespace\r\nand Unicode BMP \xe2\x98\xba and non-BMP \xf0\x9f\x98\x88"    \
 	"\t\n"
 /* A BoolValue field of a request: absent, or present with a value. */
 enum { ABSENT = -1 };
@@ -78,10 +78,10 @@ struct xcall {
 	struct rpc_call *call; /* NULL before the start and after on_done */
 	struct out *outq;      /* requests rpc_call_send has not taken yet */
 	size_t outhead, outn, outcap;
-	int close_pending;     /* half-close once outq is empty */
+	int close_pending; /* half-close once outq is empty */
 	struct resp *resps;
 	size_t nresps, rcap;
-	size_t next;           /* responses the case has consumed */
+	size_t next; /* responses the case has consumed */
 	int done;
 	int status;
 	char *message;
@@ -107,9 +107,9 @@ struct tc {
 	int i;    /* a counter some cases keep across steps */
 	struct xcall x;
 	int failed;
-	struct event *kick_ev;	   /* runs the case from the loop */
+	struct event *kick_ev;     /* runs the case from the loop */
 	struct event *watchdog_ev; /* connect timeout, then case timeout */
-	struct event *end_ev;	   /* tears the case down from the loop */
+	struct event *end_ev;      /* tears the case down from the loop */
 };
 
 static const char **todo;
@@ -119,12 +119,12 @@ static int nfailed;
 static void start_case(const struct tcase *c);
 
 /* Quotes s for a one-line report: printable ASCII as is, the rest escaped
- * as Python's repr() would. Returns a static buffer (one of two). */
+ * as Python's repr() would. Returns a static buffer, one of four used in turn. */
 static const char *repr(const void *p, size_t len)
 {
-	static char bufs[2][512];
-	static int which;
-	char *b = bufs[which ^= 1];
+	static char bufs[4][512];
+	static unsigned which;
+	char *b = bufs[which++ % 4];
 	const uint8_t *s = p;
 	size_t n = 0;
 	b[n++] = '\'';
@@ -196,7 +196,8 @@ static void pass(struct tc *t)
 }
 
 /* Returns cond; when it is false the case fails with the message. */
-static int check(struct tc *t, int cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int check(struct tc *t, int cond, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int check(struct tc *t, int cond, const char *fmt, ...)
 {
 	if (!cond) {
@@ -253,7 +254,7 @@ static int on_message(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 		x->resps = xrealloc(x->resps, x->rcap * sizeof *x->resps);
 	}
 	x->resps[x->nresps++] =
-		(struct resp){xmemdup(msg, len), len, rpc_call_last_compressed(call)};
+	    (struct resp){xmemdup(msg, len), len, rpc_call_last_compressed(call)};
 	kick(x->t);
 	return 0;
 }
@@ -276,9 +277,9 @@ static void on_done(struct rpc_call *call, int status, const char *message, void
 }
 
 static const struct rpc_call_cbs xcall_cbs = {
-	.on_message = on_message,
-	.on_writable = on_writable,
-	.on_done = on_done,
+    .on_message = on_message,
+    .on_writable = on_writable,
+    .on_done = on_done,
 };
 
 /* ---- xcall: what cases call ------------------------------------------------ */
@@ -286,14 +287,14 @@ static const struct rpc_call_cbs xcall_cbs = {
 /* Starts method (after SERVICE unless it begins with '/') on the case's
  * channel. timeout_ms 0: the --rpc_timeout. md borrowed, may be NULL. */
 static void xstart(struct tc *t, const char *method, int64_t timeout_ms, int compress,
-		   const struct meta *md)
+                   const struct meta *md)
 {
 	char path[128];
 	snprintf(path, sizeof path, "%s%s", method[0] == '/' ? "" : SERVICE, method);
 	struct rpc_call_opts o = {
-		.timeout_ms = timeout_ms ? timeout_ms : cfg.rpc_timeout_ms,
-		.metadata = md,
-		.compress = compress,
+	    .timeout_ms = timeout_ms ? timeout_ms : cfg.rpc_timeout_ms,
+	    .metadata = md,
+	    .compress = compress,
 	};
 	t->x.call = rpc_call_start(t->ch, path, &xcall_cbs, &t->x, &o);
 }
@@ -345,7 +346,7 @@ static void xcall_reset(struct xcall *x)
  * 271828 zeros}, with expect_compressed / response_compressed when not
  * ABSENT. */
 static void send_large_request(struct tc *t, int expect_compressed, int response_compressed,
-			       int flags)
+                               int flags)
 {
 	Grpc__Testing__SimpleRequest r = GRPC__TESTING__SIMPLE_REQUEST__INIT;
 	Grpc__Testing__Payload pl = GRPC__TESTING__PAYLOAD__INIT;
@@ -384,7 +385,7 @@ static void send_echo_status_request(struct tc *t, int code, const char *message
 static void send_input_request(struct tc *t, int32_t size, int expect_compressed, int flags)
 {
 	Grpc__Testing__StreamingInputCallRequest r =
-		GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+	    GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
 	Grpc__Testing__Payload pl = GRPC__TESTING__PAYLOAD__INIT;
 	Grpc__Testing__BoolValue ec = GRPC__TESTING__BOOL_VALUE__INIT;
 	pl.body.len = (size_t)size;
@@ -408,10 +409,10 @@ struct rparam {
  * per params[i], a payload of payload_size zeros unless it is negative,
  * response_status when st is not NULL}. */
 static void send_output_request(struct tc *t, const struct rparam *params, size_t n,
-				int32_t payload_size, Grpc__Testing__EchoStatus *st)
+                                int32_t payload_size, Grpc__Testing__EchoStatus *st)
 {
 	Grpc__Testing__StreamingOutputCallRequest r =
-		GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+	    GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
 	Grpc__Testing__ResponseParameters rp[8];
 	Grpc__Testing__ResponseParameters *rpp[8];
 	Grpc__Testing__BoolValue comp[8];
@@ -461,7 +462,7 @@ static void *response(struct tc *t, size_t i, const ProtobufCMessageDescriptor *
 static int status_ok(struct tc *t)
 {
 	return check(t, t->x.status == GRPC_STATUS_OK, "unexpected status %s: %s",
-		     status_name(t->x.status), reprs(t->x.message));
+	             status_name(t->x.status), reprs(t->x.message));
 }
 
 /* The one response of a finished unary call, or NULL after failing. */
@@ -478,16 +479,16 @@ static int expect_status(struct tc *t, int code, const char *details)
 {
 	struct xcall *x = &t->x;
 	if (!check(t, x->status != GRPC_STATUS_OK, "call succeeded, want status %s",
-		   status_name(code)) ||
+	           status_name(code)) ||
 	    !check(t, x->status == code, "status %s (%s), want %s", status_name(x->status),
-		   reprs(x->message), status_name(code)))
+	           reprs(x->message), status_name(code)))
 		return 0;
-	return !details || check(t, strcmp(x->message, details) == 0,
-				 "status message %s, want %s", reprs(x->message), reprs(details));
+	return !details || check(t, strcmp(x->message, details) == 0, "status message %s, want %s",
+	                         reprs(x->message), reprs(details));
 }
 
 static int check_payload(struct tc *t, const Grpc__Testing__Payload *p, int32_t size,
-			 const char *what)
+                         const char *what)
 {
 	size_t len = p ? p->body.len : 0;
 	if (!check(t, len == (size_t)size, "%s payload is %zu bytes, want %d", what, len, size))
@@ -499,14 +500,14 @@ static int check_payload(struct tc *t, const Grpc__Testing__Payload *p, int32_t 
 		return 0;
 	int type = p ? (int)p->type : GRPC__TESTING__PAYLOAD_TYPE__COMPRESSABLE;
 	return check(t, type == GRPC__TESTING__PAYLOAD_TYPE__COMPRESSABLE,
-		     "%s payload type %d, want COMPRESSABLE", what, type);
+	             "%s payload type %d, want COMPRESSABLE", what, type);
 }
 
 /* Checks the payload of response i as a StreamingOutputCallResponse. */
 static int check_output_response(struct tc *t, size_t i, int32_t size, const char *what)
 {
 	Grpc__Testing__StreamingOutputCallResponse *r =
-		response(t, i, &grpc__testing__streaming_output_call_response__descriptor);
+	    response(t, i, &grpc__testing__streaming_output_call_response__descriptor);
 	if (!r)
 		return 0;
 	int ok = check_payload(t, r->payload, size, what);
@@ -518,7 +519,7 @@ static int check_output_response(struct tc *t, size_t i, int32_t size, const cha
 static int check_simple_response(struct tc *t, int32_t size, const char *what)
 {
 	Grpc__Testing__SimpleResponse *r =
-		unary_response(t, &grpc__testing__simple_response__descriptor);
+	    unary_response(t, &grpc__testing__simple_response__descriptor);
 	if (!r)
 		return 0;
 	int ok = check_payload(t, r->payload, size, what);
@@ -530,7 +531,7 @@ static int check_simple_response(struct tc *t, int32_t size, const char *what)
 static int check_aggregate(struct tc *t, int32_t want)
 {
 	Grpc__Testing__StreamingInputCallResponse *r =
-		unary_response(t, &grpc__testing__streaming_input_call_response__descriptor);
+	    unary_response(t, &grpc__testing__streaming_input_call_response__descriptor);
 	if (!r)
 		return 0;
 	int32_t got = r->aggregated_payload_size;
@@ -540,7 +541,7 @@ static int check_aggregate(struct tc *t, int32_t want)
 
 /* Every entry of md with key must equal val: exactly one of them. */
 static int check_echo_one(struct tc *t, const char *what, const char *kind, const struct meta *md,
-			  const char *key, const char *val, size_t vallen)
+                          const char *key, const char *val, size_t vallen)
 {
 	char got[600] = "[";
 	size_t n = 0, same = 0;
@@ -549,19 +550,19 @@ static int check_echo_one(struct tc *t, const char *what, const char *kind, cons
 			continue;
 		same += md->v[i].vallen == vallen && memcmp(md->v[i].val, val, vallen) == 0;
 		snprintf(got + strlen(got), sizeof got - strlen(got), "%s(%s, %s)", n++ ? ", " : "",
-			 reprs(key), repr(md->v[i].val, md->v[i].vallen));
+		         reprs(key), repr(md->v[i].val, md->v[i].vallen));
 	}
 	snprintf(got + strlen(got), sizeof got - strlen(got), "]");
 	return check(t, n == 1 && same == 1, "%s: %s metadata %s is %s, want [(%s, %s)]", what,
-		     kind, key, got, reprs(key), repr(val, vallen));
+	             kind, key, got, reprs(key), repr(val, vallen));
 }
 
 static int check_echo(struct tc *t, const char *what)
 {
-	return check_echo_one(t, what, "initial", &t->x.headers, ECHO_INITIAL_KEY,
-			      ECHO_INITIAL_VAL, strlen(ECHO_INITIAL_VAL)) &&
+	return check_echo_one(t, what, "initial", &t->x.headers, ECHO_INITIAL_KEY, ECHO_INITIAL_VAL,
+	                      strlen(ECHO_INITIAL_VAL)) &&
 	       check_echo_one(t, what, "trailing", &t->x.trailers, ECHO_TRAILING_KEY,
-			      ECHO_TRAILING_VAL, strlen(ECHO_TRAILING_VAL));
+	                      ECHO_TRAILING_VAL, strlen(ECHO_TRAILING_VAL));
 }
 
 /* For cases that wait: the next response not yet consumed, or -1 while
@@ -597,11 +598,12 @@ static void empty_unary(struct tc *t)
 		if (!r)
 			return;
 		grpc__testing__empty__free_unpacked(r, NULL);
-		/* client.py checks the length on the wire: a compressed empty
-		 * message is not 0 bytes there. */
-		size_t wire = t->x.resps[0].compressed ? 1 : t->x.resps[0].len;
-		if (check(t, wire == 0, "Empty response serialized to %zu bytes%s, want 0",
-			  t->x.resps[0].len, t->x.resps[0].compressed ? " (compressed)" : ""))
+		/* client.py checks the length on the wire, where a compressed
+		 * empty message is not 0 bytes. */
+		const struct resp *r0 = &t->x.resps[0];
+		if (check(t, !r0->compressed, "Empty response arrived compressed, want 0 bytes") &&
+		    check(t, r0->len == 0, "Empty response serialized to %zu bytes, want 0",
+		          r0->len))
 			pass(t);
 		return;
 	}
@@ -679,14 +681,14 @@ static void server_compressed_unary(struct tc *t)
 		if (!t->x.done)
 			return;
 		Grpc__Testing__SimpleResponse *r =
-			unary_response(t, &grpc__testing__simple_response__descriptor);
+		    unary_response(t, &grpc__testing__simple_response__descriptor);
 		if (!r)
 			return;
 		int got = t->x.resps[0].compressed;
-		int ok = check(t, got == want,
-			       "response_compressed=%s but the response %s compressed",
-			       pybool(want), got ? "was" : "was not") &&
-			 check_payload(t, r->payload, 314159, "response");
+		int ok =
+		    check(t, got == want, "response_compressed=%s but the response %s compressed",
+		          pybool(want), got ? "was" : "was not") &&
+		    check_payload(t, r->payload, 314159, "response");
 		grpc__testing__simple_response__free_unpacked(r, NULL);
 		if (!ok)
 			return;
@@ -755,7 +757,7 @@ static void client_compressed_streaming(struct tc *t)
 static void server_streaming(struct tc *t)
 {
 	static const struct rparam params[] = {
-		{31415, ABSENT}, {9, ABSENT}, {2653, ABSENT}, {58979, ABSENT}};
+	    {31415, ABSENT}, {9, ABSENT}, {2653, ABSENT}, {58979, ABSENT}};
 	switch (t->step) {
 	case 0:
 		xstart(t, "StreamingOutputCall", 0, 0, NULL);
@@ -795,8 +797,9 @@ static void server_compressed_streaming(struct tc *t)
 			char what[32];
 			snprintf(what, sizeof what, "response %zu", i);
 			int got = t->x.resps[i].compressed;
-			if (!check(t, got == params[i].compressed, "response %zu: compressed=%s, want %s",
-				   i, pybool(got), pybool(params[i].compressed)) ||
+			if (!check(t, got == params[i].compressed,
+			           "response %zu: compressed=%s, want %s", i, pybool(got),
+			           pybool(params[i].compressed)) ||
 			    !check_output_response(t, i, params[i].size, what))
 				return;
 		}
@@ -842,7 +845,7 @@ static void ping_pong(struct tc *t)
 		if (!t->x.done || !status_ok(t))
 			return;
 		if (check(t, t->x.nresps == 4, "%zu responses after the fourth, want none",
-			  t->x.nresps - 4))
+		          t->x.nresps - 4))
 			pass(t);
 		return;
 	default:
@@ -881,9 +884,9 @@ static void timeout_on_sleeping_server(struct tc *t)
 	case 1:
 		if (!t->x.done ||
 		    !check(t, t->x.status != GRPC_STATUS_OK,
-			   "call completed normally with %zu responses", t->x.nresps) ||
+		           "call completed normally with %zu responses", t->x.nresps) ||
 		    !check(t, t->x.status == GRPC_STATUS_DEADLINE_EXCEEDED,
-			   "status %s, want DEADLINE_EXCEEDED", status_name(t->x.status)))
+		           "status %s, want DEADLINE_EXCEEDED", status_name(t->x.status)))
 			return;
 		pass(t);
 		return;
@@ -904,7 +907,7 @@ static void cancel_after_begin(struct tc *t)
 		if (!t->x.done ||
 		    !check(t, t->x.status != GRPC_STATUS_OK, "call succeeded after cancel") ||
 		    !check(t, t->x.status == GRPC_STATUS_CANCELLED, "status %s, want CANCELLED",
-			   status_name(t->x.status)))
+		           status_name(t->x.status)))
 			return;
 		pass(t);
 		return;
@@ -927,7 +930,8 @@ static void cancel_after_first_response(struct tc *t)
 		int r = next_response(t, "the first response");
 		if (r < 0 || !check_output_response(t, (size_t)r, 31415, "response"))
 			return;
-		rpc_call_cancel(t->x.call);
+		if (t->x.call) /* NULL if the call ended meanwhile */
+			rpc_call_cancel(t->x.call);
 		t->step = 2;
 		return;
 	}
@@ -945,9 +949,9 @@ static void custom_metadata(struct tc *t)
 	struct meta md;
 	meta_init(&md);
 	meta_add(&md, ECHO_INITIAL_KEY, strlen(ECHO_INITIAL_KEY), ECHO_INITIAL_VAL,
-		 strlen(ECHO_INITIAL_VAL));
+	         strlen(ECHO_INITIAL_VAL));
 	meta_add(&md, ECHO_TRAILING_KEY, strlen(ECHO_TRAILING_KEY), ECHO_TRAILING_VAL,
-		 strlen(ECHO_TRAILING_VAL));
+	         strlen(ECHO_TRAILING_VAL));
 	switch (t->step) {
 	case 0:
 		xstart(t, "UnaryCall", 0, 0, &md);
@@ -970,7 +974,7 @@ static void custom_metadata(struct tc *t)
 	case 2:
 		if (!t->x.done || !status_ok(t) ||
 		    !check(t, t->x.nresps == 1, "FullDuplexCall: %zu responses, want 1",
-			   t->x.nresps) ||
+		           t->x.nresps) ||
 		    !check_output_response(t, 0, 314159, "FullDuplexCall") ||
 		    !check_echo(t, "FullDuplexCall"))
 			break;
@@ -1063,24 +1067,24 @@ static void unimplemented_service(struct tc *t)
 
 /* Same names and order as client.py's CASES. */
 static const struct tcase cases[] = {
-	{"empty_unary", empty_unary},
-	{"large_unary", large_unary},
-	{"client_streaming", client_streaming},
-	{"server_streaming", server_streaming},
-	{"ping_pong", ping_pong},
-	{"empty_stream", empty_stream},
-	{"timeout_on_sleeping_server", timeout_on_sleeping_server},
-	{"cancel_after_begin", cancel_after_begin},
-	{"cancel_after_first_response", cancel_after_first_response},
-	{"custom_metadata", custom_metadata},
-	{"status_code_and_message", status_code_and_message},
-	{"special_status_message", special_status_message},
-	{"unimplemented_method", unimplemented_method},
-	{"unimplemented_service", unimplemented_service},
-	{"client_compressed_unary", client_compressed_unary},
-	{"server_compressed_unary", server_compressed_unary},
-	{"client_compressed_streaming", client_compressed_streaming},
-	{"server_compressed_streaming", server_compressed_streaming},
+    {"empty_unary", empty_unary},
+    {"large_unary", large_unary},
+    {"client_streaming", client_streaming},
+    {"server_streaming", server_streaming},
+    {"ping_pong", ping_pong},
+    {"empty_stream", empty_stream},
+    {"timeout_on_sleeping_server", timeout_on_sleeping_server},
+    {"cancel_after_begin", cancel_after_begin},
+    {"cancel_after_first_response", cancel_after_first_response},
+    {"custom_metadata", custom_metadata},
+    {"status_code_and_message", status_code_and_message},
+    {"special_status_message", special_status_message},
+    {"unimplemented_method", unimplemented_method},
+    {"unimplemented_service", unimplemented_service},
+    {"client_compressed_unary", client_compressed_unary},
+    {"server_compressed_unary", server_compressed_unary},
+    {"client_compressed_streaming", client_compressed_streaming},
+    {"server_compressed_streaming", server_compressed_streaming},
 };
 static const size_t ncases = sizeof cases / sizeof cases[0];
 
@@ -1181,9 +1185,9 @@ static void start_case(const struct tcase *c)
 static void usage(void)
 {
 	fprintf(stderr, "usage: interop_client --server_host H --server_port N "
-			"--test_case NAME[,NAME...]|all\n"
-			"       [--use_tls --ca_file F [--server_host_override NAME]]\n"
-			"       [--rpc_timeout S] [--connect_timeout S] [--list_cases]\n");
+	                "--test_case NAME[,NAME...]|all\n"
+	                "       [--use_tls --ca_file F [--server_host_override NAME]]\n"
+	                "       [--rpc_timeout S] [--connect_timeout S] [--list_cases]\n");
 	exit(2);
 }
 
@@ -1205,16 +1209,16 @@ static int64_t parse_seconds(const char *s)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"server_host", required_argument, NULL, 'h'},
-		{"server_port", required_argument, NULL, 'p'},
-		{"server_host_override", required_argument, NULL, 'o'},
-		{"test_case", required_argument, NULL, 'c'},
-		{"use_tls", optional_argument, NULL, 't'},
-		{"ca_file", required_argument, NULL, 'a'},
-		{"rpc_timeout", required_argument, NULL, 'r'},
-		{"connect_timeout", required_argument, NULL, 'T'},
-		{"list_cases", no_argument, NULL, 'l'},
-		{0, 0, 0, 0},
+	    {"server_host", required_argument, NULL, 'h'},
+	    {"server_port", required_argument, NULL, 'p'},
+	    {"server_host_override", required_argument, NULL, 'o'},
+	    {"test_case", required_argument, NULL, 'c'},
+	    {"use_tls", optional_argument, NULL, 't'},
+	    {"ca_file", required_argument, NULL, 'a'},
+	    {"rpc_timeout", required_argument, NULL, 'r'},
+	    {"connect_timeout", required_argument, NULL, 'T'},
+	    {"list_cases", no_argument, NULL, 'l'},
+	    {0, 0, 0, 0},
 	};
 	const char *test_case = "all";
 	int o;
@@ -1263,13 +1267,14 @@ int main(int argc, char **argv)
 	}
 
 	char *names = xstrdup(test_case);
-	todo = xcalloc(strcmp(test_case, "all") == 0 ? ncases : strlen(test_case) + 1,
-		       sizeof *todo);
+	todo =
+	    xcalloc(strcmp(test_case, "all") == 0 ? ncases : strlen(test_case) + 1, sizeof *todo);
 	if (strcmp(test_case, "all") == 0) {
 		for (size_t i = 0; i < ncases; i++)
 			todo[ntodo++] = cases[i].name;
 	} else {
-		for (char *save, *n = strtok_r(names, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+		for (char *save, *n = strtok_r(names, ",", &save); n;
+		     n = strtok_r(NULL, ",", &save)) {
 			size_t i = 0;
 			while (i < ncases && strcmp(cases[i].name, n) != 0)
 				i++;

@@ -18,8 +18,13 @@
 #include "grpc/testing/empty.pb-c.h"
 #include "grpc/testing/messages.pb-c.h"
 #include "log.h"
+#include "reflect.h"
 #include "rpc.h"
 #include "xalloc.h"
+
+/* grpc.testing's descriptors for reflection, embedded by the Makefile. */
+extern const uint8_t reflect_interop_set[];
+extern const size_t reflect_interop_set_len;
 
 enum kind { K_EMPTY, K_UNARY, K_SOUT, K_SIN, K_FDX };
 
@@ -352,6 +357,11 @@ int main(int argc, char **argv)
 	};
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
 		rpc_server_add_method(srv, methods[i].path, &cbs, (void *)(intptr_t)methods[i].kind);
+	struct reflect *reflect = reflect_new(srv, reflect_interop_set, reflect_interop_set_len, &err);
+	if (!reflect) {
+		fprintf(stderr, "interop_server: cannot index descriptors: %s\n", err_str(err));
+		return 1;
+	}
 	char addr[32];
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
 	int bound = rpc_server_listen(srv, addr);
@@ -369,6 +379,7 @@ int main(int argc, char **argv)
 	event_free(sigterm);
 	event_free(sigint);
 	rpc_server_del(srv);
+	reflect_del(reflect);
 	event_base_free(base);
 	return 0;
 }

@@ -14,12 +14,21 @@ Suite *status_suite(void);
 Suite *meta_suite(void);
 Suite *frame_suite(void);
 Suite *gz_suite(void);
+Suite *reflect_suite(void);
 Suite *id_suite(void);
 Suite *task_suite(void);
 Suite *queue_suite(void);
 Suite *store_suite(void);
+Suite *handler_suite(void);
 Suite *scheduler_suite(void);
 Suite *coalesce_suite(void);
+Suite *sbuf_suite(void);
+Suite *utf8_suite(void);
+Suite *json_suite(void);
+Suite *table_suite(void);
+Suite *human_suite(void);
+Suite *bar_suite(void);
+Suite *opt_suite(void);
 
 /* Add a module's suite here (and its declaration above), bottom layer
  * first, so a failure in a utility is reported before its users'. One
@@ -31,15 +40,25 @@ static Suite *(*const suites[])(void) = {
 	map_suite,
 	id_suite,
 	coalesce_suite,
+	sbuf_suite,
+	utf8_suite,
+	opt_suite,
+	/* client rendering */
+	json_suite,
+	table_suite,
+	human_suite,
+	bar_suite,
 	/* gRPC wire layer */
 	status_suite,
 	meta_suite,
 	frame_suite,
 	gz_suite,
+	reflect_suite,
 	/* orchestration core */
 	task_suite,
 	queue_suite,
 	store_suite,
+	handler_suite,
 	scheduler_suite,
 };
 /* clang-format on */

@@ -69,7 +69,7 @@ START_TEST(latest_wins_while_the_consumer_is_full)
 	coalesce_init(&c, consume, &k);
 	offer(&c, "1", 0); /* taken, and now the consumer is full */
 	ck_assert_int_eq(k.n, 1);
-	char s[8];
+	char s[16];
 	for (int i = 2; i <= 100; i++) {
 		snprintf(s, sizeof s, "%d", i);
 		offer(&c, s, 0);

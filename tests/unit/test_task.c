@@ -439,6 +439,20 @@ START_TEST(names_cover_every_value)
 }
 END_TEST
 
+START_TEST(state_names_parse_back_in_any_case_and_with_the_proto_prefix)
+{
+	for (int st = TASK_PENDING; st <= TASK_CANCELLED; st++)
+		ck_assert_int_eq(task_state_from_name(task_state_name((enum task_state)st)), st);
+	ck_assert_int_eq(task_state_from_name("running"), TASK_RUNNING);
+	ck_assert_int_eq(task_state_from_name("Completed"), TASK_COMPLETED);
+	ck_assert_int_eq(task_state_from_name("TASK_STATUS_FAILED"), TASK_FAILED);
+	ck_assert_int_eq(task_state_from_name("task_status_pending"), TASK_PENDING);
+	ck_assert_int_eq(task_state_from_name("UNSPECIFIED"), -1);
+	ck_assert_int_eq(task_state_from_name("runnin"), -1);
+	ck_assert_int_eq(task_state_from_name(""), -1);
+}
+END_TEST
+
 Suite *task_suite(void)
 {
 	Suite *s = suite_create("task");
@@ -467,6 +481,7 @@ Suite *task_suite(void)
 	tcase_add_test(tc, spec_check_says_what_is_wrong);
 	tcase_add_test(tc, clone_is_deep_and_labels_round_trip);
 	tcase_add_test(tc, names_cover_every_value);
+	tcase_add_test(tc, state_names_parse_back_in_any_case_and_with_the_proto_prefix);
 	suite_add_tcase(s, tc);
 	return s;
 }
