@@ -144,9 +144,10 @@ static int client_init(struct client *c, const char *cmd, const struct client_fl
 		cmd_error(cmd, "--deadline must be positive");
 		return EXIT_USAGE;
 	}
-	/* Library logs are for servers; a client speaks through its errors.
-	 * ORCHD_LOG=debug shows them when digging. */
-	enum log_level lv = LOG_OFF;
+	/* Library logs are for servers; a client speaks through its errors,
+	 * so only log errors (a bug, such as an illegal transition) show.
+	 * ORCHD_LOG=debug shows the rest when digging. */
+	enum log_level lv = LOG_ERROR;
 	const char *env = getenv("ORCHD_LOG");
 	if (env)
 		log_parse_level(env, &lv);
@@ -527,7 +528,8 @@ static void draw(struct watcher *w)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct watcher *w = arg;
-	if (w->dirty || w->ndone < w->n)
+	/* Nothing to show before the gateway answered. */
+	if (w->c->connected && (w->dirty || w->ndone < w->n))
 		draw(w);
 }
 
@@ -742,13 +744,13 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Whether a stream that ended with status before the final update should
- * be opened again: the gateway went away (UNAVAILABLE: restart, shutdown,
- * lost connection) or ended it early, and not for longer than --deadline
- * since the last sign of life. */
+ * be opened again: the gateway (or its scheduler) went away, UNAVAILABLE
+ * (restart, shutdown, lost connection), and not for longer than
+ * --deadline since the last update. */
 static int resumable(const struct track *t, int status)
 {
-	return (status == GRPC_STATUS_UNAVAILABLE || status == GRPC_STATUS_OK) &&
-	       t->w->c->connected && mono_ms() < t->retry_until_ms;
+	return status == GRPC_STATUS_UNAVAILABLE && t->w->c->connected &&
+	       mono_ms() < t->retry_until_ms;
 }
 
 /* The one transition function of a followed task. */
@@ -841,8 +843,6 @@ static void watcher_start(struct watcher *w)
 			subscribe(t);
 		}
 	}
-	if (w->view == VIEW_BAR)
-		draw(w);
 }
 
 /* Frees w's tasks and timers: after client_close, before client_free. */

@@ -53,8 +53,8 @@ struct role {
 	 * on SIGTERM the listener keeps serving (health NOT_SERVING) until
 	 * the role calls role_release(), then drains as usual. */
 	int hold;
-	int stopping;	  /* SIGTERM/SIGINT arrived */
-	int shut;	  /* the listener's drain has started */
+	int stopping; /* SIGTERM/SIGINT arrived */
+	int shut;     /* the listener's drain has started */
 	struct event *sig[2];
 };
 

@@ -528,6 +528,8 @@ static int worker_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 		}
 	} else if (m->kind_case == ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_HEARTBEAT) {
 		sched_worker_seen(S.sched, ws->w, now);
+		if (m->heartbeat->draining)
+			sched_worker_drain(S.sched, ws->w);
 	} else if (m->kind_case == ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_PROGRESS) {
 		Orchestrator__V1__WorkerProgress *p = m->progress;
 		sched_worker_progress(S.sched, ws->w, p->task_id, p->attempt, p->percent, p->message,

@@ -38,7 +38,8 @@ static const char synopsis[] =
 	"run per task: the payload on stdin, the output from stdout, progress as lines\n"
 	"\"PERCENT [message]\" on file descriptor 3, exit 0 = COMPLETED, otherwise FAILED\n"
 	"with the end of stderr. SIGTERM lets running tasks finish (--drain-timeout),\n"
-	"hands back the rest and exits 0.";
+	"hands back the rest and exits 0. orchestrator.v1.Worker (status, health) is\n"
+	"served on --listen, default :50053.";
 
 #define WORKER_SERVICE "orchestrator.v1.Worker"
 #define REGISTER_PATH "/orchestrator.v1.Scheduler/RegisterWorker"
@@ -123,7 +124,9 @@ static void arm(struct event *ev, int64_t ms)
 
 static const char *status_str(enum handler_status st)
 {
-	return st == HANDLER_COMPLETED ? "COMPLETED" : st == HANDLER_FAILED ? "FAILED" : "CANCELLED";
+	return st == HANDLER_COMPLETED ? "COMPLETED"
+	       : st == HANDLER_FAILED	 ? "FAILED"
+					 : "CANCELLED";
 }
 
 /* ---- tasks ---------------------------------------------------------------- */
@@ -224,6 +227,7 @@ static void send_heartbeat(struct worker *w)
 	hb.worker_id = w->id;
 	int free_slots = w->slots - slots_used(w);
 	hb.available_slots = w->stopping || free_slots < 0 ? 0 : free_slots;
+	hb.draining = w->stopping;
 	hb.running_task_ids = task_ids(w, &hb.n_running_task_ids);
 	Orchestrator__V1__WorkerResponse m = ORCHESTRATOR__V1__WORKER_RESPONSE__INIT;
 	m.kind_case = ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_HEARTBEAT;
@@ -292,8 +296,8 @@ static void task_finish(struct wtask *t, enum handler_status st, const uint8_t *
 	struct worker *w = t->w;
 	t->run = NULL;
 	if (t->drop) {
-		log_info("task_handed_back", "task=%s name=%s attempt=%d", t->id, log_quote(t->name),
-			 t->attempt);
+		log_info("task_handed_back", "task=%s name=%s attempt=%d", t->id,
+			 log_quote(t->name), t->attempt);
 		task_remove(w, t);
 		check_exit(w);
 		return;
@@ -607,6 +611,7 @@ static void worker_stop(void *arg)
 {
 	struct worker *w = arg;
 	w->stopping = 1;
+	send_heartbeat(w); /* tells the scheduler at once: no more assignments */
 	log_info("drain_started", "running=%d results_pending=%d drain_timeout_ms=%lld",
 		 count_state(w, TS_RUNNING), count_state(w, TS_DONE), (long long)w->drain_ms);
 	arm(w->drain_ev, w->drain_ms);

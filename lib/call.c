@@ -463,12 +463,17 @@ static int deliver(void *arg, int compressed, const uint8_t *msg, size_t len)
 		call_abort(call, st, status_name(st));
 		return 1;
 	}
-	return call->done ? 1 : 0;
+	if (call->done)
+		return 1;
+	return call->paused ? FRAME_PAUSE : 0;
 }
 
-static void feed(struct rpc_call *call, const uint8_t *data, size_t len)
+/* Feeds data to the frame reader; returns the bytes consumed, which is
+ * less than len when the handler paused the call mid-chunk. */
+static size_t feed(struct rpc_call *call, const uint8_t *data, size_t len)
 {
-	int rv = frame_reader_feed(&call->fr, data, len, deliver, call);
+	size_t used = len;
+	int rv = frame_reader_feed_part(&call->fr, data, len, deliver, call, &used);
 	if (rv == E_TOOBIG) {
 		char m[128];
 		snprintf(m, sizeof m, "received message larger than max (%zu bytes)", call->max_recv);
@@ -476,32 +481,40 @@ static void feed(struct rpc_call *call, const uint8_t *data, size_t len)
 	} else if (rv == E_PROTO) {
 		call_abort(call, GRPC_STATUS_INTERNAL, "malformed message framing");
 	}
+	return rv == FRAME_PAUSE ? used : len;
+}
+
+static void hold(struct rpc_call *call, const uint8_t *data, size_t len)
+{
+	if (!call->held)
+		call->held = evbuffer_new();
+	evbuffer_add(call->held, data, len);
 }
 
 void call_recv_data(struct rpc_call *call, const uint8_t *data, size_t len)
 {
-	if (call->paused) {
-		if (!call->held)
-			call->held = evbuffer_new();
-		evbuffer_add(call->held, data, len);
-		return;
-	}
-	if (!call->bad_request)
-		feed(call, data, len);
-	nghttp2_session_consume_stream(call->conn->ng, call->stream_id, len);
+	size_t used = 0;
+	if (!call->paused)
+		used = call->bad_request ? len : feed(call, data, len);
+	/* What the handler did not take waits, and so does its flow-control
+	 * credit: the peer stops once the stream window is used. */
+	if (used < len && !call->done)
+		hold(call, data + used, len - used);
+	if (used && call->conn && !call->conn->dead)
+		nghttp2_session_consume_stream(call->conn->ng, call->stream_id, used);
 }
 
-/* Delivers what arrived while paused; true when the call is still live. */
+/* Delivers what arrived while paused, until paused again. */
 static void drain_held(struct rpc_call *call)
 {
 	size_t len;
 	while (call->held && !call->done && !call->paused &&
 	       (len = evbuffer_get_contiguous_space(call->held)) > 0) {
-		feed(call, evbuffer_pullup(call->held, (ssize_t)len), len);
+		size_t used = feed(call, evbuffer_pullup(call->held, (ssize_t)len), len);
 		if (call->held)
-			evbuffer_drain(call->held, len);
+			evbuffer_drain(call->held, used);
 		if (live(call)) {
-			nghttp2_session_consume_stream(call->conn->ng, call->stream_id, len);
+			nghttp2_session_consume_stream(call->conn->ng, call->stream_id, used);
 			conn_schedule(call->conn);
 		}
 	}

@@ -69,7 +69,17 @@ static void reserve(struct frame_reader *r, size_t n)
 int frame_reader_feed(struct frame_reader *r, const uint8_t *data, size_t len, frame_msg_cb cb,
                       void *arg)
 {
+	return frame_reader_feed_part(r, data, len, cb, arg, NULL);
+}
+
+int frame_reader_feed_part(struct frame_reader *r, const uint8_t *data, size_t len,
+			   frame_msg_cb cb, void *arg, size_t *used)
+{
+	const uint8_t *start = data;
 	const uint8_t *msg;
+
+	if (used)
+		*used = len; /* everything, unless a callback pauses */
 	size_t n;
 	int rc, copied;
 
@@ -120,6 +130,10 @@ int frame_reader_feed(struct frame_reader *r, const uint8_t *data, size_t len, f
 			free(r->buf);
 			r->buf = NULL;
 			r->buf_cap = 0;
+		}
+		if (rc == FRAME_PAUSE && used) {
+			*used = (size_t)(data - start);
+			return FRAME_PAUSE;
 		}
 		if (rc != 0)
 			return r->err = rc;

@@ -56,6 +56,17 @@ int frame_reader_feed(struct frame_reader *r, const uint8_t *data, size_t len, f
 /* Returns the bytes (header and body) of an incomplete message held. A
  * nonzero value at the end of the stream means the peer truncated a
  * message. */
+/* A callback's return value asking feed_part to stop after this message
+ * and report how far it got; not an error, the reader stays usable. */
+#define FRAME_PAUSE 0x7fff
+
+/* As frame_reader_feed, and a callback may return FRAME_PAUSE: feeding
+ * stops, FRAME_PAUSE is returned and *used (may be NULL only if no
+ * callback pauses) holds the bytes consumed; the caller feeds the rest
+ * later. Otherwise *used is len. */
+int frame_reader_feed_part(struct frame_reader *r, const uint8_t *data, size_t len,
+			   frame_msg_cb cb, void *arg, size_t *used);
+
 size_t frame_reader_pending(const struct frame_reader *r);
 
 #endif

@@ -304,13 +304,12 @@ int handler_set_add_builtins(struct handler_set *set, const char *list, char *er
 	for (const char *p = list; *p;) {
 		size_t n = strcspn(p, ",");
 		int i = 0;
-		while (handler_builtins[i] &&
-		       !(strlen(handler_builtins[i]) == n && strncmp(handler_builtins[i], p, n) == 0))
+		while (handler_builtins[i] && !(strlen(handler_builtins[i]) == n &&
+						strncmp(handler_builtins[i], p, n) == 0))
 			i++;
 		if (!handler_builtins[i]) {
-			snprintf(err, errlen,
-				 "unknown built-in handler '%.*s' (noop, echo, sleep, fail, sha256)",
-				 (int)n, p);
+			snprintf(err, errlen, "unknown built-in '%.*s' (%s)", (int)n, p,
+				 "noop, echo, sleep, fail, sha256");
 			return -EINVAL;
 		}
 		int rv = add(set, p, n, (enum kind)i, NULL);
@@ -464,8 +463,8 @@ static void sleep_tick(evutil_socket_t fd, short what, void *arg)
 	struct handler_run *run = arg;
 	run->step++;
 	char msg[96];
-	snprintf(msg, sizeof msg, "slept %lld of %lld ms", (long long)(run->sleep_ms * run->step / 10),
-		 (long long)run->sleep_ms);
+	snprintf(msg, sizeof msg, "slept %lld of %lld ms",
+		 (long long)(run->sleep_ms * run->step / 10), (long long)run->sleep_ms);
 	progress(run, run->step * 10, msg);
 	if (run->ended)
 		return; /* cancelled from the progress callback */
@@ -479,12 +478,17 @@ static void sleep_tick(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(run->tick_ev, &tv);
 }
 
+static int space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 static int parse_ms(const uint8_t *p, size_t n, int64_t *out)
 {
 	size_t i = 0;
-	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+	while (i < n && space(p[i]))
 		i++;
-	while (n > i && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r'))
+	while (n > i && space(p[n - 1]))
 		n--;
 	if (i == n)
 		return -1;
@@ -554,7 +558,8 @@ static void kill_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_run *run = arg;
 	if (!run->reaped) {
-		log_debug("handler_kill", "task=%s pid=%d signal=KILL", run->task_id, (int)run->pid);
+		log_debug("handler_kill", "task=%s pid=%d signal=KILL", run->task_id,
+			  (int)run->pid);
 		kill(-run->pid, SIGKILL);
 	}
 }
@@ -579,7 +584,8 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_run *run = arg;
 	while (run->in_off < run->payload_len) {
-		ssize_t n = write(run->fd_in, run->payload + run->in_off, run->payload_len - run->in_off);
+		size_t left = run->payload_len - run->in_off;
+		ssize_t n = write(run->fd_in, run->payload + run->in_off, left);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -885,7 +891,8 @@ static void start_exec(struct handler_run *run)
 	}
 	run->ev_out = event_new(set->base, run->fd_out, EV_READ | EV_PERSIST, on_stdout, run);
 	run->ev_err = event_new(set->base, run->fd_err, EV_READ | EV_PERSIST, on_stderr, run);
-	run->ev_prog = event_new(set->base, run->fd_prog, EV_READ | EV_PERSIST, on_progress_fd, run);
+	run->ev_prog =
+		event_new(set->base, run->fd_prog, EV_READ | EV_PERSIST, on_progress_fd, run);
 	event_add(run->ev_out, NULL);
 	event_add(run->ev_err, NULL);
 	event_add(run->ev_prog, NULL);

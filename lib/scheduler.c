@@ -31,6 +31,7 @@ struct sched_worker {
 	char *address;
 	int64_t connected_ms;
 	int64_t last_seen_ms;
+	int draining;
 	void *ctx;
 	struct sched_worker *next;
 };
@@ -274,7 +275,7 @@ static struct sched_worker *pick(struct sched *s, int64_t now, struct task **tp)
 	struct sched_worker *best = NULL;
 	struct task *bt = NULL;
 	for (struct sched_worker *w = s->workers; w; w = w->next) {
-		if (w->nrun >= w->slots)
+		if (w->nrun >= w->slots || w->draining)
 			continue;
 		if (best && (int64_t)w->nrun * best->slots >= (int64_t)best->nrun * w->slots)
 			continue;
@@ -356,13 +357,33 @@ int sched_get(struct sched *s, const char *id, struct task **out)
 	return store_get(s->st, id, out);
 }
 
+/* The store has no progress (it is not durable): a listed task that is
+ * still active is answered from memory instead, as sched_get does. */
+struct live_list {
+	struct sched *s;
+	store_task_cb cb;
+	void *arg;
+};
+
+static int live_cb(struct task *t, void *arg)
+{
+	struct live_list *l = arg;
+	struct task *live = map_get(&l->s->tasks, t->id);
+	if (live) {
+		task_del(t);
+		t = task_clone(live);
+	}
+	return l->cb(t, l->arg);
+}
+
 int sched_list(struct sched *s, const struct store_filter *f, store_task_cb cb, void *arg,
 	       char next_token[ID_LEN + 1])
 {
 	int rv = store_flush(s->st);
 	if (rv < 0)
 		return rv;
-	return store_list(s->st, f, cb, arg, next_token);
+	struct live_list l = {s, cb, arg};
+	return store_list(s->st, f, live_cb, &l, next_token);
 }
 
 static struct sched_worker *worker_by_id(struct sched *s, const char *id)
@@ -511,6 +532,13 @@ void sched_worker_seen(struct sched *s, struct sched_worker *w, int64_t now)
 	w->last_seen_ms = now;
 }
 
+void sched_worker_drain(struct sched *s, struct sched_worker *w)
+{
+	if (!w->draining)
+		log_info("worker_draining", "worker=%s running=%d", w->id, w->nrun);
+	w->draining = 1;
+}
+
 void sched_worker_progress(struct sched *s, struct sched_worker *w, const char *task_id,
 			   int32_t attempt, int32_t percent, const char *msg, int64_t now)
 {
@@ -534,6 +562,13 @@ void sched_worker_result(struct sched *s, struct sched_worker *w, const char *ta
 		return;
 	}
 	struct task *t = sl->t;
+	if (t && attempt && attempt != t->attempt) {
+		/* An older attempt's answer: the slot belongs to the current
+		 * one, which is still running. */
+		log_info("result_ignored", "worker=%s task=%s attempt=%d current=%d", w->id,
+			 task_id, attempt, t->attempt);
+		return;
+	}
 	slot_free(w, sl);
 	if (!t) {
 		log_info("result_ignored", "worker=%s task=%s attempt=%d reason=lease_over", w->id,

@@ -111,6 +111,8 @@ struct sched_worker *sched_worker_register(struct sched *s, void *wctx, const ch
 					   const char *version, const char *address, int64_t now,
 					   char *err, size_t errlen);
 void sched_worker_seen(struct sched *s, struct sched_worker *w, int64_t now);
+/* The worker said it is draining: nothing more is assigned to it. */
+void sched_worker_drain(struct sched *s, struct sched_worker *w);
 void sched_worker_progress(struct sched *s, struct sched_worker *w, const char *task_id,
 			   int32_t attempt, int32_t percent, const char *msg, int64_t now);
 void sched_worker_result(struct sched *s, struct sched_worker *w, const char *task_id,

@@ -186,8 +186,13 @@ class Role:
         return "".join(self.log().splitlines(True)[-n:])
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 def stop_all(roles):
-    """Stops every role (SIGTERM) in order and checks each exits 0."""
+    """Stops every role (SIGTERM) in order and checks each exits 0. Also
+    checks that no role's log (killed ones included) has a sanitizer
+    report."""
     bad = []
     for r in roles:
         if r.proc.poll() is not None and r.proc not in harness._children:
@@ -195,6 +200,13 @@ def stop_all(roles):
         rc = r.stop()
         if rc != 0:
             bad.append("%s exited %s; log tail:\n%s" % (r.role, rc, r.tail()))
+    for r in roles:
+        text = r.log()
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                i = text.index(mark)
+                bad.append("%s log has a sanitizer report:\n%s" % (r.role, text[i:i + 3000]))
+                break
     check(not bad, "\n".join(bad))
 
 

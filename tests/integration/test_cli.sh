@@ -275,7 +275,7 @@ for c in submit watch get cancel list workers health; do
 done
 
 echo "--- watch piped: JSON lines, percent never goes down, final line last"
-run "$O" submit sleep --payload 1000
+run "$O" submit sleep --payload 1500
 SLEEP_ID=$OUT
 run "$O" watch "$SLEEP_ID"
 expect 0 "watch piped"
@@ -299,14 +299,14 @@ expect 1 "watch of a completed and a failed task"
 [ "$(wc -l <"$T/out")" -eq 2 ] || fail "watch of two finished tasks: $OUT"
 
 echo "--- watch on a terminal: bars redrawn in place, then the end"
-run "$O" submit sleep --payload 800
+run "$O" submit sleep --payload 2000
 TTY_ID=$OUT
 run script -qfec "$O watch $TTY_ID $FAIL_ID" /dev/null
 expect 1 "watch on a terminal (one task failed)"
 tr -d '\r' <"$T/out" >"$T/tty"
 grep -q $'\033\\[2K' "$T/tty" || fail "no erase-line sequence on a terminal"
 grep -q $'\033\\[4A' "$T/tty" || fail "no cursor-up redraw on a terminal"
-grep -Eq "\[#+-+\] +[1-9][0-9]%  slept [0-9]+ of 800 ms" "$T/tty" || fail "no bar in progress: $(cat -v "$T/tty")"
+grep -Eq "\[#+-+\] +[1-9][0-9]%  slept [0-9]+ of 2000 ms" "$T/tty" || fail "no bar in progress: $(cat -v "$T/tty")"
 grep -Eq "$TTY_ID  sleep  .*COMPLETED.*  attempt 1/3" "$T/tty" || fail "no final status line"
 grep -Eq '\[#{20,}\] 100%' "$T/tty" || fail "no full bar at the end"
 tail -n 2 "$T/tty" | head -n 1 | grep -qx "$TTY_ID: COMPLETED" || fail "no final summary: $(tail -n 3 "$T/tty")"

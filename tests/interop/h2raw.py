@@ -159,6 +159,7 @@ class Conn:
     # ---- sending ----------------------------------------------------------
 
     def send(self, data):
+        self.sock.settimeout(self.timeout)  # reads leave a shorter one behind
         self.sock.sendall(data)
 
     def new_stream_id(self):

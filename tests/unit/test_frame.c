@@ -328,6 +328,35 @@ START_TEST(zero_length_message_completes_at_chunk_end)
 }
 END_TEST
 
+/* A callback that pauses after the first message: feed_part reports how
+ * far it got, and the rest, fed later, yields the second message. */
+static int pause_first(void *arg, int compressed, const uint8_t *msg, size_t len)
+{
+	int *n = arg;
+	return ++*n == 1 ? FRAME_PAUSE : 0;
+}
+
+START_TEST(pause_stops_after_the_message_and_resumes)
+{
+	uint8_t buf[64];
+	size_t off = 0, used = 0;
+	put(buf, &off, 0, "abc", 3);
+	put(buf, &off, 0, "de", 2);
+	struct frame_reader r;
+	frame_reader_init(&r, 100);
+	int n = 0;
+	ck_assert_int_eq(frame_reader_feed_part(&r, buf, off, pause_first, &n, &used), FRAME_PAUSE);
+	ck_assert_int_eq(n, 1);
+	ck_assert_uint_eq(used, 5 + 3);
+	ck_assert_int_eq(frame_reader_feed_part(&r, buf + used, off - used, pause_first, &n, &used),
+			 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_uint_eq(used, 5 + 2);
+	ck_assert_uint_eq(frame_reader_pending(&r), 0);
+	frame_reader_free(&r);
+}
+END_TEST
+
 Suite *frame_suite(void)
 {
 	Suite *s = suite_create("frame");
@@ -345,6 +374,7 @@ Suite *frame_suite(void)
 	tcase_add_test(tc, callback_stops_feeding);
 	tcase_add_test(tc, pending_after_truncation);
 	tcase_add_test(tc, zero_length_message_completes_at_chunk_end);
+	tcase_add_test(tc, pause_stops_after_the_message_and_resumes);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -528,7 +528,8 @@ START_TEST(exec_failures_carry_stderr_or_status)
 	struct handler_set *set =
 		exec_set(base, 0, 0, "x=/bin/sh -c 'echo partial; echo \"it broke\" >&2; exit 3'");
 	char err[128];
-	ck_assert_int_eq(handler_set_add_exec(set, "quiet=/bin/sh -c 'exit 7'", err, sizeof err), 0);
+	ck_assert_int_eq(handler_set_add_exec(set, "quiet=/bin/sh -c 'exit 7'", err, sizeof err),
+			 0);
 	ck_assert_int_eq(handler_set_add_exec(set, "sig=/bin/sh -c 'kill -9 $$'", err, sizeof err),
 			 0);
 	ck_assert_int_eq(
@@ -621,8 +622,8 @@ END_TEST
 START_TEST(exec_environment_names_the_task)
 {
 	struct event_base *base = event_base_new();
-	struct handler_set *set =
-		exec_set(base, 0, 0, "env=/bin/sh -c 'printf %s \"$ORCHD_TASK_ID/$ORCHD_TASK_NAME\"'");
+	struct handler_set *set = exec_set(
+		base, 0, 0, "env=/bin/sh -c 'printf %s \"$ORCHD_TASK_ID/$ORCHD_TASK_NAME\"'");
 	struct rec r;
 	one(base, set, &r, "env", "", 0, 5000);
 	ck_assert_int_eq(r.status, HANDLER_COMPLETED);
@@ -687,14 +688,15 @@ START_TEST(exec_runs_concurrently_and_del_kills_leftovers)
 {
 	struct event_base *base = event_base_new();
 	struct handler_set *set =
-		exec_set(base, 0, 0, "nap=/bin/sh -c 'echo \"1 $$\" >&3; exec sleep 0.3'");
-	struct rec r[4];
+		exec_set(base, 0, 0, "nap=/bin/sh -c 'echo \"1 $$\" >&3; exec sleep 0.5'");
+	struct rec r[8];
 	int64_t t0 = mono_ms();
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 8; i++)
 		start(&r[i], set, "nap", "", 0, 0);
-	wait_done(base, r, 4, 5000);
-	ck_assert_int_lt(mono_ms() - t0, 1100);
-	for (int i = 0; i < 4; i++) {
+	wait_done(base, r, 8, 10000);
+	/* One after the other would take 4 s. */
+	ck_assert_int_lt(mono_ms() - t0, 3000);
+	for (int i = 0; i < 8; i++) {
 		ck_assert_int_eq(r[i].status, HANDLER_COMPLETED);
 		rec_free(&r[i]);
 	}
