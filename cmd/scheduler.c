@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "cmd.h"
+#include "coalesce.h"
 #include "error.h"
 #include "log.h"
 #include "orchestrator/v1/orchestrator.pb-c.h"
@@ -338,12 +339,23 @@ static int workers_msg(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 struct watch {
 	struct rpc_call *call;
 	char id[ID_LEN + 1];
-	uint8_t *pending; /* latest update not yet sent */
-	size_t npending;
-	int pending_final;
-	int blocked;
+	struct coalesce box; /* a slow watcher gets the newest state only */
+	int final_offered;
 	int watching;
 };
+
+static int watch_send_cb(const void *msg, size_t len, void *arg)
+{
+	struct watch *w = arg;
+	return rpc_call_send(w->call, msg, len, 0);
+}
+
+/* Ends the call once the final update has left the mailbox. */
+static void watch_maybe_end(struct watch *w)
+{
+	if (w->final_offered && !coalesce_pending(&w->box))
+		rpc_call_finish(w->call, GRPC_STATUS_OK, NULL);
+}
 
 static void watch_send(struct watch *w, const struct task *t)
 {
@@ -351,24 +363,21 @@ static void watch_send(struct watch *w, const struct task *t)
 	Orchestrator__V1__TaskProgress p;
 	taskpb_progress(&b, t, now_ms(), &p);
 	int final = task_state_final(t->status);
-	if (w->blocked) {
-		/* Latest wins: a slow watcher gets the newest state only. */
-		free(w->pending);
-		w->npending = orchestrator__v1__task_progress__get_packed_size(&p);
-		w->pending = xmalloc(w->npending);
-		orchestrator__v1__task_progress__pack(&p, w->pending);
-		w->pending_final = final;
-	} else {
-		int rv = pb_send(w->call, &p.base, 0);
-		if (rv == RPC_SEND_FULL)
-			w->blocked = 1;
-		if (final && rv >= 0)
-			rpc_call_finish(w->call, GRPC_STATUS_OK, NULL);
-	}
+	uint8_t stackbuf[512];
+	size_t n = orchestrator__v1__task_progress__get_packed_size(&p);
+	uint8_t *buf = n <= sizeof stackbuf ? stackbuf : xmalloc(n);
+	orchestrator__v1__task_progress__pack(&p, buf);
+	coalesce_offer(&w->box, buf, n, final);
+	if (buf != stackbuf)
+		free(buf);
 	taskpb_free(&b);
-	if (final && w->watching) {
-		sched_unwatch(S.sched, w->id, w);
-		w->watching = 0;
+	if (final) {
+		w->final_offered = 1;
+		if (w->watching) {
+			sched_unwatch(S.sched, w->id, w);
+			w->watching = 0;
+		}
+		watch_maybe_end(w);
 	}
 }
 
@@ -380,16 +389,8 @@ static void on_update(void *ctx, const struct task *t)
 static void watch_writable(struct rpc_call *call, void *arg)
 {
 	struct watch *w = rpc_call_data(call);
-	w->blocked = 0;
-	if (!w->pending)
-		return;
-	int rv = rpc_call_send(call, w->pending, w->npending, 0);
-	free(w->pending);
-	w->pending = NULL;
-	if (rv == RPC_SEND_FULL)
-		w->blocked = 1;
-	if (w->pending_final)
-		rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+	coalesce_writable(&w->box);
+	watch_maybe_end(w);
 }
 
 static int watch_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
@@ -402,6 +403,7 @@ static int watch_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	struct watch *w = xcalloc(1, sizeof *w);
 	w->call = call;
+	coalesce_init(&w->box, watch_send_cb, w);
 	snprintf(w->id, sizeof w->id, "%s", req->task_id);
 	rpc_call_set_data(call, w);
 	struct task *snap;
@@ -424,7 +426,7 @@ static void watch_done(struct rpc_call *call, int status, const char *message, v
 		return;
 	if (w->watching)
 		sched_unwatch(S.sched, w->id, w);
-	free(w->pending);
+	coalesce_free(&w->box);
 	free(w);
 }
 
@@ -585,6 +587,7 @@ int cmd_scheduler(int argc, char **argv)
 	int64_t retention = 7 * 86400000LL, dead = 5000, heartbeat = 1000;
 	int fsync_all = 0;
 	size_t max_payload = 1 << 20, max_active = 1000000;
+	int max_streams = 4096;
 	struct opt opts[] = {
 		ROLE_OPTS(&rf, "ORCHD_SCHEDULER_"),
 		{"data-dir", "ORCHD_DATA_DIR", OPT_STR, &data_dir, "DIR",
@@ -601,6 +604,8 @@ int cmd_scheduler(int argc, char **argv)
 		 "largest task payload (default 1M)"},
 		{"max-active", "ORCHD_MAX_ACTIVE", OPT_SIZE, &max_active, "N",
 		 "most pending+running tasks; past it SubmitTask is RESOURCE_EXHAUSTED"},
+		{"max-streams", "ORCHD_MAX_STREAMS", OPT_INT, &max_streams, "N",
+		 "concurrent calls per connection (default 4096)"},
 		{NULL, NULL, 0, NULL, NULL, NULL},
 	};
 	int n = cmd_parse("scheduler", synopsis, opts, argc, argv);
@@ -611,7 +616,9 @@ int cmd_scheduler(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	static const char *const services[] = {"orchestrator.v1.Scheduler", NULL};
-	struct rpc_opts ro = {.max_recv_msg = max_payload + (64u << 10)};
+	/* Each gateway multiplexes its subscribers' watches on one
+	 * connection: allow as many streams as a few gateways' worth. */
+	struct rpc_opts ro = {.max_recv_msg = max_payload + (64u << 10), .max_streams = max_streams};
 	int rv = role_init(&S.role, "scheduler", &rf, &ro, services);
 	if (rv != 0) {
 		role_free(&S.role);

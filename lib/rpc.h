@@ -142,7 +142,7 @@ struct rpc_opts {
 	size_t max_recv_msg;      /* default 4 MiB; larger: RESOURCE_EXHAUSTED */
 	size_t max_send_msg;      /* default 4 MiB; larger: RESOURCE_EXHAUSTED */
 	uint32_t max_streams;     /* server: SETTINGS_MAX_CONCURRENT_STREAMS, default 100 */
-	uint32_t max_conns;       /* server: connections per listener, default 1024 */
+	uint32_t max_conns;       /* server: open connections (all listeners), default 1024 */
 	size_t send_high_water;   /* per call, default 256 KiB */
 	int keepalive_ms;         /* PING interval when idle; 0 = off (default) */
 	int keepalive_timeout_ms; /* no PING ACK within this: close (default 20 s) */

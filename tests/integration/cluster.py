@@ -140,7 +140,10 @@ class Role:
         return "127.0.0.1:%d" % self.port
 
     def channel(self):
-        ch = grpc.insecure_channel(self.addr())
+        """A new channel with a connection of its own (grpc core would
+        otherwise share one connection among channels to the same address,
+        and a role allows 100 concurrent streams per connection)."""
+        ch = grpc.insecure_channel(self.addr(), options=[("grpc.use_local_subchannel_pool", 1)])
         self.channels.append(ch)
         return ch
 
