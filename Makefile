@@ -48,7 +48,9 @@ LIB_SRCS = \
 	lib/reflect.c \
 	lib/map.c \
 	lib/scheduler.c \
-	lib/taskpb.c
+	lib/taskpb.c \
+	lib/stats.c \
+	lib/auth.c
 
 CMD_SRCS = \
 	cmd/main.c \
@@ -57,7 +59,8 @@ CMD_SRCS = \
 	cmd/gateway.c \
 	cmd/worker.c \
 	cmd/client.c \
-	cmd/dev.c
+	cmd/dev.c \
+	cmd/bench.c
 
 UNIT_SRCS = \
 	tests/unit/runner.c \
@@ -81,7 +84,9 @@ UNIT_SRCS = \
 	tests/unit/test_json.c \
 	tests/unit/test_table.c \
 	tests/unit/test_human.c \
-	tests/unit/test_bar.c
+	tests/unit/test_bar.c \
+	tests/unit/test_stats.c \
+	tests/unit/test_auth.c
 
 # Protos we compile with protoc-c; generated code lives under $(G) only.
 PROTOS_OWN = \
@@ -94,10 +99,13 @@ PROTOS_INTEROP = \
 	grpc/testing/empty.proto \
 	grpc/testing/messages.proto \
 	grpc/testing/test.proto
+PROTOS_BENCH = \
+	bench/v1/echo.proto
 
 GEN_C = $(addprefix $(G)/,$(PROTOS_OWN:.proto=.pb-c.c) $(PROTOS_SYS:.proto=.pb-c.c))
 GEN_INTEROP_C = $(addprefix $(G)/,$(PROTOS_INTEROP:.proto=.pb-c.c))
-GEN_H = $(GEN_C:.c=.h) $(GEN_INTEROP_C:.c=.h)
+GEN_BENCH_C = $(addprefix $(G)/,$(PROTOS_BENCH:.proto=.pb-c.c))
+GEN_H = $(GEN_C:.c=.h) $(GEN_INTEROP_C:.c=.h) $(GEN_BENCH_C:.c=.h)
 
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) -MMD -MP -Ilib -I$(G) \
 	-DORCHD_VERSION='"$(VERSION)"' $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(CFLAGS)
@@ -105,12 +113,14 @@ LDLIBS_ALL = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(LDLIBS)
 LDFLAGS_ALL = $(SANLDFLAGS) $(LDFLAGS)
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_C:.c=.o) $(G)/reflect_orchd_set.o
-CMD_OBJS = $(CMD_SRCS:%.c=$(B)/%.o)
+# scripts/gen-dev-certs.sh rides inside the executable for `orchd dev --tls`.
+CMD_OBJS = $(CMD_SRCS:%.c=$(B)/%.o) $(G)/gen_dev_certs_sh.o
 UNIT_OBJS = $(UNIT_SRCS:%.c=$(B)/%.o)
 LIBORCHD = $(B)/liborchd.a
 ROLES = gateway scheduler worker
 
-PROGS = $(B)/orchd $(B)/interop_server $(B)/interop_client $(B)/rpc_test
+PROGS = $(B)/orchd $(B)/interop_server $(B)/interop_client $(B)/rpc_test \
+	$(B)/echo_server $(B)/stream_client
 all: deps $(PROGS) $(addprefix $(B)/,$(ROLES))
 
 # Missing packages are installed when we are root, otherwise the exact
@@ -136,6 +146,12 @@ $(B)/interop_client: $(B)/tests/interop/interop_client.o $(GEN_INTEROP_C:.c=.o) 
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/rpc_test: $(B)/tests/integration/rpc_test.o $(LIBORCHD)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(B)/echo_server: $(B)/bench/echo_server.o $(GEN_BENCH_C:.c=.o) $(LIBORCHD)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(B)/stream_client: $(B)/bench/stream_client.o $(GEN_BENCH_C:.c=.o) $(LIBORCHD)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/unit_tests: $(UNIT_OBJS) $(LIBORCHD)
@@ -170,13 +186,18 @@ $(REFLECT_SETS:%=$(G)/%.pb):
 	@mkdir -p $(G)
 	$(PROTOC) -Iproto -I$(GRPC_PROTO_DIR) --include_imports --descriptor_set_out=$@ $^
 
-$(REFLECT_SETS:%=$(G)/%.c): $(G)/%.c: $(G)/%.pb
-	{ echo '/* Generated from $(<F) by the Makefile; do not edit. */'; \
-	  echo '#include <stddef.h>'; echo '#include <stdint.h>'; \
+# EMBED_C writes its first prerequisite as a C array named after the stem.
+EMBED_C = { echo '/* Generated from $(<F) by the Makefile; do not edit. */'; \
+	  echo '\#include <stddef.h>'; echo '\#include <stdint.h>'; \
 	  echo 'extern const uint8_t $*[];'; echo 'extern const size_t $*_len;'; \
 	  echo 'const uint8_t $*[] = {'; \
 	  od -An -v -tx1 $< | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	  echo '};'; echo 'const size_t $*_len = sizeof $*;'; } >$@
+$(REFLECT_SETS:%=$(G)/%.c): $(G)/%.c: $(G)/%.pb
+	$(EMBED_C)
+$(G)/gen_dev_certs_sh.c: $(G)/%.c: scripts/gen-dev-certs.sh
+	@mkdir -p $(G)
+	$(EMBED_C)
 
 # Python stubs for the tests, generated from the same protos.
 PYGEN = $(B)/py
@@ -237,19 +258,69 @@ check: all $(B)/unit_tests pygen fuzz-regress
 	$(B)/unit_tests
 	B=$(B) PYTHON=$(PYTHON) tests/run.sh
 
+# Benchmarks (bench/, docs/performance.md): installs the peers when we are
+# root, builds the grpc++ peers, then runs each benchmark script.
+GC = $(B)/gencpp
+BENCH_CXXFLAGS = $(CXXSTD) -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -MMD -MP -I$(GC) \
+	$(shell $(PKG_CONFIG) --cflags $(BENCH_CXX_PKGS) 2>/dev/null)
+BENCH_CXXLIBS = $(shell $(PKG_CONFIG) --libs $(BENCH_CXX_PKGS) 2>/dev/null)
+BENCH_GEN_CC = $(GC)/bench/v1/echo.pb.cc $(GC)/bench/v1/echo.grpc.pb.cc
+GRPCPP_PROGS = \
+	$(B)/grpcpp_async_server \
+	$(B)/grpcpp_callback_server
+
+bench:
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/install-deps.sh --all; fi
+	$(MAKE) all $(GRPCPP_PROGS)
+	B=$(B) bench/transport.sh
+
+$(GC)/%.pb.cc $(GC)/%.pb.h $(GC)/%.grpc.pb.cc $(GC)/%.grpc.pb.h: proto/%.proto
+	@mkdir -p $(GC)
+	$(PROTOC) -Iproto --cpp_out=$(GC) --grpc_out=$(GC) \
+		--plugin=protoc-gen-grpc=$(GRPC_CPP_PLUGIN) $<
+
+$(GC)/%.o: $(GC)/%.cc
+	$(CXX) $(CXXSTD) -O2 -MMD -MP -I$(GC) -c -o $@ $<
+
+$(B)/bench/grpcpp/%.o: bench/grpcpp/%.cc | $(BENCH_GEN_CC)
+	@mkdir -p $(@D)
+	$(CXX) $(BENCH_CXXFLAGS) -c -o $@ $<
+
+$(B)/grpcpp_%: $(B)/bench/grpcpp/%.o $(BENCH_GEN_CC:.cc=.o)
+	$(CXX) -o $@ $^ $(BENCH_CXXLIBS)
+
 demo: all
 	B=$(B) scripts/demo.sh
 
+# install: the binary, its role symlinks (relative, so DESTDIR staging
+# works) and the man page under $(DESTDIR)$(PREFIX). A gateway, scheduler
+# or worker there that is not our symlink is left alone and stops the
+# install: those are common names. uninstall removes only what install put.
 install: all
+	@for r in $(ROLES); do \
+		f=$(DESTDIR)$(BINDIR)/$$r; \
+		if { [ -e "$$f" ] || [ -L "$$f" ]; } && [ "$$(readlink "$$f")" != orchd ]; then \
+			echo "install: $$f exists and is not orchd's; remove it first" >&2; exit 1; \
+		fi; \
+	done
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(B)/orchd $(DESTDIR)$(BINDIR)/orchd
 	for r in $(ROLES); do ln -sf orchd $(DESTDIR)$(BINDIR)/$$r; done
 	install -m 644 docs/orchd.1 $(DESTDIR)$(MANDIR)/man1/orchd.1
 
+uninstall:
+	@for r in $(ROLES); do \
+		f=$(DESTDIR)$(BINDIR)/$$r; \
+		if [ -L "$$f" ] && [ "$$(readlink "$$f")" = orchd ]; then echo "rm -f $$f"; rm -f "$$f"; fi; \
+	done
+	rm -f $(DESTDIR)$(BINDIR)/orchd $(DESTDIR)$(MANDIR)/man1/orchd.1
+
+.PHONY: uninstall
+
 clean:
 	rm -rf build build-san build-debug $(FB)
 
-.PHONY: all deps check demo install clean pygen fuzz fuzz-regress
+.PHONY: all deps check bench demo install clean pygen fuzz fuzz-regress
 .DELETE_ON_ERROR:
 .SECONDARY:
 

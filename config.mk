@@ -17,6 +17,11 @@ GRPC_PROTO_DIR = /usr/share/grpc-proto
 # pkg-config names of the libraries we link.
 PKGS = libnghttp2 libevent libevent_openssl libprotobuf-c openssl zlib sqlite3
 TEST_PKGS = check
+# The grpc++ peers of `make bench` (bench/grpcpp/, C++ only there).
+CXX ?= g++
+CXXSTD = -std=c++17
+BENCH_CXX_PKGS = grpc++ protobuf
+GRPC_CPP_PLUGIN = /usr/bin/grpc_cpp_plugin
 
 CSTD = -std=c11 -D_GNU_SOURCE
 WARN = -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes

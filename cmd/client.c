@@ -35,6 +35,7 @@
 
 #include "bar.h"
 #include "cmd.h"
+#include "error.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "human.h"
 #include "json.h"
@@ -88,14 +89,21 @@ struct client {
 struct client_flags {
 	const char *gateway;
 	int64_t deadline_ms;
+	struct tls_flags tls;
+	const char *token_file;
 };
 /* clang-format off */
-#define CLIENT_FLAGS_INIT {DEFAULT_GATEWAY, DEFAULT_DEADLINE_MS}
+#define CLIENT_FLAGS_INIT {DEFAULT_GATEWAY, DEFAULT_DEADLINE_MS, {0}, NULL}
 #define CLIENT_OPTS(f)                                                                            \
 	{"gateway", "ORCHD_GATEWAY", OPT_STR, &(f)->gateway, "ADDR",                              \
 	 "gateway to talk to (default " DEFAULT_GATEWAY ")"},                                    \
 	{"deadline", "ORCHD_DEADLINE", OPT_DUR, &(f)->deadline_ms, "DURATION",                    \
-	 "deadline of each call, e.g. 500ms, 30s, 5m (default 10s)"}
+	 "deadline of each call, e.g. 500ms, 30s, 5m (default 10s)"},                             \
+	{"tls", "ORCHD_TLS", OPT_BOOL, &(f)->tls.on, NULL,                                        \
+	 "use TLS (implied by --tls-ca and --tls-cert)"},                                         \
+	TLS_OPTS(&(f)->tls, "client certificate (PEM) for a gateway that asks for one"),          \
+	{"token-file", "ORCHD_TOKEN_FILE", OPT_STR, &(f)->token_file, "FILE",                     \
+	 "send \"authorization: Bearer T\", T the first line of FILE (or $ORCHD_TOKEN)"}
 #define OPTS_END {NULL, NULL, 0, NULL, NULL, NULL}
 /* clang-format on */
 
@@ -156,16 +164,32 @@ static int client_init(struct client *c, const char *cmd, const struct client_fl
 	/* A closed stdout (orchd watch | head -1) shows up as a write error,
 	 * and a dropped connection as a call status, not as a signal. */
 	signal(SIGPIPE, SIG_IGN);
+	struct meta md;
+	meta_init(&md);
+	int rc = cmd_tls_check(cmd, &f->tls);
+	if (!rc)
+		rc = cmd_token_md(cmd, f->token_file, "ORCHD_TOKEN", &md);
+	if (rc)
+		return rc;
 	c->base = event_base_new();
+	struct rpc_tls_opts tls;
 	struct rpc_opts o = {
 	    .max_recv_msg = MAX_MSG,
 	    .max_send_msg = MAX_MSG,
 	    .connect_timeout_ms = c->deadline_ms < 5000 ? (int)c->deadline_ms : 5000,
 	    .backoff_initial_ms = 200,
 	    .backoff_max_ms = 1000,
+	    .tls = cmd_tls_dial(&f->tls, &tls),
+	    .default_md = md.n ? &md : NULL,
 	};
 	int err = 0;
 	c->ch = rpc_channel_new(c->base, c->addr, &o, &err);
+	meta_free(&md); /* the channel has its copy */
+	if (!c->ch && err == E_UNSUPPORTED) {
+		cmd_error(cmd, "cannot set up TLS (--tls-ca, --tls-cert, --tls-key): %s",
+		          "see the tls_error line above");
+		return EXIT_USAGE;
+	}
 	if (!c->ch) {
 		cmd_error(cmd, "invalid address '%s' (expected HOST:PORT)", c->addr);
 		return EXIT_USAGE;

@@ -2,7 +2,8 @@
  * gateway: the client-facing front door, orchestrator.v1.Gateway.
  *
  *   orchd gateway [--listen ADDR] [--scheduler ADDR] [--max-payload SIZE]
- *                 [--max-subscribers N] [--call-timeout DURATION]
+ *                 [--max-subscribers N] [--max-subscribers-per-task N]
+ *                 [--call-timeout DURATION] [TLS, token and limit flags]
  *
  * Stateless: every call is forwarded over one rpc channel to the
  * Scheduler method of the same name (SubscribeProgress to WatchTask), with
@@ -10,7 +11,10 @@
  * status and text) relayed unchanged. The gateway itself only rejects what
  * it can judge alone: specs that fail task_spec_check (INVALID_ARGUMENT,
  * the same words the scheduler would use) and subscribers past
- * --max-subscribers (RESOURCE_EXHAUSTED). While the scheduler is
+ * --max-subscribers, or past --max-subscribers-per-task on one task
+ * (RESOURCE_EXHAUSTED). With --auth-token-file, clients must present one
+ * of its tokens, and the gateway presents the first to the scheduler
+ * (its own token, never the client's). While the scheduler is
  * unreachable, calls fail at once with UNAVAILABLE (the channel fails fast
  * and reconnects by itself); the gateway stays SERVING.
  *
@@ -31,6 +35,7 @@
 #include "coalesce.h"
 #include "error.h"
 #include "log.h"
+#include "map.h"
 #include "orchestrator/v1/orchestrator.pb-c.h"
 #include "task.h"
 #include "xalloc.h"
@@ -60,8 +65,10 @@ struct gateway {
 	const char *sched_addr;
 	size_t max_payload;
 	int max_subs;
+	int max_subs_per_task;
 	int64_t call_timeout_ms;
 	int nsubs;
+	struct map per_task; /* task id -> struct task_subs */
 	struct sub *subs;   /* open progress streams, for shutdown */
 	int stopping;       /* SIGTERM seen: no new subscribers */
 	int sched_reported; /* 1 up, -1 down, 0 nothing said yet */
@@ -78,6 +85,12 @@ struct fwd {
 	char name[TASK_NAME_MAX + 1]; /* SubmitTask: the task name, for the log */
 };
 
+/* How many progress streams follow one task (for --max-subscribers-per-task). */
+struct task_subs {
+	char task[80]; /* the map's key */
+	int n;
+};
+
 /* One progress stream: client SubscribeProgress <- scheduler WatchTask. */
 struct sub {
 	struct gateway *gw;
@@ -92,6 +105,7 @@ struct sub {
 	char *up_message;
 	int final_status; /* status of the last final update seen, 0 = none */
 	char task[80];
+	struct task_subs *count;
 	struct sub *next, *prev;
 };
 
@@ -160,6 +174,14 @@ static int check_spec(struct fwd *f, const uint8_t *msg, size_t len, char *err, 
 	}
 	int rv = task_spec_check(s->name, s->payload.len, s->max_attempts, s->timeout_ms,
 	                         f->gw->max_payload, err, errlen);
+	if (rv == 0) {
+		/* The labels as task_labels_check sees them (pointers only). */
+		struct task_label *l = xcalloc(s->n_labels + 1, sizeof *l);
+		for (size_t i = 0; i < s->n_labels; i++)
+			l[i] = (struct task_label){s->labels[i]->key, s->labels[i]->value};
+		rv = task_labels_check(l, s->n_labels, err, errlen);
+		free(l);
+	}
 	snprintf(f->name, sizeof f->name, "%s", s->name ? s->name : "");
 	orchestrator__v1__task_spec__free_unpacked(s, NULL);
 	return rv == 0 ? 0 : GRPC_STATUS_INVALID_ARGUMENT;
@@ -314,6 +336,10 @@ static void sub_free(struct sub *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	gw->nsubs--;
+	if (s->count && --s->count->n == 0) {
+		map_del(&gw->per_task, s->count->task);
+		free(s->count);
+	}
 	coalesce_free(&s->box);
 	free(s->up_message);
 	free(s);
@@ -400,16 +426,37 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 		rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, err);
 		return 0;
 	}
+	char task[sizeof ((struct sub *)0)->task];
+	Orchestrator__V1__ProgressRequest *r =
+	    orchestrator__v1__progress_request__unpack(NULL, len, msg);
+	snprintf(task, sizeof task, "%s", r && r->task_id ? r->task_id : "");
+	if (r)
+		orchestrator__v1__progress_request__free_unpacked(r, NULL);
+	struct task_subs *count = map_get(&gw->per_task, task);
+	if (count && count->n >= gw->max_subs_per_task) {
+		char err[200];
+		snprintf(err, sizeof err,
+		         "task %.80s has %d progress subscribers on this gateway, its limit "
+		         "(--max-subscribers-per-task); retry later",
+		         task, count->n);
+		log_warn("subscriber_limit", "task=%s limit_per_task=%d peer=%s", log_quote(task),
+		         gw->max_subs_per_task, rpc_call_peer(call));
+		rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, err);
+		return 0;
+	}
+	if (!count) {
+		count = xcalloc(1, sizeof *count);
+		memcpy(count->task, task, sizeof task);
+		map_put(&gw->per_task, count->task, count);
+	}
+	count->n++;
 	struct sub *s = xcalloc(1, sizeof *s);
 	s->gw = gw;
 	s->client = call;
 	s->start_ms = now_ms(gw);
+	s->count = count;
 	coalesce_init(&s->box, send_progress, s);
-	Orchestrator__V1__ProgressRequest *r =
-	    orchestrator__v1__progress_request__unpack(NULL, len, msg);
-	snprintf(s->task, sizeof s->task, "%s", r && r->task_id ? r->task_id : "");
-	if (r)
-		orchestrator__v1__progress_request__free_unpacked(r, NULL);
+	memcpy(s->task, task, sizeof task);
 	s->next = gw->subs;
 	if (gw->subs)
 		gw->subs->prev = s;
@@ -508,6 +555,7 @@ int cmd_gateway(int argc, char **argv)
 	    .sched_addr = "127.0.0.1:50052",
 	    .max_payload = 1u << 20,
 	    .max_subs = 1000,
+	    .max_subs_per_task = 100,
 	    .call_timeout_ms = 10000,
 	};
 	struct role_flags rf = {.listen = ":50051"};
@@ -519,6 +567,9 @@ int cmd_gateway(int argc, char **argv)
 	     "largest task payload accepted (default 1M)"},
 	    {"max-subscribers", "ORCHD_GATEWAY_MAX_SUBSCRIBERS", OPT_INT, &gw.max_subs, "N",
 	     "concurrent progress streams; past it RESOURCE_EXHAUSTED (default 1000)"},
+	    {"max-subscribers-per-task", "ORCHD_GATEWAY_MAX_SUBSCRIBERS_PER_TASK", OPT_INT,
+	     &gw.max_subs_per_task, "N",
+	     "concurrent progress streams of one task; past it RESOURCE_EXHAUSTED (default 100)"},
 	    {"call-timeout", "ORCHD_GATEWAY_CALL_TIMEOUT", OPT_DUR, &gw.call_timeout_ms, "DURATION",
 	     "deadline of forwarded calls whose client set none (default 10s)"},
 	    {NULL, NULL, 0, NULL, NULL, NULL},
@@ -537,8 +588,9 @@ int cmd_gateway(int argc, char **argv)
 		          gw.sched_addr);
 		return EXIT_USAGE;
 	}
-	if (gw.max_subs < 1) {
-		cmd_error("gateway", "--max-subscribers must be at least 1");
+	if (gw.max_subs < 1 || gw.max_subs_per_task < 1) {
+		cmd_error("gateway", "--max-subscribers and --max-subscribers-per-task must be at "
+		                     "least 1");
 		return EXIT_USAGE;
 	}
 	if (gw.call_timeout_ms <= 0) {
@@ -572,6 +624,7 @@ int cmd_gateway(int argc, char **argv)
 	    .keepalive_ms = KEEPALIVE_MS,
 	    .keepalive_timeout_ms = KEEPALIVE_TIMEOUT_MS,
 	};
+	role_dial_opts(&gw.role, &co); /* TLS and our token towards the scheduler */
 	int err = 0;
 	gw.sched = rpc_channel_new(gw.role.base, gw.sched_addr, &co, &err);
 	if (!gw.sched) {
@@ -593,9 +646,10 @@ int cmd_gateway(int argc, char **argv)
 	gw.role.on_stop = gateway_stop;
 	gw.role.stop_arg = &gw;
 	log_info("gateway_config",
-	         "scheduler=%s max_payload=%zu max_subscribers=%d "
-	         "call_timeout_ms=%lld",
-	         gw.sched_addr, gw.max_payload, gw.max_subs, (long long)gw.call_timeout_ms);
+	         "scheduler=%s max_payload=%zu max_subscribers=%d max_subscribers_per_task=%d "
+	         "call_timeout_ms=%lld scheduler_tls=%d scheduler_token=%d",
+	         gw.sched_addr, gw.max_payload, gw.max_subs, gw.max_subs_per_task,
+	         (long long)gw.call_timeout_ms, co.tls != NULL, co.default_md != NULL);
 	rpc_channel_connect(gw.sched); /* do not make the first client wait */
 
 	rc = role_run(&gw.role);
@@ -603,5 +657,6 @@ int cmd_gateway(int argc, char **argv)
 	 * of client calls; each side's on_done lets go of its half. */
 	rpc_channel_del(gw.sched);
 	role_free(&gw.role);
+	map_free(&gw.per_task);
 	return rc;
 }

@@ -17,6 +17,7 @@ struct command {
 
 /* Sorted by name. */
 static const struct command commands[] = {
+	{"bench", cmd_bench, "load a gateway with tasks and report throughput and latency"},
 	{"cancel", cmd_cancel, "cancel a task"},
 	{"dev", cmd_dev, "run a scheduler, workers and a gateway on this machine"},
 	{"gateway", cmd_gateway, "run the client-facing gateway (port 50051)"},

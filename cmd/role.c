@@ -2,7 +2,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 
@@ -35,6 +37,116 @@ int cmd_parse(const char *cmd, const char *synopsis, const struct opt *opts, int
 	return n;
 }
 
+/* ---- TLS and tokens, shared with the client commands ---------------------- */
+
+const struct rpc_tls_opts *cmd_tls_dial(const struct tls_flags *f, struct rpc_tls_opts *t)
+{
+	if (!f->on && !f->ca && !f->cert)
+		return NULL;
+	*t = (struct rpc_tls_opts){.cert_file = f->cert,
+				   .key_file = f->key,
+				   .ca_file = f->ca,
+				   .server_name = f->server_name};
+	return t;
+}
+
+int cmd_tls_check(const char *cmd, const struct tls_flags *f)
+{
+	const char *alone = f->key ? "--tls-key" : f->client_ca ? "--tls-client-ca" : NULL;
+	if (!f->cert && alone) {
+		cmd_error(cmd, "%s needs --tls-cert", alone);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Loads a token file into a (reported as cmd's error on failure). Warns
+ * when the file is readable by others: it holds secrets. Returns 0 or
+ * EXIT_USAGE. */
+static int load_tokens(const char *cmd, struct auth *a, const char *file)
+{
+	char err[512];
+	if (auth_load_file(a, file, err, sizeof err) < 0) {
+		cmd_error(cmd, "%s", err);
+		return EXIT_USAGE;
+	}
+	struct stat st;
+	if (stat(file, &st) == 0 && (st.st_mode & 077))
+		log_warn("token_file_exposed", "file=%s mode=%04o hint=%s", log_quote(file),
+			 (unsigned)(st.st_mode & 07777), log_quote("chmod 600 it"));
+	return 0;
+}
+
+int cmd_token_md(const char *cmd, const char *file, const char *env, struct meta *md)
+{
+	const char *tok = env ? getenv(env) : NULL;
+	if (!file && !(tok && *tok))
+		return 0;
+	struct auth *a = auth_new(0);
+	int rc = 0;
+	if (file) {
+		rc = load_tokens(cmd, a, file);
+	} else if (auth_add_token(a, tok, strlen(tok)) != 0) {
+		cmd_error(cmd, "%s is not a token (1..%d printable ASCII characters, no blanks)",
+			  env, AUTH_TOKEN_MAX);
+		rc = EXIT_USAGE;
+	}
+	if (rc == 0)
+		auth_bearer_md(md, auth_first(a));
+	auth_del(a);
+	return rc;
+}
+
+/* The listener's options: opts with the flags' TLS, tokens and limits.
+ * srv_tls is where the TLS options live. Returns 0 or an exit code. */
+static int listen_opts(struct role *r, const struct role_flags *f, struct rpc_opts *so,
+		       struct rpc_tls_opts *srv_tls)
+{
+	if (f->max_conns < 0 || f->max_streams < 0) {
+		cmd_error(r->name, "--max-conns and --max-streams must be positive");
+		return EXIT_USAGE;
+	}
+	if (f->max_conns > 0)
+		so->max_conns = (uint32_t)f->max_conns;
+	if (f->max_streams > 0)
+		so->max_streams = (uint32_t)f->max_streams;
+	if (f->max_recv_msg > 0)
+		so->max_recv_msg = f->max_recv_msg;
+	int rc = cmd_tls_check(r->name, &f->tls);
+	if (rc)
+		return rc;
+	if (f->tls.cert) {
+		*srv_tls = (struct rpc_tls_opts){.cert_file = f->tls.cert,
+						 .key_file = f->tls.key,
+						 .ca_file = f->tls.client_ca};
+		so->tls = srv_tls;
+	}
+	r->dial_tls_on = cmd_tls_dial(&f->tls, &r->dial_tls) != NULL;
+	meta_init(&r->auth_md);
+	if (f->auth_health && !f->token_file) {
+		cmd_error(r->name, "--auth-health needs --auth-token-file");
+		return EXIT_USAGE;
+	}
+	if (f->token_file) {
+		r->auth = auth_new(f->auth_health);
+		rc = load_tokens(r->name, r->auth, f->token_file);
+		if (rc)
+			return rc;
+		so->authorize = auth_authorize;
+		so->authorize_arg = r->auth;
+		auth_bearer_md(&r->auth_md, auth_first(r->auth));
+	}
+	return 0;
+}
+
+void role_dial_opts(const struct role *r, struct rpc_opts *o)
+{
+	o->tls = r->dial_tls_on ? &r->dial_tls : NULL;
+	o->default_md = r->auth_md.n ? &r->auth_md : NULL;
+}
+
+/* ---- the role's life ---------------------------------------------------------- */
+
 int role_init(struct role *r, const char *name, const struct role_flags *f,
 	      const struct rpc_opts *opts, const char *const *services)
 {
@@ -51,15 +163,27 @@ int role_init(struct role *r, const char *name, const struct role_flags *f,
 		}
 		log_set_level(lv);
 	}
+	struct rpc_opts so = {0};
+	if (opts)
+		so = *opts;
+	struct rpc_tls_opts srv_tls;
+	int rc = listen_opts(r, f, &so, &srv_tls);
+	if (rc)
+		return rc;
 	signal(SIGPIPE, SIG_IGN);
 	r->base = event_base_new();
 	/* Three priorities: rpc events run at the middle one, so a role can
 	 * run work after everything else of a loop turn at the lowest. */
 	event_base_priority_init(r->base, 3);
 	int err = 0;
-	r->srv = rpc_server_new(r->base, opts, &err);
+	r->srv = rpc_server_new(r->base, &so, &err);
 	if (!r->srv) {
-		cmd_error(name, "cannot set up the server: %s", err_str(err));
+		if (so.tls)
+			cmd_error(name, "cannot set up TLS with --tls-cert %s%s%s (see the tls_error "
+				  "line above)", f->tls.cert, f->tls.client_ca ? " --tls-client-ca " : "",
+				  f->tls.client_ca ? f->tls.client_ca : "");
+		else
+			cmd_error(name, "cannot set up the server: %s", err_str(err));
 		return EXIT_FAIL;
 	}
 	r->health = health_new(r->srv, name, services);
@@ -79,7 +203,10 @@ int role_init(struct role *r, const char *name, const struct role_flags *f,
 	/* Tests and scripts read the bound port (--listen with port 0). */
 	printf("PORT %d\n", port);
 	fflush(stdout);
-	log_info("listening", "addr=%s port=%d version=%s", f->listen, port, ORCHD_VERSION);
+	log_info("listening", "addr=%s port=%d version=%s tls=%s tokens=%zu auth_health=%d",
+		 f->listen, port, ORCHD_VERSION,
+		 !so.tls ? "off" : f->tls.client_ca ? "mutual" : "on",
+		 r->auth ? auth_count(r->auth) : (size_t)0, f->auth_health);
 	return 0;
 }
 
@@ -130,6 +257,8 @@ void role_free(struct role *r)
 	health_del(r->health);
 	rpc_server_del(r->srv);
 	reflect_del(r->reflect); /* its calls ended with the server */
+	auth_del(r->auth);	 /* the server's authorize hook is gone */
+	meta_free(&r->auth_md);
 	for (int i = 0; i < 2; i++)
 		if (r->sig[i])
 			event_free(r->sig[i]);

@@ -587,7 +587,6 @@ int cmd_scheduler(int argc, char **argv)
 	int64_t retention = 7 * 86400000LL, dead = 5000, heartbeat = 1000;
 	int fsync_all = 0;
 	size_t max_payload = 1 << 20, max_active = 1000000;
-	int max_streams = 4096;
 	struct opt opts[] = {
 		ROLE_OPTS(&rf, "ORCHD_SCHEDULER_"),
 		{"data-dir", "ORCHD_DATA_DIR", OPT_STR, &data_dir, "DIR",
@@ -604,8 +603,6 @@ int cmd_scheduler(int argc, char **argv)
 		 "largest task payload (default 1M)"},
 		{"max-active", "ORCHD_MAX_ACTIVE", OPT_SIZE, &max_active, "N",
 		 "most pending+running tasks; past it SubmitTask is RESOURCE_EXHAUSTED"},
-		{"max-streams", "ORCHD_MAX_STREAMS", OPT_INT, &max_streams, "N",
-		 "concurrent calls per connection (default 4096)"},
 		{NULL, NULL, 0, NULL, NULL, NULL},
 	};
 	int n = cmd_parse("scheduler", synopsis, opts, argc, argv);
@@ -617,8 +614,9 @@ int cmd_scheduler(int argc, char **argv)
 	}
 	static const char *const services[] = {"orchestrator.v1.Scheduler", NULL};
 	/* Each gateway multiplexes its subscribers' watches on one
-	 * connection: allow as many streams as a few gateways' worth. */
-	struct rpc_opts ro = {.max_recv_msg = max_payload + (64u << 10), .max_streams = max_streams};
+	 * connection: allow as many streams (--max-streams, default 4096)
+	 * as a few gateways' worth. */
+	struct rpc_opts ro = {.max_recv_msg = max_payload + (64u << 10), .max_streams = 4096};
 	int rv = role_init(&S.role, "scheduler", &rf, &ro, services);
 	if (rv != 0) {
 		role_free(&S.role);

@@ -37,7 +37,9 @@ static const char synopsis[] =
 	"--handler NAME=COMMAND. COMMAND is split into words (quotes group, no shell) and\n"
 	"run per task: the payload on stdin, the output from stdout, progress as lines\n"
 	"\"PERCENT [message]\" on file descriptor 3, exit 0 = COMPLETED, otherwise FAILED\n"
-	"with the end of stderr. SIGTERM lets running tasks finish (--drain-timeout),\n"
+	"with the end of stderr. The command runs in its own process group with a clean\n"
+	"environment: PATH, ORCHD_TASK_ID, ORCHD_TASK_NAME and what --handler-env names,\n"
+	"nothing else. SIGTERM lets running tasks finish (--drain-timeout),\n"
 	"hands back the rest and exits 0. orchestrator.v1.Worker (status, health) is\n"
 	"served on --listen, default :50053.";
 
@@ -677,6 +679,9 @@ struct worker_flags {
 	int64_t heartbeat_ms;
 	int64_t drain_ms;
 	size_t max_output;
+	struct opt_list handler_env;
+	size_t rlimit_as;
+	int64_t rlimit_cpu_ms;
 };
 
 /* Fills set from the flags. Returns 0, or -1 after reporting the error. */
@@ -690,6 +695,12 @@ static int load_handlers(struct handler_set *set, const struct worker_flags *f)
 	for (size_t i = 0; i < f->handlers.n; i++) {
 		if (handler_set_add_exec(set, f->handlers.v[i], err, sizeof err) != 0) {
 			cmd_error("worker", "--handler: %s", err);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < f->handler_env.n; i++) {
+		if (handler_set_add_env(set, f->handler_env.v[i], err, sizeof err) != 0) {
+			cmd_error("worker", "--handler-env: %s", err);
 			return -1;
 		}
 	}
@@ -773,25 +784,36 @@ int cmd_worker(int argc, char **argv)
 		 "on SIGTERM, how long running tasks may finish (default 30s)"},
 		{"max-output", "ORCHD_MAX_OUTPUT", OPT_SIZE, &f.max_output, "SIZE",
 		 "output kept per task; more fails the task (default 1M)"},
+		{"handler-env", "ORCHD_HANDLER_ENV", OPT_LIST, &f.handler_env, "NAME[=VALUE]",
+		 "give exec handlers NAME from our environment, or set to VALUE (repeatable)"},
+		{"handler-rlimit-as", "ORCHD_HANDLER_RLIMIT_AS", OPT_SIZE, &f.rlimit_as, "SIZE",
+		 "address space of each exec handler (RLIMIT_AS; default unlimited)"},
+		{"handler-rlimit-cpu", "ORCHD_HANDLER_RLIMIT_CPU", OPT_DUR, &f.rlimit_cpu_ms,
+		 "DURATION", "CPU time of each exec handler, whole seconds (default unlimited)"},
 		{NULL, NULL, 0, NULL, NULL, NULL},
 	};
 	int n = cmd_parse("worker", synopsis, opts, argc, argv);
 	if (n < 0) {
 		opt_list_free(&f.handlers);
+		opt_list_free(&f.handler_env);
 		return -1 - n;
 	}
 	if (n > 0) {
 		cmd_error("worker", "unexpected argument '%s'", argv[0]);
 		opt_list_free(&f.handlers);
+		opt_list_free(&f.handler_env);
 		return EXIT_USAGE;
 	}
-	struct handler_opts ho = {.max_output = f.max_output};
+	struct handler_opts ho = {.max_output = f.max_output,
+				  .rlimit_as = f.rlimit_as,
+				  .rlimit_cpu_ms = f.rlimit_cpu_ms};
 	/* Flags are checked before anything listens. */
 	struct handler_set *probe = handler_set_new(NULL, &ho);
 	int bad = check_flags(&f) != 0 || load_handlers(probe, &f) != 0;
 	handler_set_del(probe);
 	if (bad) {
 		opt_list_free(&f.handlers);
+		opt_list_free(&f.handler_env);
 		return EXIT_USAGE;
 	}
 
@@ -801,6 +823,7 @@ int cmd_worker(int argc, char **argv)
 	if (rc != 0) {
 		role_free(&w->role);
 		opt_list_free(&f.handlers);
+		opt_list_free(&f.handler_env);
 		free(w);
 		return rc;
 	}
@@ -818,6 +841,7 @@ int cmd_worker(int argc, char **argv)
 	 * host that vanished is noticed without waiting for TCP. */
 	struct rpc_opts co = {.keepalive_ms = 15000, .keepalive_timeout_ms = 10000,
 			      .backoff_max_ms = 5000};
+	role_dial_opts(&w->role, &co); /* TLS and our token towards the scheduler */
 	int err = 0;
 	w->ch = rpc_channel_new(w->base, f.scheduler, &co, &err);
 	if (!w->ch) {
@@ -825,6 +849,7 @@ int cmd_worker(int argc, char **argv)
 		handler_set_del(w->hs);
 		role_free(&w->role);
 		opt_list_free(&f.handlers);
+		opt_list_free(&f.handler_env);
 		free(w);
 		return EXIT_USAGE;
 	}
@@ -843,9 +868,12 @@ int cmd_worker(int argc, char **argv)
 					handler_set_name(w->hs, i));
 	log_info("worker_config",
 		 "worker=%s scheduler=%s slots=%d names=%s heartbeat_ms=%lld drain_timeout_ms=%lld "
-		 "max_output=%zu address=%s",
+		 "max_output=%zu address=%s scheduler_tls=%d scheduler_token=%d handler_env=%zu "
+		 "rlimit_as=%zu rlimit_cpu_ms=%lld",
 		 log_quote(w->id), f.scheduler, w->slots, log_quote(names),
-		 (long long)w->heartbeat_ms, (long long)w->drain_ms, f.max_output, w->address);
+		 (long long)w->heartbeat_ms, (long long)w->drain_ms, f.max_output, w->address,
+		 co.tls != NULL, co.default_md != NULL, f.handler_env.n, f.rlimit_as,
+		 (long long)f.rlimit_cpu_ms);
 
 	stream_open(w);
 	arm(w->hb_ev, w->hb_ms);
@@ -864,6 +892,7 @@ int cmd_worker(int argc, char **argv)
 	event_free(w->close_ev);
 	role_free(&w->role);
 	opt_list_free(&f.handlers);
+	opt_list_free(&f.handler_env);
 	free(w);
 	return rc;
 }

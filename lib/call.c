@@ -666,6 +666,15 @@ void call_server_headers_done(struct rpc_call *call)
 		conn_schedule(call->conn);
 		return;
 	}
+	const struct rpc_opts *o = call->conn->opts;
+	if (o->authorize) {
+		char m[256] = "";
+		int st = o->authorize(call, m, sizeof m, o->authorize_arg);
+		if (st > 0) {
+			reject(call, st, *m ? m : status_name(st));
+			return;
+		}
+	}
 	void *arg = NULL;
 	const struct rpc_call_cbs *cbs =
 		call->path ? server_find_method(call->conn->srv, call->path, &arg) : NULL;

@@ -39,6 +39,7 @@ struct rpc_channel {
 	struct event *connect_to_ev;
 	int backoff_ms;
 	char last_error[160];
+	struct meta default_md; /* rpc_opts.default_md, copied */
 	void (*state_cb)(struct rpc_channel *, enum rpc_channel_state, void *);
 	void *state_arg;
 };
@@ -67,6 +68,13 @@ struct rpc_channel *rpc_channel_new(struct event_base *base, const char *target,
 	if (!ch->host[0])
 		snprintf(ch->host, sizeof ch->host, "127.0.0.1");
 	ch->target = xstrdup(target);
+	meta_init(&ch->default_md);
+	if (ch->opts.default_md)
+		for (size_t i = 0; i < ch->opts.default_md->n; i++) {
+			const struct meta_kv *kv = &ch->opts.default_md->v[i];
+			meta_add(&ch->default_md, kv->key, kv->keylen, kv->val, kv->vallen);
+		}
+	ch->opts.default_md = NULL;
 	if (ch->opts.tls) {
 		const struct rpc_tls_opts *t = ch->opts.tls;
 		ch->ssl_ctx = tls_client_ctx(t);
@@ -74,6 +82,7 @@ struct rpc_channel *rpc_channel_new(struct event_base *base, const char *target,
 		ch->insecure = t->insecure;
 		ch->opts.tls = NULL;
 		if (!ch->ssl_ctx) {
+			meta_free(&ch->default_md);
 			free(ch->server_name);
 			free(ch->target);
 			free(ch);
@@ -119,6 +128,7 @@ void rpc_channel_del(struct rpc_channel *ch)
 	event_free(ch->connect_to_ev);
 	if (ch->ssl_ctx)
 		SSL_CTX_free(ch->ssl_ctx);
+	meta_free(&ch->default_md);
 	free(ch->server_name);
 	free(ch->target);
 	free(ch);
@@ -204,6 +214,9 @@ static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (e) {
 			ERR_error_string_n(e, buf, sizeof buf);
 			why = buf;
+			/* Certificates that do not match are a configuration
+			 * error, not a network blip: say so loudly. */
+			log_warn("tls_failed", "target=%s reason=%s", ch->target, log_quote(why));
 		} else if (EVUTIL_SOCKET_ERROR()) {
 			why = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 		}
@@ -346,6 +359,11 @@ struct rpc_call *rpc_call_start(struct rpc_channel *ch, const char *path,
 	call->cbs = cbs;
 	call->arg = arg;
 	call->path = xstrdup(path);
+	for (size_t i = 0; i < ch->default_md.n; i++) {
+		const struct meta_kv *kv = &ch->default_md.v[i];
+		if (!opts || !opts->metadata || !meta_get(opts->metadata, kv->key))
+			meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
+	}
 	if (opts) {
 		call->timeout_ms = opts->timeout_ms;
 		call->compress = opts->compress != 0;

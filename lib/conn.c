@@ -310,15 +310,19 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED)
 		return; /* handled by the channel before conn_new */
 	const char *why = (what & BEV_EVENT_EOF) ? "connection closed by peer" : "connection error";
+	unsigned long e = 0;
 	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = c->ssl ? bufferevent_get_openssl_error(bev) : 0;
+		e = c->ssl ? bufferevent_get_openssl_error(bev) : 0;
 		if (e) {
 			static char buf[160];
 			ERR_error_string_n(e, buf, sizeof buf);
 			why = buf;
 		}
 	}
-	log_debug("conn_closed", "peer=%s reason=%s", c->peer, log_quote(why));
+	/* A TLS failure (a peer without a valid certificate, plaintext on a
+	 * TLS port) is worth an operator's attention; a plain close is not. */
+	log_emit(e ? LOG_WARN : LOG_DEBUG, e ? "tls_failed" : "conn_closed", "peer=%s reason=%s",
+		 c->peer, log_quote(why));
 	conn_free(c, GRPC_STATUS_UNAVAILABLE, why);
 }
 

@@ -4,10 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,8 +19,6 @@
 #include "utf8.h"
 #include "xalloc.h"
 
-extern char **environ;
-
 #define DEFAULT_MAX_OUTPUT (1u << 20)
 #define DEFAULT_KILL_GRACE_MS 2000
 /* The error of a failed child is the end of its stderr. */
@@ -28,6 +26,9 @@ extern char **environ;
 /* Longer progress lines are cut here; the rest of the line is skipped. */
 #define PROGRESS_LINE_MAX 1024
 #define READ_CHUNK 65536
+/* PATH of an exec child when the worker has none (execvp's own default
+ * would include the current directory on some systems). */
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
 const char *const handler_builtins[] = {"noop", "echo", "sleep", "fail", "sha256", NULL};
 
@@ -47,6 +48,8 @@ struct handler_set {
 	struct event *sigchld; /* created with the first child */
 	struct handler_run *runs;
 	size_t nruns;
+	char **env; /* "NAME=VALUE" each exec child gets, xmalloc'd */
+	size_t nenv;
 };
 
 /* Why an exec child is being stopped; the first reason wins. */
@@ -261,7 +264,55 @@ struct handler_set *handler_set_new(struct event_base *base, const struct handle
 		set->opts.max_output = DEFAULT_MAX_OUTPUT;
 	if (set->opts.kill_grace_ms <= 0)
 		set->opts.kill_grace_ms = DEFAULT_KILL_GRACE_MS;
+	const char *path = getenv("PATH");
+	size_t n = strlen(path ? path : DEFAULT_PATH) + 6;
+	set->env = xcalloc(1, sizeof *set->env);
+	set->env[0] = xmalloc(n);
+	snprintf(set->env[0], n, "PATH=%s", path ? path : DEFAULT_PATH);
+	set->nenv = 1;
 	return set;
+}
+
+int handler_set_add_env(struct handler_set *set, const char *entry, char *err, size_t errlen)
+{
+	size_t n = strcspn(entry, "=");
+	int ok = n > 0 && !(entry[0] >= '0' && entry[0] <= '9');
+	for (size_t i = 0; i < n && ok; i++) {
+		char c = entry[i];
+		ok = c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		     (c >= '0' && c <= '9');
+	}
+	if (!ok) {
+		snprintf(err, errlen, "'%.*s' is not an environment variable name", (int)n, entry);
+		return -EINVAL;
+	}
+	if ((n == 13 && !strncmp(entry, "ORCHD_TASK_ID", n)) ||
+	    (n == 15 && !strncmp(entry, "ORCHD_TASK_NAME", n))) {
+		snprintf(err, errlen, "%.*s is set by the worker for each task", (int)n, entry);
+		return -EINVAL;
+	}
+	char *kv;
+	if (entry[n] == '=') {
+		kv = xstrdup(entry);
+	} else {
+		const char *v = getenv(entry);
+		if (!v)
+			return 0; /* nothing to pass through */
+		size_t len = n + strlen(v) + 2;
+		kv = xmalloc(len);
+		snprintf(kv, len, "%s=%s", entry, v);
+	}
+	/* A later entry for the same name replaces the earlier one. */
+	for (size_t i = 0; i < set->nenv; i++) {
+		if (!strncmp(set->env[i], kv, n + 1)) {
+			free(set->env[i]);
+			set->env[i] = kv;
+			return 0;
+		}
+	}
+	set->env = xrealloc(set->env, (set->nenv + 1) * sizeof *set->env);
+	set->env[set->nenv++] = kv;
+	return 0;
 }
 
 static struct handler *find(const struct handler_set *set, const char *name)
@@ -724,7 +775,10 @@ static void child_exited(struct handler_run *run)
 	size_t skip = 0;
 	while (skip < n && run->errtail[skip] == '\0')
 		skip++;
-	if (WIFSIGNALED(st))
+	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU)
+		snprintf(e, sizeof e, "CPU time limit exceeded (killed by signal %d, SIGXCPU)",
+			 SIGXCPU);
+	else if (WIFSIGNALED(st))
 		snprintf(e, sizeof e, "killed by signal %d", WTERMSIG(st));
 	else if (n > skip)
 		snprintf(e, sizeof e, "%.*s", (int)(n - skip), run->errtail + skip);
@@ -794,6 +848,121 @@ static int move_high(int fd)
 	return n;
 }
 
+/* What a child reports on its error pipe when it cannot exec. */
+struct spawn_failure {
+	int step; /* 0 exec, 1 RLIMIT_AS, 2 RLIMIT_CPU */
+	int err;
+};
+
+/* The child's side of spawn_child: only async-signal-safe calls. */
+static void child_setup(const struct handler_run *run, const int fds[4], int errfd, char **envp)
+{
+	const struct handler_opts *o = &run->set->opts;
+	struct spawn_failure f = {0, 0};
+	setpgid(0, 0); /* its own group, killed as one */
+	/* Dispositions a role sets (SIGPIPE ignored, libevent's handlers)
+	 * must not leak into tasks; signals were blocked around fork. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int i = 0; i < 4; i++)
+		dup2(fds[i], i); /* fds are >= 10, so none is clobbered */
+	/* The error pipe goes to 4 (close-on-exec: a successful exec closes
+	 * it, which is how the parent knows); everything else is closed. */
+	dup3(errfd, 4, O_CLOEXEC);
+	errfd = 4;
+	closefrom(5);
+	if (o->rlimit_as) {
+		struct rlimit rl = {(rlim_t)o->rlimit_as, (rlim_t)o->rlimit_as};
+		if (setrlimit(RLIMIT_AS, &rl) != 0) {
+			f = (struct spawn_failure){1, errno};
+			goto fail;
+		}
+	}
+	if (o->rlimit_cpu_ms > 0) {
+		rlim_t sec = (rlim_t)((o->rlimit_cpu_ms + 999) / 1000);
+		struct rlimit rl = {sec, sec + 1};
+		if (setrlimit(RLIMIT_CPU, &rl) != 0) {
+			f = (struct spawn_failure){2, errno};
+			goto fail;
+		}
+	}
+	execvpe(run->argv[0], run->argv, envp);
+	f = (struct spawn_failure){0, errno};
+fail:
+	(void)!write(errfd, &f, sizeof f);
+	_exit(127);
+}
+
+/*
+ * Starts the child with fds as its 0..3 and envp as its environment, in
+ * its own process group with the set's limits: fork and exec rather than
+ * posix_spawn, which has no way to set limits on the child alone. Returns
+ * 0 with run->pid set, or -1 with the reason in e.
+ */
+static int spawn_child(struct handler_run *run, const int fds[4], char **envp, char *e,
+		       size_t elen)
+{
+	int ep[2];
+	if (pipe2(ep, O_CLOEXEC) != 0) {
+		snprintf(e, elen, "cannot start %s: %s", run->argv[0], strerror(errno));
+		return -1;
+	}
+	/* Above 0..4, where the child puts its own descriptors. */
+	ep[0] = move_high(ep[0]);
+	ep[1] = move_high(ep[1]);
+	if (ep[0] < 0 || ep[1] < 0) {
+		snprintf(e, elen, "cannot start %s: %s", run->argv[0], strerror(errno));
+		if (ep[0] >= 0)
+			close(ep[0]);
+		if (ep[1] >= 0)
+			close(ep[1]);
+		return -1;
+	}
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(ep[0]);
+		child_setup(run, fds, ep[1], envp);
+	}
+	int saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(ep[1]);
+	if (pid < 0) {
+		close(ep[0]);
+		snprintf(e, elen, "cannot start %s: %s", run->argv[0], strerror(saved));
+		return -1;
+	}
+	/* Also here, so a kill of the group cannot race the child's own. */
+	setpgid(pid, pid);
+	struct spawn_failure f;
+	ssize_t n;
+	do
+		n = read(ep[0], &f, sizeof f);
+	while (n < 0 && errno == EINTR);
+	close(ep[0]);
+	if (n != (ssize_t)sizeof f) {
+		run->pid = pid; /* EOF: the exec succeeded */
+		return 0;
+	}
+	waitpid(pid, NULL, 0);
+	if (f.step == 1)
+		snprintf(e, elen, "cannot limit %s to %zu bytes of address space: %s", run->argv[0],
+			 run->set->opts.rlimit_as, strerror(f.err));
+	else if (f.step == 2)
+		snprintf(e, elen, "cannot limit %s's CPU time: %s", run->argv[0], strerror(f.err));
+	else
+		snprintf(e, elen, "cannot run %s: %s", run->argv[0], strerror(f.err));
+	return -1;
+}
+
 static void start_exec(struct handler_run *run)
 {
 	struct handler_set *set = run->set;
@@ -827,45 +996,16 @@ static void start_exec(struct handler_run *run)
 		event_add(set->sigchld, NULL);
 	}
 
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	for (i = 0; i < 4; i++)
-		posix_spawn_file_actions_adddup2(&fa, child[i], i);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-	posix_spawnattr_t at;
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-					      POSIX_SPAWN_SETSIGMASK);
-	posix_spawnattr_setpgroup(&at, 0); /* its own group, killed as one */
-	sigset_t none, dfl;
-	sigemptyset(&none);
-	posix_spawnattr_setsigmask(&at, &none);
-	/* Dispositions a role sets (SIGPIPE ignored) must not leak into tasks. */
-	sigemptyset(&dfl);
-	const int sigs[] = {SIGPIPE, SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-	for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++)
-		sigaddset(&dfl, sigs[k]);
-	posix_spawnattr_setsigdefault(&at, &dfl);
-
-	size_t nenv = 0;
-	while (environ && environ[nenv])
-		nenv++;
-	char **envp = xcalloc(nenv + 3, sizeof *envp);
-	size_t k = 0;
-	for (size_t j = 0; j < nenv; j++)
-		if (strncmp(environ[j], "ORCHD_TASK_ID=", 14) != 0 &&
-		    strncmp(environ[j], "ORCHD_TASK_NAME=", 16) != 0)
-			envp[k++] = environ[j];
+	char **envp = xcalloc(set->nenv + 3, sizeof *envp);
+	memcpy(envp, set->env, set->nenv * sizeof *envp);
 	size_t idlen = strlen(run->task_id) + 16, nmlen = strlen(run->name) + 18;
 	char *env_id = xmalloc(idlen), *env_nm = xmalloc(nmlen);
 	snprintf(env_id, idlen, "ORCHD_TASK_ID=%s", run->task_id);
 	snprintf(env_nm, nmlen, "ORCHD_TASK_NAME=%s", run->name);
-	envp[k++] = env_id;
-	envp[k++] = env_nm;
+	envp[set->nenv] = env_id;
+	envp[set->nenv + 1] = env_nm;
 
-	int rv = posix_spawnp(&run->pid, run->argv[0], &fa, &at, run->argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
+	int rv = spawn_child(run, child, envp, e, sizeof e);
 	free(envp);
 	free(env_id);
 	free(env_nm);
@@ -877,7 +1017,6 @@ static void start_exec(struct handler_run *run)
 	run->fd_prog = p[3][0];
 	if (rv != 0) {
 		run->pid = 0;
-		snprintf(e, sizeof e, "cannot run %s: %s", run->argv[0], strerror(rv));
 		conclude(run, HANDLER_FAILED, e);
 		return;
 	}
@@ -987,6 +1126,9 @@ void handler_set_del(struct handler_set *set)
 		handler_argv_free(set->v[i].argv);
 	}
 	free(set->v);
+	for (size_t i = 0; i < set->nenv; i++)
+		free(set->env[i]);
+	free(set->env);
 	if (set->sigchld)
 		event_free(set->sigchld);
 	free(set);

@@ -50,6 +50,11 @@ struct handler_cbs {
 struct handler_opts {
 	size_t max_output; /* output cap in bytes; 0: 1 MiB */
 	int kill_grace_ms; /* SIGTERM to SIGKILL on timeout/cancel; 0: 2000 */
+	/* Limits set on each exec child before it runs (setrlimit): address
+	 * space in bytes (RLIMIT_AS) and CPU time (RLIMIT_CPU, rounded up to
+	 * whole seconds; past it SIGXCPU, a second later SIGKILL). 0: none. */
+	size_t rlimit_as;
+	int64_t rlimit_cpu_ms;
 };
 
 /* The built-in handlers, in registration order. */
@@ -73,6 +78,18 @@ int handler_set_add_builtins(struct handler_set *set, const char *list, char *er
  * shell, searched in PATH when it has no '/'. Returns 0; -EINVAL with a
  * message in err for a malformed spec; -EEXIST when NAME is taken. */
 int handler_set_add_exec(struct handler_set *set, const char *spec, char *err, size_t errlen);
+/*
+ * An exec child's environment is clean: it holds PATH (the worker's, or
+ * "/usr/local/bin:/usr/bin:/bin" when the worker has none), ORCHD_TASK_ID,
+ * ORCHD_TASK_NAME and what this function adds, nothing else -- so the
+ * worker's own secrets (a token file's path, credentials in its
+ * environment) never reach a task. entry (borrowed; copied) is "NAME",
+ * which passes the worker's NAME through if it is set, or "NAME=VALUE".
+ * Returns 0; -EINVAL with a message in err when NAME is not a valid name
+ * ([A-Za-z_][A-Za-z0-9_]*) or is one of ORCHD_TASK_ID and ORCHD_TASK_NAME.
+ */
+int handler_set_add_env(struct handler_set *set, const char *entry, char *err, size_t errlen);
+
 /* The number of registered handlers and their names, in registration
  * order (borrowed from the set). */
 size_t handler_set_count(const struct handler_set *set);
@@ -85,8 +102,9 @@ int handler_set_has(const struct handler_set *set, const char *name);
  * timeout_ms > 0 limits the run: past it the run ends FAILED "timeout
  * after N ms" (an exec child gets SIGTERM, then SIGKILL after the grace).
  * cbs is copied, arg borrowed until on_done, which runs exactly once,
- * from the loop. An exec child also gets ORCHD_TASK_ID and ORCHD_TASK_NAME in
- * its environment. Returns the run (owned by the set, valid until on_done
+ * from the loop. An exec child runs in its own process group, with the
+ * environment handler_set_add_env() describes and the limits of
+ * handler_opts; it is never started through a shell. Returns the run (owned by the set, valid until on_done
  * returns), or NULL with *err = -ENOENT when no handler has that name.
  * A child that cannot be started ends FAILED with the reason.
  */

@@ -138,6 +138,18 @@ struct rpc_tls_opts {
 	int insecure;           /* client: skip server verification (tests) */
 };
 
+/*
+ * Server: decides whether a call may go on, once its request headers are
+ * valid and before its method is looked up or its on_start runs (so an
+ * unauthenticated peer learns nothing, not even which methods exist). It
+ * may read rpc_call_path(), rpc_call_recv_metadata() and rpc_call_peer().
+ * Return 0 to let the call in, or a gRPC status (> 0) to end it at once
+ * (Trailers-Only) with the NUL-terminated text written to msg (msglen
+ * bytes; left empty: the status name) as its message. arg is
+ * rpc_opts.authorize_arg.
+ */
+typedef int (*rpc_authorize_cb)(const struct rpc_call *call, char *msg, size_t msglen, void *arg);
+
 struct rpc_opts {
 	size_t max_recv_msg;      /* default 4 MiB; larger: RESOURCE_EXHAUSTED */
 	size_t max_send_msg;      /* default 4 MiB; larger: RESOURCE_EXHAUSTED */
@@ -150,6 +162,12 @@ struct rpc_opts {
 	int backoff_initial_ms;   /* client reconnect backoff, default 200 ms */
 	int backoff_max_ms;       /* default 10 s */
 	const struct rpc_tls_opts *tls; /* NULL: plaintext h2c */
+	rpc_authorize_cb authorize; /* server: NULL lets every call in */
+	void *authorize_arg;	    /* borrowed; must outlive the server */
+	/* Client: metadata sent on every call of the channel, before the
+	 * call's own (a key the call sets itself is not sent twice), e.g.
+	 * "authorization". Borrowed: rpc_channel_new() copies it. */
+	const struct meta *default_md;
 };
 
 /* ---- server ------------------------------------------------------------ */

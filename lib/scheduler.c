@@ -216,7 +216,8 @@ int sched_submit(struct sched *s, struct task *t, size_t max_payload, int64_t no
 {
 	*dup = 0;
 	if (task_spec_check(t->name, t->payload_len, t->max_attempts, t->timeout_ms, max_payload,
-			    err, errlen) != 0) {
+			    err, errlen) != 0 ||
+	    task_labels_check(t->labels, t->nlabels, err, errlen) != 0) {
 		task_del(t);
 		return -EINVAL;
 	}

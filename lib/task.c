@@ -229,6 +229,37 @@ int task_spec_check(const char *name, size_t payload_len, int32_t max_attempts, 
 	return -EINVAL;
 }
 
+int task_labels_check(const struct task_label *labels, size_t n, char *err, size_t errlen)
+{
+	char buf[256];
+	const char *why = NULL;
+	if (n > TASK_LABELS_MAX) {
+		snprintf(buf, sizeof buf, "%zu labels, the limit is %d", n, TASK_LABELS_MAX);
+		why = buf;
+	}
+	for (size_t i = 0; i < n && !why; i++) {
+		size_t k = labels[i].key ? strlen(labels[i].key) : 0;
+		size_t v = labels[i].value ? strlen(labels[i].value) : 0;
+		if (k == 0) {
+			snprintf(buf, sizeof buf, "label %zu has an empty key", i + 1);
+			why = buf;
+		} else if (k > TASK_LABEL_KEY_MAX) {
+			snprintf(buf, sizeof buf, "label key %.32s... is %zu bytes, the limit is %d",
+			         labels[i].key, k, TASK_LABEL_KEY_MAX);
+			why = buf;
+		} else if (v > TASK_LABEL_VALUE_MAX) {
+			snprintf(buf, sizeof buf, "label %.128s: value is %zu bytes, the limit is %d",
+			         labels[i].key, v, TASK_LABEL_VALUE_MAX);
+			why = buf;
+		}
+	}
+	if (!why)
+		return 0;
+	if (err && errlen)
+		snprintf(err, errlen, "%s", why);
+	return -EINVAL;
+}
+
 /* ------------------------------------------------------------------------
  * Transitions
  * ------------------------------------------------------------------------ */

@@ -182,6 +182,18 @@ const char *task_event_name(enum task_event ev);
 int task_spec_check(const char *name, size_t payload_len, int32_t max_attempts, int64_t timeout_ms,
                     size_t max_payload, char *err, size_t errlen);
 
+/*
+ * Checks a spec's labels (n of them, borrowed; a NULL key or value counts
+ * as empty) the same way: at most TASK_LABELS_MAX labels, each key 1 to
+ * TASK_LABEL_KEY_MAX bytes and each value at most TASK_LABEL_VALUE_MAX.
+ * Returns 0, or -EINVAL with a message for the client in err.
+ */
+int task_labels_check(const struct task_label *labels, size_t n, char *err, size_t errlen);
+
+#define TASK_LABELS_MAX 64
+#define TASK_LABEL_KEY_MAX 128
+#define TASK_LABEL_VALUE_MAX 1024
+
 /* Longest task name accepted by task_spec_check(). */
 #define TASK_NAME_MAX 256
 /* Most attempts a spec may ask for. */

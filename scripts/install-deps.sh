@@ -13,7 +13,8 @@ protobuf-c-compiler protobuf-compiler libssl-dev zlib1g-dev libsqlite3-dev check
 TEST="python3 python3-grpcio python3-protobuf python3-hpack protobuf-compiler-grpc grpc-proto
 openssl procps util-linux clang libclang-rt-14-dev"
 # Benchmarks.
-EXTRA="nghttp2-client libgrpc++-dev gnuplot-nox"
+EXTRA="nghttp2-client libgrpc++-dev libprotobuf-dev gnuplot-nox
+gearman-job-server libgearman-dev beanstalkd"
 
 want="$BUILD $TEST"
 case "${1:-}" in

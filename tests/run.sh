@@ -1,8 +1,8 @@
 #!/bin/bash
-# tests/run.sh [PATTERN...]: runs the integration and interop test scripts.
+# tests/run.sh [PATTERN...]: runs the integration, interop and fault test scripts.
 #
 # Called by `make check` as `B=$B PYTHON=/usr/bin/python3 tests/run.sh`.
-# Runs every tests/{interop,integration}/test_*.sh and test_*.py in sorted
+# Runs every tests/{interop,integration,faults}/test_*.sh and test_*.py in sorted
 # order (only those whose name contains a PATTERN, if any are given), each
 # under `timeout` (TEST_TIMEOUT, default 300 s), with B, PYTHON and
 # PYTHONPATH=$B/py exported. A script passes by exiting 0 and is skipped by
@@ -23,7 +23,7 @@ export PYTHONPATH="$B/py${PYTHONPATH:+:$PYTHONPATH}"
 logs=$B/test-logs
 mkdir -p "$logs"
 
-scripts=$(find tests/interop tests/integration -maxdepth 1 -type f \
+scripts=$(find tests/interop tests/integration tests/faults -maxdepth 1 -type f \
 	\( -name 'test_*.sh' -o -name 'test_*.py' \) 2>/dev/null | LC_ALL=C sort)
 
 selected() {
@@ -79,6 +79,6 @@ for t in $scripts; do
 	esac
 done
 
-echo "integration/interop: $pass passed, $fail failed, $skip skipped"
+echo "integration/interop/faults: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] || { echo "failed:$failed_names"; exit 1; }
 exit 0

@@ -4,7 +4,7 @@ COMPLETED on the other worker, none is reported COMPLETED twice, none runs
 more than max_attempts times.
 
 A scheduler (--dead-timeout 1s), two workers with 50 slots each
-(--heartbeat 200ms) and a gateway; 100 `sleep 1500` tasks submitted through
+(--heartbeat 200ms) and a gateway; 100 `sleep 2500` tasks submitted through
 the gateway and followed on their SubscribeProgress streams. Once all 100
 are RUNNING and have reported progress, worker A gets SIGKILL. Checks:
   * every stream ends OK with exactly one final update, COMPLETED; the tasks
@@ -29,7 +29,7 @@ from cluster import COMPLETED, RUNNING, check, eq, follow, get, pb, submit  # no
 import harness  # noqa: E402
 
 N = 100
-SLEEP_MS = 1500
+SLEEP_MS = 2500
 MAX_ATTEMPTS = 3
 roles = []
 

@@ -38,19 +38,18 @@ static const struct {
 	const char *path;
 	enum kind kind;
 } methods[] = {
-	{"/fuzz.Fuzz/Echo", K_ECHO},	 {"/fuzz.Fuzz/Stream", K_STREAM},
-	{"/fuzz.Fuzz/Fail", K_FAIL},	 {"/fuzz.Fuzz/Pause", K_PAUSE},
-	{"/fuzz.Fuzz/Cancel", K_CANCEL},
+    {"/fuzz.Fuzz/Echo", K_ECHO},   {"/fuzz.Fuzz/Stream", K_STREAM}, {"/fuzz.Fuzz/Fail", K_FAIL},
+    {"/fuzz.Fuzz/Pause", K_PAUSE}, {"/fuzz.Fuzz/Cancel", K_CANCEL},
 };
 
 /* Small limits, so that short inputs reach them: refused streams, too
  * large messages, a send queue at its high-water mark. */
 static const struct rpc_opts opts = {
-	.max_recv_msg = 64u << 10,
-	.max_send_msg = 64u << 10,
-	.max_streams = 8,
-	.max_conns = 2,
-	.send_high_water = 2048,
+    .max_recv_msg = 64u << 10,
+    .max_send_msg = 64u << 10,
+    .max_streams = 8,
+    .max_conns = 2,
+    .send_high_water = 2048,
 };
 
 static struct event_base *base;
@@ -108,7 +107,8 @@ static int on_message(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 	struct fcall *f = rpc_call_data(call);
 	switch (f->kind) {
 	case K_ECHO:
-		rpc_call_send(call, msg, len, rpc_call_last_compressed(call) ? RPC_SEND_COMPRESS : 0);
+		rpc_call_send(call, msg, len,
+		              rpc_call_last_compressed(call) ? RPC_SEND_COMPRESS : 0);
 		return 0;
 	case K_STREAM: {
 		/* First byte: how many copies; 0xff in the second: a verdict. */
@@ -116,7 +116,8 @@ static int on_message(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 		if (len > 1 && msg[1] == 0xff)
 			return GRPC_STATUS_INVALID_ARGUMENT;
 		for (int i = 0; i < n; i++)
-			if (rpc_call_send(call, msg, len, i & 1 ? RPC_SEND_NOCOMPRESS : 0) != RPC_SEND_OK)
+			if (rpc_call_send(call, msg, len, i & 1 ? RPC_SEND_NOCOMPRESS : 0) !=
+			    RPC_SEND_OK)
 				break;
 		if (len > 1 && msg[1] == 0xfe)
 			rpc_call_finish(call, GRPC_STATUS_ABORTED, "handler ends early");
@@ -158,11 +159,11 @@ static void on_done(struct rpc_call *call, int status, const char *message, void
 }
 
 static const struct rpc_call_cbs cbs = {
-	.on_start = on_start,
-	.on_message = on_message,
-	.on_half_close = on_half_close,
-	.on_writable = on_writable,
-	.on_done = on_done,
+    .on_start = on_start,
+    .on_message = on_message,
+    .on_half_close = on_half_close,
+    .on_writable = on_writable,
+    .on_done = on_done,
 };
 
 /* Reads and drops what the server wrote; returns the byte count. */
@@ -208,7 +209,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	base = event_base_new();
 	struct rpc_server *srv = rpc_server_new(base, &opts, NULL);
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-		rpc_server_add_method(srv, methods[i].path, &cbs, (void *)(intptr_t)methods[i].kind);
+		rpc_server_add_method(srv, methods[i].path, &cbs,
+		                      (void *)(intptr_t)methods[i].kind);
 	rpc_server_adopt(srv, sv[0], "fuzz:1");
 
 	/* Chunk sizes from a generator seeded with the input: the same input

@@ -26,6 +26,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
+# Restarting a role forks this process while grpc threads are busy; grpc's
+# fork handlers would make that fork wait (indefinitely, at times) for them
+# to go idle. The child execs at once, so it needs none of that.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "0"
 import harness  # noqa: E402
 
 harness.load_stubs()
@@ -139,11 +143,15 @@ class Role:
     def addr(self):
         return "127.0.0.1:%d" % self.port
 
-    def channel(self):
+    def channel(self, options=()):
         """A new channel with a connection of its own (grpc core would
-        otherwise share one connection among channels to the same address,
-        and a role allows 100 concurrent streams per connection)."""
-        ch = grpc.insecure_channel(self.addr(), options=[("grpc.use_local_subchannel_pool", 1)])
+        otherwise share one connection among channels to the same address).
+        It reconnects within a second of the role coming back."""
+        opts = [("grpc.use_local_subchannel_pool", 1),
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000)] + list(options)
+        ch = grpc.insecure_channel(self.addr(), options=opts)
         self.channels.append(ch)
         return ch
 
@@ -171,10 +179,8 @@ class Role:
 
     def stop(self, timeout=15.0):
         """SIGTERM; returns the exit code. Raises Failure if the process is
-        still there after timeout seconds (then it is killed)."""
-        for ch in self.channels:
-            ch.close()
-        self.channels = []
+        still there after timeout seconds (then it is killed). The test's
+        channels to it stay open (they reconnect after a restart())."""
         if self.proc.poll() is not None:
             return harness.stop(self.proc)
         self.proc.send_signal(signal.SIGTERM)
@@ -203,6 +209,10 @@ def stop_all(roles):
         rc = r.stop()
         if rc != 0:
             bad.append("%s exited %s; log tail:\n%s" % (r.role, rc, r.tail()))
+    for r in roles:
+        for ch in r.channels:
+            ch.close()
+        r.channels = []
     for r in roles:
         text = r.log()
         for mark in SANITIZER_MARKS:
@@ -316,15 +326,23 @@ def task_events(log, kind):
 
 
 def run(main, roles_fn):
-    """Runs main(); on failure prints the error and the roles' log tails and
-    exits 1. roles_fn() returns the roles alive at the time."""
+    """Runs main(); on failure prints the roles' log tails and then the
+    error, keeps the role logs in $B/test-logs/<script>.roles/ and exits 1.
+    roles_fn() returns the roles."""
     try:
         main()
     except Exception:
+        import shutil
         import traceback
-        traceback.print_exc()
         try:
-            dump_logs(roles_fn())
+            dump_logs(roles_fn(), 15)
+            if _logdir:
+                name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+                keep = os.path.join(B, "test-logs", name + ".roles")
+                shutil.rmtree(keep, ignore_errors=True)
+                shutil.copytree(_logdir, keep)
+                sys.stderr.write("role logs kept in %s\n" % keep)
         except Exception:
             pass
+        traceback.print_exc()  # last, where tests/run.sh's tail shows it
         sys.exit(1)

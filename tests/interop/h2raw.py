@@ -135,6 +135,7 @@ class Conn:
         self.goaway = None
         self.eof = False
         self.settings_seen = False
+        self.server_settings = {}  # identifier -> value, from its SETTINGS
         self.settings_acked = False  # the server acknowledged ours
         self.pings = []
         self.frames = []  # (type, flags, stream id) of every frame read
@@ -252,6 +253,9 @@ class Conn:
                 self.settings_acked = True
             else:
                 self.settings_seen = True
+                for i in range(0, len(payload) - 5, 6):
+                    k, v = struct.unpack(">HI", payload[i:i + 6])
+                    self.server_settings[k] = v
                 if self.auto_ack:
                     self.send(settings_frame(ack=True))
         elif ftype == HEADERS:

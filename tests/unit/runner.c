@@ -29,6 +29,8 @@ Suite *table_suite(void);
 Suite *human_suite(void);
 Suite *bar_suite(void);
 Suite *opt_suite(void);
+Suite *stats_suite(void);
+Suite *auth_suite(void);
 
 /* Add a module's suite here (and its declaration above), bottom layer
  * first, so a failure in a utility is reported before its users'. One
@@ -43,6 +45,7 @@ static Suite *(*const suites[])(void) = {
 	sbuf_suite,
 	utf8_suite,
 	opt_suite,
+	stats_suite,
 	/* client rendering */
 	json_suite,
 	table_suite,
@@ -54,6 +57,7 @@ static Suite *(*const suites[])(void) = {
 	frame_suite,
 	gz_suite,
 	reflect_suite,
+	auth_suite,
 	/* orchestration core */
 	task_suite,
 	queue_suite,

@@ -242,7 +242,7 @@ static void wait_done(struct event_base *base, struct rec *rs, int n, int max_ms
 
 static struct handler_set *mkset(struct event_base *base, size_t max_output, int grace_ms)
 {
-	struct handler_opts o = {max_output, grace_ms};
+	struct handler_opts o = {.max_output = max_output, .kill_grace_ms = grace_ms};
 	struct handler_set *set = handler_set_new(base, &o);
 	char err[128];
 	ck_assert_int_eq(handler_set_add_builtins(set, "all", err, sizeof err), 0);
@@ -634,6 +634,92 @@ START_TEST(exec_environment_names_the_task)
 }
 END_TEST
 
+/* An exec set with opts (NULL: defaults) and one exec handler. */
+static struct handler_set *env_set(struct event_base *base, const struct handler_opts *o,
+				   const char *spec)
+{
+	struct handler_set *set = handler_set_new(base, o);
+	char err[128];
+	ck_assert_msg(handler_set_add_exec(set, spec, err, sizeof err) == 0, "%s", err);
+	return set;
+}
+
+START_TEST(exec_environment_is_clean_but_for_what_is_named)
+{
+	setenv("ORCHD_UNIT_SECRET", "must-not-leak", 1);
+	setenv("ORCHD_UNIT_KEEP", "kept", 1);
+	unsetenv("ORCHD_UNIT_UNSET");
+	struct event_base *base = event_base_new();
+	struct handler_set *set = env_set(base, NULL, "env=env");
+	char err[128];
+	ck_assert_int_eq(handler_set_add_env(set, "ORCHD_UNIT_KEEP", err, sizeof err), 0);
+	ck_assert_int_eq(handler_set_add_env(set, "ORCHD_UNIT_UNSET", err, sizeof err), 0);
+	ck_assert_int_eq(handler_set_add_env(set, "LITERAL=a=b c", err, sizeof err), 0);
+	ck_assert_int_eq(handler_set_add_env(set, "PATH=/usr/bin:/bin", err, sizeof err), 0);
+	struct rec r;
+	one(base, set, &r, "env", "", 0, 5000);
+	ck_assert_int_eq(r.status, HANDLER_COMPLETED);
+	/* In order: PATH (replaced in place), the named ones, the task's. */
+	ck_assert_str_eq((char *)r.out, "PATH=/usr/bin:/bin\n"
+					"ORCHD_UNIT_KEEP=kept\n"
+					"LITERAL=a=b c\n"
+					"ORCHD_TASK_ID=task-1\n"
+					"ORCHD_TASK_NAME=env\n");
+	rec_free(&r);
+	handler_set_del(set);
+	event_base_free(base);
+	unsetenv("ORCHD_UNIT_SECRET");
+	unsetenv("ORCHD_UNIT_KEEP");
+}
+END_TEST
+
+START_TEST(env_names_are_checked)
+{
+	struct handler_set *set = handler_set_new(NULL, NULL);
+	char err[128];
+	ck_assert_int_eq(handler_set_add_env(set, "", err, sizeof err), -EINVAL);
+	ck_assert_int_eq(handler_set_add_env(set, "=x", err, sizeof err), -EINVAL);
+	ck_assert_int_eq(handler_set_add_env(set, "1ABC", err, sizeof err), -EINVAL);
+	ck_assert_int_eq(handler_set_add_env(set, "A-B", err, sizeof err), -EINVAL);
+	ck_assert_str_eq(err, "'A-B' is not an environment variable name");
+	ck_assert_int_eq(handler_set_add_env(set, "ORCHD_TASK_ID=x", err, sizeof err), -EINVAL);
+	ck_assert_int_eq(handler_set_add_env(set, "ORCHD_TASK_NAME", err, sizeof err), -EINVAL);
+	ck_assert_int_eq(handler_set_add_env(set, "_ok_1=", err, sizeof err), 0);
+	handler_set_del(set);
+}
+END_TEST
+
+START_TEST(exec_limits_are_set_in_the_child)
+{
+	struct event_base *base = event_base_new();
+	struct handler_opts o = {.rlimit_as = 256u << 20, .rlimit_cpu_ms = 1500};
+	struct handler_set *set = env_set(base, &o, "lim=/bin/sh -c 'ulimit -v; ulimit -t'");
+	struct rec r;
+	one(base, set, &r, "lim", "", 0, 5000);
+	ck_assert_int_eq(r.status, HANDLER_COMPLETED);
+	/* KiB of address space; CPU seconds rounded up. */
+	ck_assert_str_eq((char *)r.out, "262144\n2\n");
+	rec_free(&r);
+	handler_set_del(set);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(exec_past_the_cpu_limit_fails)
+{
+	struct event_base *base = event_base_new();
+	struct handler_opts o = {.rlimit_cpu_ms = 1};
+	struct handler_set *set = env_set(base, &o, "spin=/bin/sh -c 'while :; do :; done'");
+	struct rec r;
+	one(base, set, &r, "spin", "", 0, 10000);
+	ck_assert_int_eq(r.status, HANDLER_FAILED);
+	ck_assert_ptr_nonnull(strstr(r.error, "CPU time limit exceeded"));
+	rec_free(&r);
+	handler_set_del(set);
+	event_base_free(base);
+}
+END_TEST
+
 /* The child reports its pid (= its process group) as a progress message,
  * leaves a grandchild in the background and ignores SIGTERM, so only the
  * SIGKILL to the whole group ends it. */
@@ -745,6 +831,10 @@ Suite *handler_suite(void)
 	tcase_add_test(tc, exec_large_payload_round_trips);
 	tcase_add_test(tc, exec_output_past_the_cap_fails);
 	tcase_add_test(tc, exec_environment_names_the_task);
+	tcase_add_test(tc, exec_environment_is_clean_but_for_what_is_named);
+	tcase_add_test(tc, env_names_are_checked);
+	tcase_add_test(tc, exec_limits_are_set_in_the_child);
+	tcase_add_test(tc, exec_past_the_cpu_limit_fails);
 	tcase_add_test(tc, exec_timeout_kills_the_process_group);
 	tcase_add_test(tc, exec_cancel_stops_the_child);
 	tcase_add_test(tc, exec_runs_concurrently_and_del_kills_leftovers);

@@ -404,6 +404,36 @@ START_TEST(spec_check_says_what_is_wrong)
 }
 END_TEST
 
+START_TEST(labels_check_bounds_count_and_sizes)
+{
+	char err[200];
+	char key[TASK_LABEL_KEY_MAX + 2] = "", val[TASK_LABEL_VALUE_MAX + 2] = "";
+	memset(key, 'k', sizeof key - 1);
+	memset(val, 'v', sizeof val - 1);
+	key[TASK_LABEL_KEY_MAX] = val[TASK_LABEL_VALUE_MAX] = '\0';
+	struct task_label l[TASK_LABELS_MAX + 1];
+	for (size_t i = 0; i <= TASK_LABELS_MAX; i++)
+		l[i] = (struct task_label){key, val};
+	/* At every limit: accepted. */
+	ck_assert_int_eq(task_labels_check(l, TASK_LABELS_MAX, err, sizeof err), 0);
+	ck_assert_int_eq(task_labels_check(NULL, 0, err, sizeof err), 0);
+	/* One past any: refused, saying which. */
+	ck_assert_int_eq(task_labels_check(l, TASK_LABELS_MAX + 1, err, sizeof err), -EINVAL);
+	ck_assert_str_eq(err, "65 labels, the limit is 64");
+	key[TASK_LABEL_KEY_MAX] = 'k';
+	ck_assert_int_eq(task_labels_check(l, 1, err, sizeof err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "129 bytes, the limit is 128"));
+	key[TASK_LABEL_KEY_MAX] = '\0';
+	val[TASK_LABEL_VALUE_MAX] = 'v';
+	ck_assert_int_eq(task_labels_check(l, 1, err, sizeof err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "value is 1025 bytes"));
+	struct task_label empty[] = {{"a", "b"}, {"", "x"}, {NULL, NULL}};
+	ck_assert_int_eq(task_labels_check(empty, 2, err, sizeof err), -EINVAL);
+	ck_assert_str_eq(err, "label 2 has an empty key");
+	ck_assert_int_eq(task_labels_check(empty + 2, 1, err, sizeof err), -EINVAL);
+}
+END_TEST
+
 START_TEST(clone_is_deep_and_labels_round_trip)
 {
 	struct task *t = pending();
@@ -479,6 +509,7 @@ Suite *task_suite(void)
 
 	tc = tcase_create("model");
 	tcase_add_test(tc, spec_check_says_what_is_wrong);
+	tcase_add_test(tc, labels_check_bounds_count_and_sizes);
 	tcase_add_test(tc, clone_is_deep_and_labels_round_trip);
 	tcase_add_test(tc, names_cover_every_value);
 	tcase_add_test(tc, state_names_parse_back_in_any_case_and_with_the_proto_prefix);

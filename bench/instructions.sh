@@ -1,0 +1,84 @@
+#!/bin/bash
+# bench/instructions.sh: user-space instructions a server spends per unary
+# RPC and per streamed message, counted by valgrind's callgrind, which is
+# repeatable on a noisy machine where wall-clock rates drift (and works
+# where `perf` has no hardware counters). Not run by `make bench`, as it
+# takes a few minutes; docs/performance.md records its output.
+#
+# Each server runs under callgrind twice, loaded once with a small and once
+# with a large count (unary: the h2load command of bench/transport.sh with
+# -n; streaming: build/stream_client); the difference in total instructions
+# divided by the difference in count is the cost of one RPC or message,
+# without start-up and connection set-up. All threads of a server count.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+: "${B:=build}"
+: "${PYTHON:=/usr/bin/python3}"
+command -v valgrind >/dev/null || { echo "instructions: valgrind missing" >&2; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/orchd-instr.XXXXXX")
+pid=""
+cleanup() {
+	if [ -n "$pid" ]; then
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$PYTHON" -c '
+import struct, sys
+m = b"\x0a" + bytes([64]) + b"a" * 64
+sys.stdout.buffer.write(struct.pack(">BI", 0, len(m)) + m)' >"$work/body.bin"
+
+# count SERVER MODE N: prints the server's total instructions for N unary
+# requests (MODE unary) or one Stream of N 64-byte messages (MODE stream).
+count() {
+	local server=$1 mode=$2 n=$3 port="" i
+	# The child truncates the file only once it runs: remove the last
+	# run's port first.
+	rm -f "$work/out"
+	valgrind --tool=callgrind --callgrind-out-file="$work/cg" "$B/$server" --port 0 \
+		>"$work/out" 2>"$work/err" &
+	pid=$!
+	for i in $(seq 300); do
+		port=$(awk '/^PORT /{print $2; exit}' "$work/out" 2>/dev/null)
+		[ -n "$port" ] && break
+		sleep 0.1
+	done
+	[ -n "$port" ] || { echo "instructions: $server did not start" >&2; exit 1; }
+	if [ "$mode" = unary ]; then
+		timeout 300 h2load -n "$n" -c 4 -m 64 -t 1 -H 'content-type: application/grpc' \
+			-H 'te: trailers' -d "$work/body.bin" \
+			"http://127.0.0.1:$port/bench.v1.Echo/Echo" >"$work/load"
+		grep -q "^requests: $n total, $n started, $n done, $n succeeded" "$work/load" || {
+			echo "instructions: h2load failed on $server" >&2
+			cat "$work/load" >&2
+			exit 1
+		}
+	else
+		timeout 300 "$B/stream_client" --target "127.0.0.1:$port" --count "$n" --size 64 \
+			--timeout 280 >"$work/load"
+	fi
+	kill -TERM "$pid"
+	wait "$pid" || true
+	pid=""
+	awk '/^totals:/{print $2}' "$work/cg"
+}
+
+# per SERVER MODE SMALL LARGE UNIT
+per() {
+	local a b
+	a=$(count "$1" "$2" "$3")
+	b=$(count "$1" "$2" "$4")
+	awk -v a="$a" -v b="$b" -v s="$3" -v l="$4" -v name="$1" -v mode="$2" -v unit="$5" \
+		'BEGIN {printf "%-8s %-24s %9.0f instructions/%s\n", mode, name, (b - a) / (l - s), unit}'
+}
+
+per echo_server unary 10000 30000 rpc
+per grpcpp_async_server unary 5000 15000 rpc
+per echo_server stream 100000 300000 msg
+per grpcpp_callback_server stream 20000 60000 msg
