@@ -273,6 +273,8 @@ bench:
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/install-deps.sh --all; fi
 	$(MAKE) all $(GRPCPP_PROGS)
 	B=$(B) bench/transport.sh
+	B=$(B) bench/e2e.sh
+	B=$(B) bench/footprint.sh
 
 $(GC)/%.pb.cc $(GC)/%.pb.h $(GC)/%.grpc.pb.cc $(GC)/%.grpc.pb.h: proto/%.proto
 	@mkdir -p $(GC)

@@ -81,20 +81,49 @@ trap 'exit 130' INT TERM
 results=$B/bench/e2e.jsonl
 : >"$results"
 
-# record LABEL ROUND FILE: appends the run's JSON with its label and round.
+TICK=$(getconf CLK_TCK)
+# ticks PID...: CPU time (user + system) the processes used so far, in ticks.
+ticks() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+# child_ticks: CPU time of this shell's reaped children so far (`times`,
+# run in this shell: in a $(...) subshell it would see none of them).
+child_ticks() {
+	times >"$work/times"
+	tail -n 1 "$work/times" | "$PYTHON" -c 'import re, sys
+f = [float(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.stdin.read())]
+print(round(sum(f) * int(sys.argv[1])))' "$TICK"
+}
+
+# record LABEL ROUND FILE: appends the run's JSON with its label, round
+# and the CPU seconds of servers, workers and client ($cpu_*).
 record() {
 	"$PYTHON" -c 'import json, sys
 r = json.loads(open(sys.argv[3]).read().strip().splitlines()[-1])
 r["label"] = sys.argv[1]
 r["round"] = int(sys.argv[2])
-print(json.dumps(r))' "$1" "$2" "$3" >>"$results"
+t = float(sys.argv[4])
+r["cpu_server_s"], r["cpu_workers_s"], r["cpu_client_s"] = (int(x) / t for x in sys.argv[5:8])
+print(json.dumps(r))' "$1" "$2" "$3" "$TICK" "$cpu_server" "$cpu_workers" "$cpu_client" >>"$results"
 }
 
-# client LABEL ROUND CMD...: runs a client under timeout; records its JSON.
+# client LABEL ROUND SERVER_PIDS WORKER_PIDS CMD...: runs a client under
+# timeout; records its JSON and what the run cost each side in CPU.
 client() {
-	local label=$1 round=$2 rc=0
-	shift 2
+	local label=$1 round=$2 spids=$3 wpids=$4 rc=0 s0 w0 c0
+	shift 4
+	# shellcheck disable=SC2086
+	child_ticks >"$work/c0"
+	s0=$(ticks $spids) w0=$(ticks $wpids) c0=$(cat "$work/c0")
 	timeout -k 5 "$RUN_TIMEOUT" "$@" >"$work/client.out" 2>"$work/client.err" </dev/null || rc=$?
+	# shellcheck disable=SC2086
+	cpu_server=$(($(ticks $spids) - s0)) cpu_workers=$(($(ticks $wpids) - w0))
+	child_ticks >"$work/c1"
+	cpu_client=$(($(cat "$work/c1") - c0))
 	if [ "$rc" -ne 0 ]; then
 		echo "e2e: $label round $round: client exited $rc" >&2
 		tail -n 20 "$work/client.err" >&2
@@ -103,8 +132,10 @@ client() {
 	record "$label" "$round" "$work/client.out"
 	"$PYTHON" -c 'import json, sys
 r = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
-print("  %-20s %8.0f tasks/s  p50 %7.2f ms  p99 %7.2f ms" % (sys.argv[1], r["tasks_per_s"], r["p50_ms"], r["p99_ms"]))' \
-		"$label" "$work/client.out"
+print("  %-20s %8.0f tasks/s  p50 %7.2f ms  p99 %7.2f ms  cpu/task: server %.0f us, workers %.0f us, client %.0f us" % (
+    sys.argv[1], r["tasks_per_s"], r["p50_ms"], r["p99_ms"],
+    *(int(x) / int(sys.argv[3]) / r["tasks"] * 1e6 for x in sys.argv[4:7])))' \
+		"$label" "$work/client.out" "$TICK" "$cpu_server" "$cpu_workers" "$cpu_client"
 }
 
 run_orchd() { # ROUND [--fsync]
@@ -125,7 +156,7 @@ run_orchd() { # ROUND [--fsync]
 	gp=$(orchd_port gateway) || { stop_all; return 1; }
 	ORCHD=$O "$PYTHON" bench/e2e/ready.py orchd "$gp" "$WORKERS" || { stop_all; return 1; }
 	local rc=0
-	client "$label" "$round" "$O" bench --gateway "127.0.0.1:$gp" --tasks "$TASKS" \
+	client "$label" "$round" "$spid $gpid" "$wpids" "$O" bench --gateway "127.0.0.1:$gp" --tasks "$TASKS" \
 		--concurrency "$CONC" --name noop --json || rc=1
 	stop_pid "$gpid"
 	for i in $wpids; do stop_pid "$i"; done
@@ -145,7 +176,7 @@ run_gearmand() { # ROUND
 		wpids="$wpids $spawned"
 	done
 	"$PYTHON" bench/e2e/ready.py gearman "$port" $((WORKERS * SLOTS)) || { stop_all; return 1; }
-	client gearmand "$1" "$T/gearman_client" --port "$port" --tasks "$TASKS" \
+	client gearmand "$1" "$gpid" "$wpids" "$T/gearman_client" --port "$port" --tasks "$TASKS" \
 		--concurrency "$CONC" || rc=1
 	for i in $wpids; do stop_pid "$i"; done
 	stop_pid "$gpid"
@@ -166,7 +197,7 @@ run_beanstalkd() { # ROUND LABEL [ARGS...]
 		wpids="$wpids $spawned"
 	done
 	"$PYTHON" bench/e2e/ready.py beanstalk "$port" $((WORKERS * SLOTS)) || { stop_all; return 1; }
-	client "$label" "$round" "$T/beanstalk_client" --port "$port" --tasks "$TASKS" \
+	client "$label" "$round" "$bpid" "$wpids" "$T/beanstalk_client" --port "$port" --tasks "$TASKS" \
 		--concurrency "$CONC" || rc=1
 	for i in $wpids; do stop_pid "$i"; done
 	stop_pid "$bpid"

@@ -27,12 +27,21 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 "$PYTHON" -c '
 import struct, sys
 m = b"\x0a" + bytes([64]) + b"a" * 64
 sys.stdout.buffer.write(struct.pack(">BI", 0, len(m)) + m)' >"$work/body.bin"
+
+# fail MESSAGE: stops the server of this count (count runs in a command
+# substitution, whose exit does not reach the cleanup above) and exits.
+fail() {
+	echo "instructions: $*" >&2
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	exit 1
+}
 
 # count SERVER MODE N: prints the server's total instructions for N unary
 # requests (MODE unary) or one Stream of N 64-byte messages (MODE stream).
@@ -49,19 +58,16 @@ count() {
 		[ -n "$port" ] && break
 		sleep 0.1
 	done
-	[ -n "$port" ] || { echo "instructions: $server did not start" >&2; exit 1; }
+	[ -n "$port" ] || fail "$server did not start"
 	if [ "$mode" = unary ]; then
 		timeout 300 h2load -n "$n" -c 4 -m 64 -t 1 -H 'content-type: application/grpc' \
 			-H 'te: trailers' -d "$work/body.bin" \
-			"http://127.0.0.1:$port/bench.v1.Echo/Echo" >"$work/load"
-		grep -q "^requests: $n total, $n started, $n done, $n succeeded" "$work/load" || {
-			echo "instructions: h2load failed on $server" >&2
-			cat "$work/load" >&2
-			exit 1
-		}
+			"http://127.0.0.1:$port/bench.v1.Echo/Echo" >"$work/load" || true
+		grep -q "^requests: $n total, $n started, $n done, $n succeeded" "$work/load" ||
+			fail "h2load failed on $server: $(cat "$work/load")"
 	else
 		timeout 300 "$B/stream_client" --target "127.0.0.1:$port" --count "$n" --size 64 \
-			--timeout 280 >"$work/load"
+			--timeout 280 >"$work/load" || fail "stream_client failed on $server"
 	fi
 	kill -TERM "$pid"
 	wait "$pid" || true

@@ -51,7 +51,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 # start NAME CMD...: runs a server that prints "PORT n"; sets $port.
 start() {
@@ -86,7 +86,10 @@ RESP_BYTES=$((5 + 2 + SIZE)) # DATA bytes of one answer
 
 # ---- are the answers real gRPC successes? -----------------------------------
 timeout 60 "$PYTHON" bench/grpc_check.py --echo "127.0.0.1:$P_ORCHD" \
-	--echo "127.0.0.1:$P_ASYNC" --stream "127.0.0.1:$P_ORCHD" --stream "127.0.0.1:$P_CB"
+	--echo "127.0.0.1:$P_ASYNC" --stream "127.0.0.1:$P_ORCHD" --stream "127.0.0.1:$P_CB" || {
+	echo "transport: grpc_check failed (exit $?)" >&2
+	exit 1
+}
 for p in $P_ORCHD $P_ASYNC; do
 	# The status is in the trailers, after the response message.
 	out=$(timeout 30 nghttp -v -H 'content-type: application/grpc' -H 'te: trailers' \

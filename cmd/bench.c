@@ -2,8 +2,8 @@
  * bench: `orchd bench`, a load generator in the manner of redis-benchmark.
  *
  *   orchd bench [--gateway ADDR] [--tasks N] [--concurrency C] [--name NAME]
- *               [--payload-size B] [--json] [--rpc | --no-follow]
- *               [--time-limit DURATION]
+ *               [--payload-size B | --payload TEXT] [--json]
+ *               [--rpc | --no-follow] [--time-limit DURATION] [--no-start]
  *
  * Submits N tasks through a gateway, keeping C of them in flight: a task
  * is in flight from its SubmitTask until the final update on its
@@ -509,6 +509,7 @@ int cmd_bench(int argc, char **argv)
 	b.conc = 64;
 	b.name = "noop";
 	int tasks = 10000, rpc = 0, nofollow = 0, nostart = 0;
+	const char *payload = NULL;
 	const struct opt opts[] = {
 		{"gateway", "ORCHD_GATEWAY", OPT_STR, &b.gateway, "ADDR",
 		 "gateway to load (default " DEFAULT_GATEWAY ")"},
@@ -517,6 +518,8 @@ int cmd_bench(int argc, char **argv)
 		{"name", NULL, OPT_STR, &b.name, "NAME", "task name (default noop)"},
 		{"payload-size", NULL, OPT_SIZE, &b.payload_size, "B",
 		 "payload bytes per task (default 0)"},
+		{"payload", NULL, OPT_STR, &payload, "TEXT",
+		 "every task's payload, instead of --payload-size bytes (e.g. sleep's ms)"},
 		{"json", NULL, OPT_BOOL, &b.json, NULL, "print one JSON object"},
 		{"rpc", NULL, OPT_BOOL, &rpc, NULL, "time unary Gateway/HealthCheck calls instead"},
 		{"no-follow", NULL, OPT_BOOL, &nofollow, NULL,
@@ -543,6 +546,8 @@ int cmd_bench(int argc, char **argv)
 		why = "--name must not be empty";
 	else if (rpc && nofollow)
 		why = "--rpc and --no-follow exclude each other";
+	else if (payload && b.payload_size)
+		why = "--payload and --payload-size exclude each other";
 	else if (b.deadline_ms <= 0 || b.time_limit_ms < 0)
 		why = "--deadline must be positive and --time-limit not negative";
 	if (why) {
@@ -562,9 +567,14 @@ int cmd_bench(int argc, char **argv)
 	log_set_role("bench");
 	signal(SIGPIPE, SIG_IGN);
 
-	b.payload = xmalloc(b.payload_size + 1);
-	for (size_t i = 0; i < b.payload_size; i++)
-		b.payload[i] = (uint8_t)('a' + i % 26);
+	if (payload) {
+		b.payload_size = strlen(payload);
+		b.payload = (uint8_t *)xstrdup(payload);
+	} else {
+		b.payload = xmalloc(b.payload_size + 1);
+		for (size_t i = 0; i < b.payload_size; i++)
+			b.payload[i] = (uint8_t)('a' + i % 26);
+	}
 	stats_init(&b.lat);
 	stats_init(&b.start);
 	b.base = event_base_new();

@@ -81,6 +81,7 @@ struct client {
 	struct event_base *base;
 	struct rpc_channel *ch;
 	int connected; /* the channel has been up at least once */
+	int tls;       /* the channel uses TLS */
 	int stopped;   /* client_stop ran: late callbacks do nothing */
 	int rc;
 };
@@ -103,7 +104,7 @@ struct client_flags {
 	 "use TLS (implied by --tls-ca and --tls-cert)"},                                         \
 	TLS_OPTS(&(f)->tls, "client certificate (PEM) for a gateway that asks for one"),          \
 	{"token-file", "ORCHD_TOKEN_FILE", OPT_STR, &(f)->token_file, "FILE",                     \
-	 "send \"authorization: Bearer T\", T the first line of FILE (or $ORCHD_TOKEN)"}
+	 "send \"authorization: Bearer T\", T the first token in FILE (default: $ORCHD_TOKEN)"}
 #define OPTS_END {NULL, NULL, 0, NULL, NULL, NULL}
 /* clang-format on */
 
@@ -185,6 +186,7 @@ static int client_init(struct client *c, const char *cmd, const struct client_fl
 	int err = 0;
 	c->ch = rpc_channel_new(c->base, c->addr, &o, &err);
 	meta_free(&md); /* the channel has its copy */
+	c->tls = o.tls != NULL;
 	if (!c->ch && err == E_UNSUPPORTED) {
 		cmd_error(cmd, "cannot set up TLS (--tls-ca, --tls-cert, --tls-key): %s",
 		          "see the tls_error line above");
@@ -259,6 +261,12 @@ static int report(const struct client *c, int status, const char *message)
 	if (status == GRPC_STATUS_DEADLINE_EXCEEDED)
 		cmd_error(c->cmd, "%s: %s (--deadline %s)", status_name(status),
 		          *message ? message : "no answer in time", dur);
+	else if (status == GRPC_STATUS_UNAVAILABLE && !c->tls &&
+	         (!strcmp(message, "connection error") ||
+	          !strcmp(message, "connection closed by peer")))
+		/* A TLS listener hangs up on plaintext at once. */
+		cmd_error(c->cmd, "%s: %s (if the %sserver uses TLS, add --tls-ca or --tls)",
+		          status_name(status), message, *c->peer ? "gateway " : "");
 	else if (*message)
 		cmd_error(c->cmd, "%s: %s", status_name(status), message);
 	else

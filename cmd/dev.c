@@ -5,6 +5,11 @@
  * alone, prints where they listen, and stops them all on Ctrl-C or
  * SIGTERM. Children die with the supervisor (PR_SET_PDEATHSIG), so killing
  * it, even with SIGKILL, leaves no orphan behind.
+ *
+ * With --tls, every connection is TLS: scripts/gen-dev-certs.sh (built into
+ * the executable) makes a throwaway CA and certificates in DATA_DIR/tls,
+ * every role serves and presents server.pem, and the scheduler asks for
+ * it (mutual TLS). --auth-token-file is handed to every role.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +28,10 @@
 #include "xalloc.h"
 
 #define MAX_CHILDREN 66
+
+/* scripts/gen-dev-certs.sh (Makefile: EMBED_C). */
+extern const uint8_t gen_dev_certs_sh[];
+extern const size_t gen_dev_certs_sh_len;
 
 struct child {
 	pid_t pid;
@@ -129,13 +139,50 @@ static void stop_all(int grace_ms)
 	}
 }
 
-static const char synopsis[] = "[--workers N] [--slots N] [--data-dir DIR] [FLAGS]";
+/* Runs the embedded gen-dev-certs.sh for dir (sh reads it from a pipe).
+ * Returns 0, or -1 after reporting why. */
+static int make_certs(const char *dir)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		cmd_error("dev", "cannot make certificates: %s", strerror(errno));
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[0], 0);
+		execl("/bin/sh", "sh", "-s", "--", dir, (char *)NULL);
+		_exit(127);
+	}
+	close(p[0]);
+	size_t off = 0;
+	while (pid > 0 && off < gen_dev_certs_sh_len) {
+		ssize_t n = write(p[1], gen_dev_certs_sh + off, gen_dev_certs_sh_len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(p[1]);
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		cmd_error("dev", "cannot make certificates in %s (gen-dev-certs.sh needs the "
+			  "openssl command)", dir);
+		return -1;
+	}
+	return 0;
+}
+
+static const char synopsis[] = "[--workers N] [--slots N] [--data-dir DIR] [--tls] [FLAGS]";
 
 int cmd_dev(int argc, char **argv)
 {
 	int workers = 2, slots = 4, gw_port = 50051, sc_port = 50052, wk_port = 50053;
 	const char *data_dir = "./orchd-data";
 	const char *log_level = "warn";
+	const char *token_file = NULL;
+	int tls = 0;
 	struct opt_list handlers = {0};
 	struct opt opts[] = {
 		{"workers", "ORCHD_DEV_WORKERS", OPT_INT, &workers, "N", "workers to start (default 2)"},
@@ -151,6 +198,11 @@ int cmd_dev(int argc, char **argv)
 		 "extra handler for every worker (repeatable)"},
 		{"log-level", "ORCHD_LOG", OPT_STR, &log_level, "LEVEL",
 		 "the roles' log level (default warn)"},
+		{"tls", NULL, OPT_BOOL, &tls, NULL,
+		 "TLS everywhere (mutual to the scheduler), with throwaway certificates made in "
+		 "DATA_DIR/tls"},
+		{"auth-token-file", NULL, OPT_STR, &token_file, "FILE",
+		 "every role accepts (and presents) the tokens of FILE"},
 		{NULL, NULL, 0, NULL, NULL, NULL},
 	};
 	int n = cmd_parse("dev", synopsis, opts, argc, argv);
@@ -171,6 +223,29 @@ int cmd_dev(int argc, char **argv)
 	}
 	self[len] = '\0';
 
+	/* Flags every role gets: TLS material and the token file. */
+	char tlsdir[4096], cert[4200], key[4200], ca[4200];
+	const char *common[12];
+	size_t ncommon = 0;
+	if (tls) {
+		snprintf(tlsdir, sizeof tlsdir, "%s/tls", data_dir);
+		mkdir(data_dir, 0755);
+		if (make_certs(tlsdir) != 0) {
+			opt_list_free(&handlers);
+			return EXIT_FAIL;
+		}
+		snprintf(cert, sizeof cert, "%s/server.pem", tlsdir);
+		snprintf(key, sizeof key, "%s/server.key", tlsdir);
+		snprintf(ca, sizeof ca, "%s/ca.pem", tlsdir);
+		const char *t[] = {"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca};
+		for (size_t i = 0; i < 6; i++)
+			common[ncommon++] = t[i];
+	}
+	if (token_file) {
+		common[ncommon++] = "--auth-token-file";
+		common[ncommon++] = token_file;
+	}
+
 	/* Signals are taken synchronously below; children start unblocked. */
 	sigset_t set;
 	sigemptyset(&set);
@@ -181,8 +256,15 @@ int cmd_dev(int argc, char **argv)
 
 	char listen[64], sched_addr[64], slots_s[16], wid[64];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", sc_port);
-	char *sargv[] = {"scheduler", "--listen", listen, "--data-dir", (char *)data_dir,
-			 "--log-level", (char *)log_level, NULL};
+	char *sargv[24] = {"scheduler", "--listen", listen, "--data-dir", (char *)data_dir,
+			   "--log-level", (char *)log_level};
+	size_t ns = 7;
+	for (size_t i = 0; i < ncommon; i++)
+		sargv[ns++] = (char *)common[i];
+	if (tls) {
+		sargv[ns++] = "--tls-client-ca";
+		sargv[ns++] = ca;
+	}
 	int sp = spawn("scheduler", sargv);
 	if (sp < 0) {
 		cmd_error("dev", "the scheduler did not start (is port %d free?)", sc_port);
@@ -197,7 +279,7 @@ int cmd_dev(int argc, char **argv)
 		snprintf(listen, sizeof listen, "127.0.0.1:%d", wk_port ? wk_port + i : 0);
 		snprintf(wid, sizeof wid, "dev-worker-%d", i + 1);
 		size_t na = 0;
-		char **wargv = xcalloc(12 + 2 * handlers.n, sizeof *wargv);
+		char **wargv = xcalloc(12 + ncommon + 2 * handlers.n, sizeof *wargv);
 		wargv[na++] = "worker";
 		wargv[na++] = "--listen";
 		wargv[na++] = listen;
@@ -213,12 +295,16 @@ int cmd_dev(int argc, char **argv)
 			wargv[na++] = "--handler";
 			wargv[na++] = (char *)handlers.v[h];
 		}
+		for (size_t k = 0; k < ncommon; k++)
+			wargv[na++] = (char *)common[k];
 		ok = spawn(wid, wargv) > 0;
 		free(wargv);
 	}
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", gw_port);
-	char *gargv[] = {"gateway", "--listen", listen, "--scheduler", sched_addr,
-			 "--log-level", (char *)log_level, NULL};
+	char *gargv[24] = {"gateway", "--listen", listen, "--scheduler", sched_addr,
+			   "--log-level", (char *)log_level};
+	for (size_t i = 0; i < ncommon; i++)
+		gargv[7 + i] = (char *)common[i];
 	int gp = ok ? spawn("gateway", gargv) : -1;
 	opt_list_free(&handlers);
 	if (gp < 0) {
@@ -230,7 +316,11 @@ int cmd_dev(int argc, char **argv)
 	printf("orchd dev: scheduler 127.0.0.1:%d, %d worker%s x %d slots, gateway 127.0.0.1:%d\n",
 	       sp, workers, workers > 1 ? "s" : "", slots, gp);
 	printf("GATEWAY 127.0.0.1:%d\n", gp);
-	printf("try:  orchd submit echo --payload hello --gateway 127.0.0.1:%d --wait\n", gp);
+	if (tls)
+		printf("TLS_CA %s\n", ca);
+	printf("try:  orchd submit echo --payload hello --gateway 127.0.0.1:%d%s%s%s%s --wait\n",
+	       gp, tls ? " --tls-ca " : "", tls ? ca : "", token_file ? " --token-file " : "",
+	       token_file ? token_file : "");
 	printf("stop: Ctrl-C\n");
 	fflush(stdout);
 

@@ -32,6 +32,7 @@ static struct {
 	struct event *tick_ev;
 	struct ack *acks;
 	size_t max_payload;
+	int stopping;
 } S;
 
 static int64_t now_ms(void)
@@ -134,7 +135,18 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
 	int rv = sched_commit(S.sched, now_ms());
 	if (rv < 0)
 		log_error("commit_failed", "error=%s", log_quote(err_str(rv)));
+	/* A store that cannot commit serves no submit: health says so, and
+	 * says it no more once a commit succeeds again. */
+	if (!S.stopping && S.role.health && health_serving(S.role.health) != (rv == 0)) {
+		log_warn(rv == 0 ? "store_recovered" : "store_failing", NULL);
+		health_set_serving(S.role.health, rv == 0);
+	}
 	answer_acks(rv);
+}
+
+static void on_stop(void *arg)
+{
+	S.stopping = 1;
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -217,6 +229,9 @@ struct listing {
 static int list_cb(struct task *t, void *arg)
 {
 	struct listing *l = arg;
+	/* Listings carry no payloads (GetTask does): a page of 1 MiB
+	 * payloads would not fit a message. */
+	task_set_bytes(&t->payload, &t->payload_len, NULL, 0);
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 16;
 		l->msgs = xrealloc(l->msgs, l->cap * sizeof *l->msgs);
@@ -560,7 +575,7 @@ static void worker_done(struct rpc_call *call, int status, const char *message, 
 	if (!ws)
 		return;
 	if (ws->w)
-		sched_worker_gone(S.sched, ws->w, now_ms());
+		sched_worker_gone(S.sched, ws->w, "stream ended", now_ms());
 	free(ws);
 	touch();
 }
@@ -641,6 +656,7 @@ int cmd_scheduler(int argc, char **argv)
 		role_free(&S.role);
 		return EXIT_FAIL;
 	}
+	S.role.on_stop = on_stop;
 	S.commit_ev = event_new(S.role.base, -1, 0, commit_cb, NULL);
 	event_priority_set(S.commit_ev, 2);
 	S.tick_ev = event_new(S.role.base, -1, EV_PERSIST, tick_cb, NULL);

@@ -107,9 +107,9 @@ int auth_load_file(struct auth *a, const char *path, char *err, size_t errlen)
 			continue;
 		if (auth_add_token(a, p, (size_t)(end - p)) != 0) {
 			snprintf(err, errlen,
-				 "token file %s, line %d: a token is 1..%d printable ASCII "
-				 "characters without blanks",
-				 path, lineno, AUTH_TOKEN_MAX);
+			         "token file %s, line %d: a token is 1..%d printable ASCII "
+			         "characters without blanks",
+			         path, lineno, AUTH_TOKEN_MAX);
 			rv = -EINVAL;
 			break;
 		}
@@ -181,8 +181,9 @@ int auth_path_open(const struct auth *a, const char *path)
 	return has_prefix(path, "/grpc.health.v1.Health/") ||
 	       has_prefix(path, "/grpc.reflection.v1alpha.ServerReflection/") ||
 	       has_prefix(path, "/grpc.reflection.v1.ServerReflection/") ||
-	       (n > sizeof hc - 1 && path[0] == '/' && strcmp(path + n - (sizeof hc - 1), hc) == 0 &&
-		strchr(path + 1, '/') == path + n - (sizeof hc - 1));
+	       (n > sizeof hc - 1 && path[0] == '/' &&
+	        strcmp(path + n - (sizeof hc - 1), hc) == 0 &&
+	        strchr(path + 1, '/') == path + n - (sizeof hc - 1));
 }
 
 const char *auth_result_name(int r)
@@ -229,14 +230,15 @@ int auth_authorize(const struct rpc_call *call, char *msg, size_t msglen, void *
 		return 0;
 	if (may_log(a)) {
 		log_warn("unauthenticated", "peer=%s path=%s reason=%s suppressed=%lu",
-			 rpc_call_peer(call), log_quote(path), auth_result_name(r), a->suppressed);
+		         rpc_call_peer(call), log_quote(path), auth_result_name(r), a->suppressed);
 		a->suppressed = 0;
 	}
 	snprintf(msg, msglen, "%s",
-		 r == AUTH_MISSING     ? "missing bearer token: send metadata "
-					 "\"authorization: Bearer TOKEN\""
-		 : r == AUTH_MALFORMED ? "malformed authorization metadata: expected \"Bearer TOKEN\""
-				       : "invalid bearer token");
+	         r == AUTH_MISSING ? "missing bearer token: send metadata "
+	                             "\"authorization: Bearer TOKEN\""
+	         : r == AUTH_MALFORMED
+	             ? "malformed authorization metadata: expected \"Bearer TOKEN\""
+	             : "invalid bearer token");
 	return GRPC_STATUS_UNAUTHENTICATED;
 }
 

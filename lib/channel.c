@@ -212,8 +212,7 @@ static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e = ch->connecting_ssl ? bufferevent_get_openssl_error(bev) : 0;
 		if (e) {
-			ERR_error_string_n(e, buf, sizeof buf);
-			why = buf;
+			why = tls_error_string(e, buf, sizeof buf);
 			/* Certificates that do not match are a configuration
 			 * error, not a network blip: say so loudly. */
 			log_warn("tls_failed", "target=%s reason=%s", ch->target, log_quote(why));

@@ -315,8 +315,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		e = c->ssl ? bufferevent_get_openssl_error(bev) : 0;
 		if (e) {
 			static char buf[160];
-			ERR_error_string_n(e, buf, sizeof buf);
-			why = buf;
+			why = tls_error_string(e, buf, sizeof buf);
 		}
 	}
 	/* A TLS failure (a peer without a valid certificate, plaintext on a

@@ -183,6 +183,9 @@ SSL_CTX *tls_client_ctx(const struct rpc_tls_opts *t);
 SSL *tls_client_ssl(SSL_CTX *ctx, const char *name, int insecure);
 /* Whether ALPN settled on h2. */
 int tls_alpn_is_h2(SSL *ssl);
+/* Describes e, an error from bufferevent_get_openssl_error(), in buf.
+ * Returns buf. */
+const char *tls_error_string(unsigned long e, char *buf, size_t len);
 
 /* ---- shared helpers ---- */
 int64_t rpc_now_ms(void);

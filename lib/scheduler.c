@@ -47,6 +47,12 @@ struct fresh {
 	struct task *t;
 };
 
+/* An assignment decided by dispatch, sent once the commit holds it. */
+struct sent {
+	struct sched_worker *w;
+	struct task *t;
+};
+
 struct sched {
 	struct store *st;
 	struct sched_opts o;
@@ -58,6 +64,8 @@ struct sched {
 	struct map changed; /* id → task changed since the last commit */
 	struct task **fresh; /* put since the last good flush */
 	size_t nfresh, capfresh;
+	struct sent *out; /* assignments decided this turn, sent after the commit */
+	size_t nout, capout;
 	struct task **orphans; /* RUNNING at startup, waiting for their worker */
 	size_t norphans;
 	int64_t orphan_deadline;
@@ -187,6 +195,7 @@ void sched_del(struct sched *s)
 	map_free(&s->changed);
 	queue_del(s->q);
 	free(s->fresh);
+	free(s->out);
 	free(s->orphans);
 	task_del(s->scratch);
 	free(s);
@@ -304,8 +313,53 @@ static void dispatch(struct sched *s, int64_t now)
 		struct slot *sl = &w->run[w->nrun++];
 		memcpy(sl->id, t->id, sizeof sl->id);
 		sl->t = t;
-		s->ops.assign(w->ctx, t);
+		if (s->nout == s->capout) {
+			s->capout = s->capout ? s->capout * 2 : 64;
+			s->out = xrealloc(s->out, s->capout * sizeof *s->out);
+		}
+		s->out[s->nout++] = (struct sent){w, t};
 	}
+}
+
+/* Sends the assignments dispatch decided, in order. */
+static void send_assignments(struct sched *s)
+{
+	for (size_t i = 0; i < s->nout; i++)
+		s->ops.assign(s->out[i].w->ctx, s->out[i].t);
+	s->nout = 0;
+}
+
+static struct slot *slot_of(struct sched_worker *w, const char *id);
+static void slot_free(struct sched_worker *w, struct slot *sl);
+
+/* The batch that held the fresh tasks is lost: they were never
+ * acknowledged, so they are forgotten, together with the slots and the
+ * unsent assignments dispatch gave them. Older tasks' assignments still go
+ * out: their updates stay in the store's redo list for the next batch. */
+static void drop_fresh(struct sched *s)
+{
+	struct map gone;
+	map_init(&gone);
+	for (size_t i = 0; i < s->nfresh; i++)
+		map_put(&gone, s->fresh[i]->id, s->fresh[i]);
+	size_t keep = 0;
+	for (size_t i = 0; i < s->nout; i++) {
+		struct sent *o = &s->out[i];
+		if (!map_get(&gone, o->t->id)) {
+			s->out[keep++] = *o;
+			continue;
+		}
+		struct slot *sl = slot_of(o->w, o->t->id);
+		if (sl)
+			slot_free(o->w, sl);
+	}
+	s->nout = keep;
+	map_free(&gone);
+	for (size_t i = 0; i < s->nfresh; i++) {
+		map_del(&s->changed, s->fresh[i]->id);
+		forget(s, s->fresh[i]);
+	}
+	s->nfresh = 0;
 }
 
 static void announce(struct sched *s)
@@ -322,26 +376,27 @@ static void announce(struct sched *s)
 	map_free(&s->changed);
 }
 
+/*
+ * One commit per turn: the turn's new tasks are queued and dispatched
+ * before it, so their inserts and their assignments (RUNNING) share one
+ * transaction. Nothing leaves the scheduler until the commit holds it:
+ * assignments are sent, and watchers told, after it (and the caller
+ * answers submits after that).
+ */
 int sched_commit(struct sched *s, int64_t now)
 {
-	int rv = store_flush(s->st);
-	if (rv < 0) {
-		/* The batch's new tasks are gone with it: forget them; the
-		 * caller fails their submits. */
-		for (size_t i = 0; i < s->nfresh; i++) {
-			map_del(&s->changed, s->fresh[i]->id);
-			forget(s, s->fresh[i]);
-		}
-		s->nfresh = 0;
-		return rv;
-	}
 	for (size_t i = 0; i < s->nfresh; i++)
 		queue_push(s->q, s->fresh[i], now);
-	s->nfresh = 0;
 	dispatch(s, now);
-	rv = store_flush(s->st);
-	if (rv < 0)
+	int rv = store_flush(s->st);
+	if (rv < 0) {
+		/* The caller fails the fresh tasks' submits. */
+		drop_fresh(s);
+		send_assignments(s);
 		return rv;
+	}
+	s->nfresh = 0;
+	send_assignments(s);
 	announce(s);
 	return 0;
 }
@@ -380,9 +435,9 @@ static int live_cb(struct task *t, void *arg)
 int sched_list(struct sched *s, const struct store_filter *f, store_task_cb cb, void *arg,
 	       char next_token[ID_LEN + 1])
 {
-	int rv = store_flush(s->st);
-	if (rv < 0)
-		return rv;
+	/* No flush here: only sched_commit may commit, or a failed flush
+	 * would lose a turn's submits behind its back. Tasks in memory are
+	 * answered from memory, so the listing is current all the same. */
 	struct live_list l = {s, cb, arg};
 	return store_list(s->st, f, live_cb, &l, next_token);
 }
@@ -468,6 +523,9 @@ static int claim(struct sched *s, struct sched_worker *w, const char *id, struct
 	struct slot *sl = &w->run[w->nrun++];
 	memcpy(sl->id, t->id, sizeof sl->id);
 	sl->t = t;
+	/* A cancel asked for while the worker was away still stands. */
+	if (t->cancel_requested)
+		s->ops.cancel(w->ctx, t->id, t->error ? t->error : "cancelled by client");
 	return 1;
 }
 
@@ -518,7 +576,7 @@ struct sched_worker *sched_worker_register(struct sched *s, void *wctx, const ch
 	if (old) {
 		log_warn("worker_replaced", "worker=%s", id);
 		s->ops.kick(old->ctx, GRPC_STATUS_ABORTED, "replaced by a new stream of this worker");
-		sched_worker_gone(s, old, now);
+		sched_worker_gone(s, old, "replaced by a new stream", now);
 	}
 	w->next = s->workers;
 	s->workers = w;
@@ -587,15 +645,15 @@ void sched_worker_result(struct sched *s, struct sched_worker *w, const char *ta
 	transition(s, t, ev, &e, now);
 }
 
-void sched_worker_gone(struct sched *s, struct sched_worker *w, int64_t now)
+void sched_worker_gone(struct sched *s, struct sched_worker *w, const char *why, int64_t now)
 {
 	unlink_worker(s, w);
-	log_info("worker_gone", "worker=%s running=%d", w->id, w->nrun);
+	log_info("worker_gone", "worker=%s running=%d reason=%s", w->id, w->nrun, log_quote(why));
 	for (int i = 0; i < w->nrun; i++) {
 		struct task *t = w->run[i].t;
 		if (!t)
 			continue;
-		struct task_ev e = {.worker_id = w->id, .error = "worker lost"};
+		struct task_ev e = {.worker_id = w->id, .error = why};
 		transition(s, t, TASK_EV_WORKER_LOST, &e, now);
 	}
 	worker_free(w);
@@ -680,7 +738,7 @@ void sched_tick(struct sched *s, int64_t now)
 		log_warn("worker_silent", "worker=%s silent_ms=%lld", w->id,
 			 (long long)(now - w->last_seen_ms));
 		s->ops.kick(w->ctx, GRPC_STATUS_UNAVAILABLE, "no heartbeat within the dead-timeout");
-		sched_worker_gone(s, w, now);
+		sched_worker_gone(s, w, "no heartbeat within the dead-timeout", now);
 	}
 	/* Leases: a task past its deadline and the grace is taken back. */
 	for (struct sched_worker *w = s->workers; w; w = w->next) {

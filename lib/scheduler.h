@@ -118,8 +118,9 @@ void sched_worker_progress(struct sched *s, struct sched_worker *w, const char *
 void sched_worker_result(struct sched *s, struct sched_worker *w, const char *task_id,
 			 int32_t attempt, enum task_state status, const void *output, size_t len,
 			 const char *error, int64_t now);
-/* The worker's stream ended: its tasks are re-queued (or fail). w is freed. */
-void sched_worker_gone(struct sched *s, struct sched_worker *w, int64_t now);
+/* The worker's stream ended (why: borrowed, becomes the tasks' error
+ * detail): its tasks are re-queued (or fail). w is freed. */
+void sched_worker_gone(struct sched *s, struct sched_worker *w, const char *why, int64_t now);
 /* Calls fn for each connected worker, ordered by nothing in particular. */
 void sched_workers_foreach(struct sched *s, void (*fn)(const struct sched_worker_info *, void *),
 			   void *arg);

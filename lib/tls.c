@@ -4,6 +4,7 @@
  * server verification by default, client certificates when the server has
  * a CA for them (mutual TLS).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -108,6 +109,20 @@ SSL *tls_client_ssl(SSL_CTX *ctx, const char *name, int insecure)
 	if (strspn(name, "0123456789.:[]") != strlen(name))
 		SSL_set_tlsext_host_name(ssl, name);
 	return ssl;
+}
+
+const char *tls_error_string(unsigned long e, char *buf, size_t len)
+{
+	/* libevent reports an SSL_get_error() code when OpenSSL's queue is
+	 * empty. SSL_ERROR_SYSCALL is the peer hanging up mid-TLS, which is
+	 * how a client usually learns it was refused: the server's alert is
+	 * lost when its close resets the connection. */
+	if (e == SSL_ERROR_SYSCALL)
+		snprintf(buf, len, "TLS connection closed by the peer (it may require a client "
+				   "certificate, or refuse ours)");
+	else
+		ERR_error_string_n(e, buf, len);
+	return buf;
 }
 
 int tls_alpn_is_h2(SSL *ssl)

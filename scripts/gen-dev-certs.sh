@@ -5,6 +5,9 @@
 # server.key valid for localhost, 127.0.0.1 and ::1 (subjectAltName, and CN
 # localhost for old verifiers), and a client certificate client.pem /
 # client.key for mutual TLS, both signed by the CA. EC P-256 keys, 10 years.
+# server.pem is good for client authentication too, because an orchd role
+# presents its one certificate both on its listener and to the roles it
+# calls (`orchd dev --tls` runs this script, embedded in the executable).
 #
 # Idempotent: if DIR already holds a consistent, unexpired set it is left
 # alone. Otherwise a whole new set is made in a scratch directory inside DIR
@@ -29,6 +32,9 @@ have_good_set() {
 	for f in ca.pem server.pem client.pem; do
 		openssl x509 -in "$dir/$f" -noout -checkend 86400 >/dev/null 2>&1 || return 1
 	done
+	# Sets from before server.pem could authenticate clients are remade.
+	openssl x509 -in "$dir/server.pem" -noout -ext extendedKeyUsage 2>/dev/null |
+		grep -q "TLS Web Client Authentication" || return 1
 }
 
 have_good_set && exit 0
@@ -67,7 +73,7 @@ run openssl req -x509 -new -key "$tmp/ca.key" -subj "/O=orchd dev/CN=orchd dev C
 
 sign server localhost "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth
+extendedKeyUsage=serverAuth,clientAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"
 
 sign client orchd-dev-client "basicConstraints=critical,CA:FALSE

@@ -35,24 +35,31 @@ def main():
             "p50": statistics.median(r["p50_ms"] for r in rs),
             "p99": statistics.median(r["p99_ms"] for r in rs),
             "all": " ".join("%.0f" % r["tasks_per_s"] for r in rs),
+            # CPU microseconds per task: servers, workers, client, all.
+            "cpu": [statistics.median(r.get(k, 0) / r["tasks"] * 1e6 for r in rs)
+                    for k in ("cpu_server_s", "cpu_workers_s", "cpu_client_s")],
         })
     base = next((r for r in rows if r["label"] == BASE), None)
     if md:
         print("| system | runs | tasks/s (median) | p50 ms | p99 ms | tasks/s vs gearmand "
-              "| p99 vs gearmand | tasks/s of each run |")
-        print("|---|---:|---:|---:|---:|---:|---:|---|")
+              "| p99 vs gearmand | CPU us/task server + workers + client = total "
+              "| tasks/s of each run |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     else:
-        print("%-20s %4s %10s %8s %8s %9s %9s  %s" % ("system", "runs", "tasks/s", "p50 ms",
-                                                       "p99 ms", "x rate", "x p99", "runs"))
+        print("%-20s %4s %9s %7s %7s %7s %7s  %-26s %s" % (
+            "system", "runs", "tasks/s", "p50 ms", "p99 ms", "x rate", "x p99",
+            "CPU us/task srv+wrk+cli", "runs"))
     for r in rows:
         xr = "%.2f" % (r["rate"] / base["rate"]) if base else "-"
         xp = "%.2f" % (r["p99"] / base["p99"]) if base else "-"
+        c = r["cpu"]
+        cpu = "%.0f + %.0f + %.0f = %.0f" % (c[0], c[1], c[2], sum(c))
         if md:
-            print("| %s | %d | %.0f | %.2f | %.2f | %s | %s | %s |" % (
-                r["label"], r["n"], r["rate"], r["p50"], r["p99"], xr, xp, r["all"]))
+            print("| %s | %d | %.0f | %.2f | %.2f | %s | %s | %s | %s |" % (
+                r["label"], r["n"], r["rate"], r["p50"], r["p99"], xr, xp, cpu, r["all"]))
         else:
-            print("%-20s %4d %10.0f %8.2f %8.2f %9s %9s  %s" % (
-                r["label"], r["n"], r["rate"], r["p50"], r["p99"], xr, xp, r["all"]))
+            print("%-20s %4d %9.0f %7.2f %7.2f %7s %7s  %-26s %s" % (
+                r["label"], r["n"], r["rate"], r["p50"], r["p99"], xr, xp, cpu, r["all"]))
     by = {r["label"]: r for r in rows}
     lines = []
     if "orchd --fsync" in by and "beanstalkd -b -f 0" in by:

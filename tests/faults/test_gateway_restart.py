@@ -110,6 +110,10 @@ def outage(gw, stub2, subs, how):
            "(%s)" % (s.task_id, how))
         check(all(u.status == RUNNING for u in s.updates), "%s: final update before the end",
               s.task_id)
+    ended = time.monotonic() - t0
+    # SIGTERM ends progress streams at once rather than after --grace (5 s):
+    # they would never end by themselves.
+    check(ended < 3, "open streams took %.1fs to end (%s)", ended, how)
     # A fail-fast call finds it gone.
     probe = pb_grpc.GatewayStub(gw.channel())
     eq(code_of(lambda: probe.GetTask(pb.GetTaskRequest(task_id=subs[0].task_id),
@@ -154,8 +158,11 @@ def main():
         # Each subscription on its own is a well-formed stream...
         bounds = s.firsts + [len(s.updates)]
         for a, b in zip(bounds, bounds[1:]):
-            if b > a and a == s.firsts[-1]:
-                cluster.check_stream(s.updates[a:b], s.task_id)
+            if b == len(s.updates):
+                cluster.check_stream(s.updates[a:b], s.task_id)  # the one that ended OK
+            else:
+                pct = [u.percent for u in s.updates[a:b]]
+                check(pct == sorted(pct), "%s: percent went down: %s", s.task_id, pct)
         # ...and a re-subscription starts from the current state, which is
         # never older than what the client had already seen.
         for k in s.firsts[1:]:

@@ -155,12 +155,16 @@ class Role:
         self.channels.append(ch)
         return ch
 
-    def stub(self):
-        """A Gateway stub (Scheduler stub for the scheduler) on a new channel."""
+    def stub(self, cls=None):
+        """A stub of class cls (default: the role's own service, Gateway for
+        the gateway) on a new channel, connected: fail-fast calls on a
+        channel still connecting can fail with UNAVAILABLE."""
         ch = self.channel()
-        if self.role == "scheduler":
-            return pb_grpc.SchedulerStub(ch)
-        return pb_grpc.GatewayStub(ch)
+        grpc.channel_ready_future(ch).result(timeout=20)
+        if cls is None:
+            cls = {"scheduler": pb_grpc.SchedulerStub, "worker": pb_grpc.WorkerStub,
+                   "gateway": pb_grpc.GatewayStub}[self.role]
+        return cls(ch)
 
     def log(self):
         with open(self.logpath, errors="replace") as f:

@@ -11,6 +11,8 @@
  *   keepalive    a peer that never answers PINGs is dropped
  *   reconnect    fail fast while down, reconnect with backoff when up
  *   mtls         a client without a certificate is refused (needs CERTS=dir)
+ *   authorize    the server's authorize hook sees the channel's default
+ *                metadata; a refused call never reaches its handler
  */
 #include <netinet/in.h>
 #include <signal.h>
@@ -481,13 +483,80 @@ static void mtls(void)
 	rpc_server_del(s);
 }
 
+static int echo_seen;
+
+static int counting_echo_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	echo_seen++;
+	return echo_msg(call, msg, len, arg);
+}
+static const struct rpc_call_cbs counting_echo_cbs = {.on_message = counting_echo_msg};
+
+/* Lets a call in when its metadata has x-key: open-sesame. */
+static int key_check(const struct rpc_call *call, char *msg, size_t msglen, void *arg)
+{
+	(*(int *)arg)++;
+	const struct meta_kv *kv = meta_get(rpc_call_recv_metadata(call), "x-key");
+	if (kv && kv->vallen == 11 && memcmp(kv->val, "open-sesame", 11) == 0)
+		return 0;
+	snprintf(msg, msglen, "no key for %s", rpc_call_path(call));
+	return GRPC_STATUS_UNAUTHENTICATED;
+}
+
+static void authorize(void)
+{
+	int asked = 0;
+	struct rpc_opts so = {.authorize = key_check, .authorize_arg = &asked};
+	int port;
+	struct rpc_server *s = server(&so, &port);
+	rpc_server_add_method(s, "/t.T/Echo", &counting_echo_cbs, NULL);
+	struct meta md;
+	meta_init(&md);
+	meta_add(&md, "x-key", 5, "open-sesame", 11);
+	struct rpc_opts ko = {.default_md = &md};
+	struct rpc_channel *keyed = channel(port, &ko);
+	meta_free(&md); /* the channel keeps a copy */
+	struct rpc_channel *bare = channel(port, NULL);
+	echo_seen = 0;
+
+	cli_msgs = 0;
+	unary(keyed, "/t.T/Echo", 3000, 1);
+	run(5000);
+	CHECK(cli_status == GRPC_STATUS_OK && cli_msgs == 1, "default metadata: %d %s",
+	      cli_status, cli_msg);
+	unary(bare, "/t.T/Echo", 3000, 1);
+	run(5000);
+	CHECK(cli_status == GRPC_STATUS_UNAUTHENTICATED && !strcmp(cli_msg, "no key for /t.T/Echo"),
+	      "no metadata: %d %s", cli_status, cli_msg);
+	/* Refused before the method lookup: an unknown method says nothing. */
+	unary(bare, "/t.T/Nope", 3000, 1);
+	run(5000);
+	CHECK(cli_status == GRPC_STATUS_UNAUTHENTICATED, "unknown method: %d", cli_status);
+	/* A call's own value replaces the channel's. */
+	struct meta own;
+	meta_init(&own);
+	meta_add(&own, "x-key", 5, "wrong", 5);
+	struct rpc_call_opts co = {.timeout_ms = 3000, .metadata = &own};
+	struct rpc_call *c = rpc_call_start(keyed, "/t.T/Echo", &cli_cbs, (void *)1, &co);
+	meta_free(&own);
+	rpc_call_send(c, "hi", 2, 0);
+	rpc_call_close_send(c);
+	run(5000);
+	CHECK(cli_status == GRPC_STATUS_UNAUTHENTICATED, "call's own metadata: %d", cli_status);
+	CHECK(asked == 4, "authorize asked %d times", asked);
+	CHECK(echo_seen == 1, "handler saw %d calls", echo_seen);
+	rpc_channel_del(keyed);
+	rpc_channel_del(bare);
+	rpc_server_del(s);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } scenarios[] = {
 	{"deadline", deadline},	      {"cancel", cancel},	{"backpressure", backpressure},
 	{"shutdown", shutdown_},      {"keepalive", keepalive}, {"reconnect", reconnect},
-	{"mtls", mtls},
+	{"mtls", mtls},		      {"authorize", authorize},
 };
 
 int main(int argc, char **argv)

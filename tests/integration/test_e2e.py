@@ -34,7 +34,6 @@ import hashlib
 import os
 import random
 import sys
-import threading
 import time
 from concurrent import futures
 
@@ -43,7 +42,6 @@ import cluster  # noqa: E402
 from cluster import (CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, SC, check,  # noqa: E402
                      code_of, eq, follow, get, pb, submit)
 
-import grpc  # noqa: E402
 import harness  # noqa: E402
 
 WA, WB = "e2e-a", "e2e-b"
@@ -333,7 +331,6 @@ def main():
     gw = cluster.Role.gateway(sched.port, "--max-payload", str(MAX_PAYLOAD))
     roles.append(gw)
     stub = gw.stub()
-    grpc.channel_ready_future(gw.channels[0]).result(timeout=20)
     # Both workers registered before anything is submitted.
     cluster.poll(lambda: len(stub.ListWorkers(pb.ListWorkersRequest(), timeout=10).workers) == 2,
                  20, "two workers registered")

@@ -53,7 +53,8 @@ class Timeout(Exception):
 def frame(ftype, flags, stream_id, payload=b""):
     """Returns one frame's bytes: the 9-byte header, then payload."""
     n = len(payload)
-    return struct.pack(">BHBBI", n >> 16, n & 0xFFFF, ftype, flags, stream_id & 0x7FFFFFFF) + payload
+    hdr = struct.pack(">BHBBI", n >> 16, n & 0xFFFF, ftype, flags, stream_id & 0x7FFFFFFF)
+    return hdr + payload
 
 
 def settings_frame(pairs=(), ack=False):

@@ -276,7 +276,7 @@ def max_streams(port):
 def streams_beyond_max_concurrent_before_settings_ack(port):
     # Everything in one write, before the client has even read the server's
     # SETTINGS: the server has not had our ACK, so it refuses the excess
-    # stream (REFUSED_STREAM) and serves the first `limit` (SETTINGS_MAX_CONCURRENT_STREAMS).
+    # stream (REFUSED_STREAM) and serves the first `limit`.
     limit = max_streams(port)
     with Conn(port) as c:
         ids = [c.new_stream_id() for _ in range(limit + 1)]

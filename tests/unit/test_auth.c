@@ -100,7 +100,8 @@ END_TEST
 
 START_TEST(token_file_skips_comments_and_blanks)
 {
-	const char *p = tmpfile_with("# tokens for the gateway\n\n  first-tok \r\nsecond\n\t\n# x\nthird");
+	const char *p =
+	    tmpfile_with("# tokens for the gateway\n\n  first-tok \r\nsecond\n\t\n# x\nthird");
 	struct auth *a = auth_new(0);
 	char err[256];
 	ck_assert_int_eq(auth_load_file(a, p, err, sizeof err), 3);
@@ -138,7 +139,8 @@ START_TEST(health_and_reflection_are_open_unless_protected)
 	ck_assert(auth_path_open(a, "/grpc.health.v1.Health/Check"));
 	ck_assert(auth_path_open(a, "/grpc.health.v1.Health/Watch"));
 	ck_assert(auth_path_open(a, "/orchestrator.v1.Gateway/HealthCheck"));
-	ck_assert(auth_path_open(a, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
+	ck_assert(
+	    auth_path_open(a, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
 	ck_assert(auth_path_open(a, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
 	ck_assert(!auth_path_open(a, "/orchestrator.v1.Gateway/SubmitTask"));
 	ck_assert(!auth_path_open(a, "/orchestrator.v1.Gateway/HealthCheckX"));

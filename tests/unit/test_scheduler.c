@@ -208,12 +208,12 @@ START_TEST(test_lost_worker_requeues_then_fails_past_max_attempts)
 	struct sched_worker *w = reg("w1", 1, "x");
 	char a[ID_LEN + 1];
 	memcpy(a, submit("x", 0, NULL), sizeof a);
-	sched_worker_gone(s, w, now);
+	sched_worker_gone(s, w, "test", now);
 	ck_assert_int_eq(sched_commit(s, now), 0);
 	ck_assert_int_eq(status_of(a), TASK_PENDING);
 	w = reg("w2", 1, "x");
 	ck_assert_int_eq(recs[nrec - 1].attempt, 2);
-	sched_worker_gone(s, w, now);
+	sched_worker_gone(s, w, "test", now);
 	ck_assert_int_eq(sched_commit(s, now), 0);
 	struct task *t = get(a);
 	ck_assert_int_eq(t->status, TASK_FAILED);
@@ -377,6 +377,45 @@ START_TEST(test_bad_registrations_are_refused)
 }
 END_TEST
 
+/* One commit per turn: new tasks are dispatched before the commit, so a
+ * lost batch (here: the store is full) must take them back -- forgotten,
+ * their slots free again, none of their assignments sent. */
+START_TEST(test_lost_batch_forgets_its_new_tasks_and_sends_nothing_for_them)
+{
+	close_all();
+	struct store_sqlite_options so = {.max_db_bytes = 128 << 10};
+	ck_assert_int_eq(store_open_sqlite(dir, &so, &st), 0);
+	int err = 0;
+	s = sched_new(st, NULL, &ops, now, &err);
+	ck_assert_ptr_nonnull(s);
+	reg("w1", 2, "x");
+	submit("x", 0, NULL);
+	ck_assert_int_eq(count('a', "w1"), 1);
+
+	/* One turn: a small task, then one the store has no room for. */
+	const struct task *out;
+	int dup;
+	char msg[128], b[ID_LEN + 1];
+	struct task *t = task_new(NULL, "x", now);
+	ck_assert_int_eq(sched_submit(s, t, 1 << 20, now, &out, &dup, msg, sizeof msg), 0);
+	memcpy(b, out->id, sizeof b);
+	static uint8_t big[512 << 10];
+	t = task_new(NULL, "x", now);
+	task_set_bytes(&t->payload, &t->payload_len, big, sizeof big);
+	ck_assert_int_lt(sched_submit(s, t, 1 << 20, now, &out, &dup, msg, sizeof msg), 0);
+	ck_assert_int_lt(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('a', "w1"), 1); /* nothing sent for b */
+	struct task *gone;
+	ck_assert_int_eq(sched_get(s, b, &gone), -ENOENT);
+	ck_assert_uint_eq(sched_active_count(s), 1);
+
+	/* b's slot is free again: the next task takes it. */
+	const char *c = submit("x", 0, NULL);
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_str_eq(recs[nrec - 1].task, c);
+}
+END_TEST
+
 Suite *scheduler_suite(void)
 {
 	Suite *su = suite_create("scheduler");
@@ -394,6 +433,7 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_watchers_hear_changes_after_the_commit);
 	tcase_add_test(tc, test_restart_keeps_pending_and_reclaims_or_requeues_running);
 	tcase_add_test(tc, test_bad_registrations_are_refused);
+	tcase_add_test(tc, test_lost_batch_forgets_its_new_tasks_and_sends_nothing_for_them);
 	suite_add_tcase(su, tc);
 	return su;
 }
