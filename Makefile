@@ -212,47 +212,60 @@ $(PYGEN)/.stamp: Makefile $(addprefix proto/,$(PROTOS_OWN)) \
 		$(addprefix $(GRPC_PROTO_DIR)/,$(PROTOS_SYS) $(PROTOS_INTEROP))
 	touch $@
 
-# libFuzzer targets: the rpc layer of lib/ compiled again with $(FUZZCC)
-# and the fuzzing sanitizers into its own tree. `make fuzz` fuzzes a copy
-# of the seed corpus for FUZZ_SECONDS (crashes land in $(FB)/crash-*);
-# `make fuzz-regress` replays the committed corpus once, for check.
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/corpus/<name>/,
+# an optional dictionary tests/fuzz/<name>.dict): lib/ and its generated
+# protobuf code compiled again with $(FUZZCC) and the fuzzing sanitizers
+# into their own tree and archive, so each target links what it uses.
+# `make fuzz` fuzzes each target for FUZZ_SECONDS over a copy of its seeds
+# (kept in $(FB)/corpus/<name>; crashes land in $(FB)/<name>-crash-*);
+# `make fuzz-<name>` does one. `make fuzz-regress` (run by check) replays
+# every committed corpus once, so a crash found once stays fixed.
+FUZZ_TARGETS = \
+	server \
+	decode \
+	progress \
+	cli
 FB = build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS = $(CSTD) $(WARN) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -Ilib \
+FUZZ_CFLAGS = $(CSTD) $(WARN) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -Ilib -I$(G) \
 	-DORCHD_VERSION='"$(VERSION)"' $(shell $(PKG_CONFIG) --cflags $(PKGS))
-FUZZ_LIB_SRCS = \
-	lib/xalloc.c \
-	lib/log.c \
-	lib/error.c \
-	lib/status.c \
-	lib/meta.c \
-	lib/frame.c \
-	lib/gz.c \
-	lib/addr.c \
-	lib/conn.c \
-	lib/call.c \
-	lib/server.c \
-	lib/channel.c \
-	lib/tls.c
-FUZZ_LIB_OBJS = $(FUZZ_LIB_SRCS:%.c=$(FB)/%.o)
-FUZZ_CORPUS = tests/fuzz/corpus/server
+FUZZ_LIB_OBJS = $(LIB_SRCS:%.c=$(FB)/%.o) $(patsubst $(G)/%.c,$(FB)/gen/%.o,$(GEN_C)) \
+	$(FB)/gen/reflect_orchd_set.o
+FUZZ_BINS = $(FUZZ_TARGETS:%=$(FB)/fuzz_%)
 
-$(FB)/%.o: %.c
+$(FB)/%.o: %.c | $(GEN_H)
 	@mkdir -p $(@D)
 	$(FUZZCC) $(FUZZ_CFLAGS) -c -o $@ $<
 
-$(FB)/fuzz_server: $(FB)/tests/fuzz/fuzz_server.o $(FUZZ_LIB_OBJS)
+# Generated code: the sanitizers, not our warnings.
+$(FB)/gen/%.o: $(G)/%.c
+	@mkdir -p $(@D)
+	$(FUZZCC) $(CSTD) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -I$(G) \
+		$(shell $(PKG_CONFIG) --cflags libprotobuf-c) -c -o $@ $<
+
+$(FB)/liborchd.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BINS): $(FB)/fuzz_%: $(FB)/tests/fuzz/fuzz_%.o $(FB)/liborchd.a
 	$(FUZZCC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_ALL)
 
-fuzz: $(FB)/fuzz_server
-	@mkdir -p $(FB)/corpus/server
-	cp $(FUZZ_CORPUS)/* $(FB)/corpus/server/
-	$(FB)/fuzz_server -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
-		-dict=tests/fuzz/server.dict -artifact_prefix=$(FB)/ $(FB)/corpus/server
+fuzz: $(FUZZ_TARGETS:%=fuzz-%)
 
-fuzz-regress: $(FB)/fuzz_server
-	$(FB)/fuzz_server -runs=0 -timeout=10 $(FUZZ_CORPUS)
+$(FUZZ_TARGETS:%=fuzz-%): fuzz-%: $(FB)/fuzz_%
+	@mkdir -p $(FB)/corpus/$*
+	cp tests/fuzz/corpus/$*/* $(FB)/corpus/$*/
+	$(FB)/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+		$(if $(wildcard tests/fuzz/$*.dict),-dict=tests/fuzz/$*.dict) \
+		-artifact_prefix=$(FB)/$*- $(FB)/corpus/$*
+
+fuzz-regress: $(FUZZ_BINS)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "$(FB)/fuzz_$$t -runs=0 tests/fuzz/corpus/$$t"; \
+		$(FB)/fuzz_$$t -runs=0 -timeout=10 tests/fuzz/corpus/$$t 2>$(FB)/regress-$$t.log || \
+			{ cat $(FB)/regress-$$t.log; exit 1; }; \
+	done
 
 check: all $(B)/unit_tests pygen fuzz-regress
 	$(B)/unit_tests
@@ -322,7 +335,8 @@ uninstall:
 clean:
 	rm -rf build build-san build-debug $(FB)
 
-.PHONY: all deps check bench demo install clean pygen fuzz fuzz-regress
+.PHONY: all deps check bench demo install clean pygen fuzz fuzz-regress \
+	$(FUZZ_TARGETS:%=fuzz-%)
 .DELETE_ON_ERROR:
 .SECONDARY:
 

@@ -71,6 +71,7 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/orchd-e2e.XXXXXX")
 # shellcheck source=bench/e2e/lib.sh
 . bench/e2e/lib.sh
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_all
 	rm -rf "$work"
@@ -116,11 +117,11 @@ print(json.dumps(r))' "$1" "$2" "$3" "$TICK" "$cpu_server" "$cpu_workers" "$cpu_
 client() {
 	local label=$1 round=$2 spids=$3 wpids=$4 rc=0 s0 w0 c0
 	shift 4
-	# shellcheck disable=SC2086
 	child_ticks >"$work/c0"
+	# shellcheck disable=SC2086 # PID lists split into words
 	s0=$(ticks $spids) w0=$(ticks $wpids) c0=$(cat "$work/c0")
 	timeout -k 5 "$RUN_TIMEOUT" "$@" >"$work/client.out" 2>"$work/client.err" </dev/null || rc=$?
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086 # PID lists split into words
 	cpu_server=$(($(ticks $spids) - s0)) cpu_workers=$(($(ticks $wpids) - w0))
 	child_ticks >"$work/c1"
 	cpu_client=$(($(cat "$work/c1") - c0))

@@ -38,6 +38,7 @@ O=$B/orchd
 work=$(mktemp -d "${TMPDIR:-/tmp}/orchd-footprint.XXXXXX")
 # shellcheck source=bench/e2e/lib.sh
 . bench/e2e/lib.sh
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_all
 	rm -rf "$work"

@@ -48,22 +48,22 @@
 #define LIST_PAGE_MAX 1000
 
 static const char synopsis[] = "[--tasks N] [--concurrency C] [--name NAME] [--payload-size B] "
-			       "[--json] [--rpc | --no-follow] [FLAGS]";
+                               "[--json] [--rpc | --no-follow] [FLAGS]";
 
 static const char about[] =
-	"Submits --tasks tasks through a gateway keeping --concurrency in flight\n"
-	"(a task is in flight until the final update of its SubscribeProgress\n"
-	"stream; the next one is submitted as soon as one ends), then prints the\n"
-	"throughput from the first submit to the last end seen, and latency\n"
-	"percentiles (p50, p90, p99, max) of submit->start (from the tasks'\n"
-	"started_unix_ms, 1 ms resolution) and submit->done (this client's\n"
-	"clock). --json prints one JSON object instead: tasks, seconds,\n"
-	"tasks_per_s, p50_ms, p90_ms, p99_ms, max_ms (submit->done), start_p50_ms\n"
-	"... start_max_ms, completed, failed, mode. --no-follow only submits\n"
-	"(latency: submit->accepted); --rpc times unary Gateway/HealthCheck round\n"
-	"trips instead (tasks then counts calls). A call that fails ends the run\n"
-	"(exit 1; 3 when the gateway cannot be reached); tasks that end FAILED or\n"
-	"CANCELLED are counted, not fatal.\n";
+    "Submits --tasks tasks through a gateway keeping --concurrency in flight\n"
+    "(a task is in flight until the final update of its SubscribeProgress\n"
+    "stream; the next one is submitted as soon as one ends), then prints the\n"
+    "throughput from the first submit to the last end seen, and latency\n"
+    "percentiles (p50, p90, p99, max) of submit->start (from the tasks'\n"
+    "started_unix_ms, 1 ms resolution) and submit->done (this client's\n"
+    "clock). --json prints one JSON object instead: tasks, seconds,\n"
+    "tasks_per_s, p50_ms, p90_ms, p99_ms, max_ms (submit->done), start_p50_ms\n"
+    "... start_max_ms, completed, failed, mode. --no-follow only submits\n"
+    "(latency: submit->accepted); --rpc times unary Gateway/HealthCheck round\n"
+    "trips instead (tasks then counts calls). A call that fails ends the run\n"
+    "(exit 1; 3 when the gateway cannot be reached); tasks that end FAILED or\n"
+    "CANCELLED are counted, not fatal.\n";
 
 enum mode { MODE_TASKS, MODE_SUBMIT, MODE_RPC };
 static const char *const mode_names[] = {"tasks", "submit", "rpc"};
@@ -75,7 +75,7 @@ struct job {
 	struct bench *b;
 	int64_t submit_us;      /* monotonic */
 	int64_t submit_wall_us; /* Unix, to compare with started_unix_ms */
-	int64_t start_us;	/* submit->start, -1 until known */
+	int64_t start_us;       /* submit->start, -1 until known */
 	int final;
 	char id[ID_LEN + 1];
 };
@@ -144,11 +144,11 @@ static void call_failed(struct bench *b, const char *what, int status, const cha
 		return;
 	if (!b->connected && status == GRPC_STATUS_UNAVAILABLE) {
 		fprintf(stderr, "orchd: cannot reach gateway at %s: %s\n", b->gateway,
-			*message ? message : "connection failed");
+		        *message ? message : "connection failed");
 		b->rc = EXIT_UNAVAIL;
 	} else {
 		cmd_error("bench", "%s: %s%s%s", what, status_name(status), *message ? ": " : "",
-			  message);
+		          message);
 		b->rc = status == GRPC_STATUS_UNAVAILABLE ? EXIT_UNAVAIL : EXIT_FAIL;
 	}
 	stop(b);
@@ -232,8 +232,8 @@ static void follow(struct bench *b, struct job *j)
 	r.task_id = j->id;
 	/* No deadline: a task may wait for a worker for as long as it takes;
 	 * --time-limit bounds the run. */
-	struct rpc_call *call = rpc_call_start(b->ch, GATEWAY_PATH "SubscribeProgress", &sub_cbs, j,
-					       NULL);
+	struct rpc_call *call =
+	    rpc_call_start(b->ch, GATEWAY_PATH "SubscribeProgress", &sub_cbs, j, NULL);
 	pb_send(call, &r.base, 0);
 	rpc_call_close_send(call);
 }
@@ -306,7 +306,7 @@ static void launch(struct bench *b)
 		struct rpc_call *call;
 		if (b->mode == MODE_RPC) {
 			Orchestrator__V1__HealthCheckRequest r =
-				ORCHESTRATOR__V1__HEALTH_CHECK_REQUEST__INIT;
+			    ORCHESTRATOR__V1__HEALTH_CHECK_REQUEST__INIT;
 			call = rpc_call_start(b->ch, GATEWAY_PATH "HealthCheck", &unary_cbs, j, &o);
 			pb_send(call, &r.base, 0);
 		} else {
@@ -350,7 +350,7 @@ static int list_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
 {
 	struct bench *b = arg;
 	Orchestrator__V1__ListTasksResponse *r =
-		orchestrator__v1__list_tasks_response__unpack(NULL, len, msg);
+	    orchestrator__v1__list_tasks_response__unpack(NULL, len, msg);
 	if (!r)
 		return GRPC_STATUS_INTERNAL;
 	list_page(b, r);
@@ -371,7 +371,7 @@ static void list_done(struct rpc_call *call, int status, const char *message, vo
 	if (status != GRPC_STATUS_OK) {
 		/* The run's numbers stand; only the start times are missing. */
 		fprintf(stderr, "orchd bench: no start times: ListTasks: %s%s%s\n",
-			status_name(status), *message ? ": " : "", message);
+		        status_name(status), *message ? ": " : "", message);
 		event_base_loopbreak(b->base);
 		return;
 	}
@@ -426,7 +426,7 @@ static void json_pcts(struct sbuf *o, const char *prefix, struct stats *s)
 	for (int i = 0; i < 3; i++) {
 		if (stats_count(s))
 			sbuf_addf(o, ", \"%s%s_ms\": %.3f", prefix, keys[i],
-				  ms(stats_percentile(s, q[i])));
+			          ms(stats_percentile(s, q[i])));
 		else
 			sbuf_addf(o, ", \"%s%s_ms\": null", prefix, keys[i]);
 	}
@@ -443,7 +443,7 @@ static void text_row(struct sbuf *o, const char *what, struct stats *s)
 		return;
 	}
 	sbuf_addf(o, "  %-18s %10.3f %10.3f %10.3f %10.3f\n", what, ms(stats_percentile(s, 50)),
-		  ms(stats_percentile(s, 90)), ms(stats_percentile(s, 99)), ms(stats_max(s)));
+	          ms(stats_percentile(s, 90)), ms(stats_percentile(s, 99)), ms(stats_max(s)));
 }
 
 static void report(struct bench *b)
@@ -454,42 +454,44 @@ static void report(struct bench *b)
 	struct sbuf o;
 	sbuf_init(&o);
 	if (b->json) {
-		sbuf_addf(&o, "{\"mode\": \"%s\", \"tasks\": %ld, \"seconds\": %.6f, "
-			      "\"tasks_per_s\": %.1f",
-			  mode_names[b->mode], n, secs, rate);
+		sbuf_addf(&o,
+		          "{\"mode\": \"%s\", \"tasks\": %ld, \"seconds\": %.6f, "
+		          "\"tasks_per_s\": %.1f",
+		          mode_names[b->mode], n, secs, rate);
 		json_pcts(&o, "", &b->lat);
 		if (b->mode == MODE_TASKS)
 			json_pcts(&o, "start_", &b->start);
 		sbuf_addf(&o,
-			  ", \"completed\": %ld, \"failed\": %ld, \"concurrency\": %d, "
-			  "\"payload_size\": %zu, \"timed_out\": %s}\n",
-			  b->completed, b->failed, b->conc, b->payload_size,
-			  b->timed_out ? "true" : "false");
+		          ", \"completed\": %ld, \"failed\": %ld, \"concurrency\": %d, "
+		          "\"payload_size\": %zu, \"timed_out\": %s}\n",
+		          b->completed, b->failed, b->conc, b->payload_size,
+		          b->timed_out ? "true" : "false");
 	} else {
 		const char *unit = b->mode == MODE_RPC ? "calls" : "tasks";
 		if (b->mode == MODE_RPC)
 			sbuf_addf(&o, "====== orchd bench --rpc: %ld HealthCheck calls ======\n",
-				  b->tasks);
+			          b->tasks);
 		else
-			sbuf_addf(&o, "====== orchd bench: %ld %s tasks, %zu-byte payload%s ======\n",
-				  b->tasks, b->name, b->payload_size,
-				  b->mode == MODE_SUBMIT ? ", submit only" : "");
+			sbuf_addf(&o,
+			          "====== orchd bench: %ld %s tasks, %zu-byte payload%s ======\n",
+			          b->tasks, b->name, b->payload_size,
+			          b->mode == MODE_SUBMIT ? ", submit only" : "");
 		sbuf_addf(&o, "  %ld %s in %.3f s, %d in flight, 1 connection to %s\n", n,
-			  b->mode == MODE_TASKS ? "ended" : unit, secs, b->conc, b->gateway);
+		          b->mode == MODE_TASKS ? "ended" : unit, secs, b->conc, b->gateway);
 		if (b->mode == MODE_TASKS)
 			sbuf_addf(&o, "  %ld completed, %ld failed or cancelled\n", b->completed,
-				  b->failed);
+			          b->failed);
 		if (b->timed_out)
 			sbuf_addf(&o, "  stopped by --time-limit after %ld of %ld\n", n, b->tasks);
 		sbuf_addf(&o, "  throughput: %.1f %s/s\n\n", rate, unit);
-		sbuf_addf(&o, "  %-18s %10s %10s %10s %10s\n", "latency (ms)", "p50", "p90",
-			  "p99", "max");
+		sbuf_addf(&o, "  %-18s %10s %10s %10s %10s\n", "latency (ms)", "p50", "p90", "p99",
+		          "max");
 		if (b->mode == MODE_TASKS) {
 			text_row(&o, "submit->start", &b->start);
 			text_row(&o, "submit->done", &b->lat);
 		} else {
 			text_row(&o, b->mode == MODE_RPC ? "round trip" : "submit->accepted",
-				 &b->lat);
+			         &b->lat);
 		}
 	}
 	fwrite(o.s, 1, o.len, stdout);
@@ -511,26 +513,26 @@ int cmd_bench(int argc, char **argv)
 	int tasks = 10000, rpc = 0, nofollow = 0, nostart = 0;
 	const char *payload = NULL;
 	const struct opt opts[] = {
-		{"gateway", "ORCHD_GATEWAY", OPT_STR, &b.gateway, "ADDR",
-		 "gateway to load (default " DEFAULT_GATEWAY ")"},
-		{"tasks", NULL, OPT_INT, &tasks, "N", "tasks (or calls) in all (default 10000)"},
-		{"concurrency", NULL, OPT_INT, &b.conc, "C", "kept in flight (default 64)"},
-		{"name", NULL, OPT_STR, &b.name, "NAME", "task name (default noop)"},
-		{"payload-size", NULL, OPT_SIZE, &b.payload_size, "B",
-		 "payload bytes per task (default 0)"},
-		{"payload", NULL, OPT_STR, &payload, "TEXT",
-		 "every task's payload, instead of --payload-size bytes (e.g. sleep's ms)"},
-		{"json", NULL, OPT_BOOL, &b.json, NULL, "print one JSON object"},
-		{"rpc", NULL, OPT_BOOL, &rpc, NULL, "time unary Gateway/HealthCheck calls instead"},
-		{"no-follow", NULL, OPT_BOOL, &nofollow, NULL,
-		 "only submit: latency is submit->accepted"},
-		{"no-start", NULL, OPT_BOOL, &nostart, NULL,
-		 "skip reading the start times after the run (no ListTasks)"},
-		{"time-limit", NULL, OPT_DUR, &b.time_limit_ms, "DURATION",
-		 "end the run after this long and report what it reached"},
-		{"deadline", "ORCHD_DEADLINE", OPT_DUR, &b.deadline_ms, "DURATION",
-		 "deadline of each unary call (default 30s)"},
-		{NULL, NULL, 0, NULL, NULL, NULL},
+	    {"gateway", "ORCHD_GATEWAY", OPT_STR, &b.gateway, "ADDR",
+	     "gateway to load (default " DEFAULT_GATEWAY ")"},
+	    {"tasks", NULL, OPT_INT, &tasks, "N", "tasks (or calls) in all (default 10000)"},
+	    {"concurrency", NULL, OPT_INT, &b.conc, "C", "kept in flight (default 64)"},
+	    {"name", NULL, OPT_STR, &b.name, "NAME", "task name (default noop)"},
+	    {"payload-size", NULL, OPT_SIZE, &b.payload_size, "B",
+	     "payload bytes per task (default 0)"},
+	    {"payload", NULL, OPT_STR, &payload, "TEXT",
+	     "every task's payload, instead of --payload-size bytes (e.g. sleep's ms)"},
+	    {"json", NULL, OPT_BOOL, &b.json, NULL, "print one JSON object"},
+	    {"rpc", NULL, OPT_BOOL, &rpc, NULL, "time unary Gateway/HealthCheck calls instead"},
+	    {"no-follow", NULL, OPT_BOOL, &nofollow, NULL,
+	     "only submit: latency is submit->accepted"},
+	    {"no-start", NULL, OPT_BOOL, &nostart, NULL,
+	     "skip reading the start times after the run (no ListTasks)"},
+	    {"time-limit", NULL, OPT_DUR, &b.time_limit_ms, "DURATION",
+	     "end the run after this long and report what it reached"},
+	    {"deadline", "ORCHD_DEADLINE", OPT_DUR, &b.deadline_ms, "DURATION",
+	     "deadline of each unary call (default 30s)"},
+	    {NULL, NULL, 0, NULL, NULL, NULL},
 	};
 	int n = cmd_parse("bench", synopsis, opts, argc, argv);
 	if (n == -1 - EXIT_OK)
@@ -579,11 +581,11 @@ int cmd_bench(int argc, char **argv)
 	stats_init(&b.start);
 	b.base = event_base_new();
 	struct rpc_opts ro = {
-		.max_recv_msg = 64u << 20,
-		.max_send_msg = 64u << 20,
-		.connect_timeout_ms = 5000,
-		.backoff_initial_ms = 200,
-		.backoff_max_ms = 1000,
+	    .max_recv_msg = 64u << 20,
+	    .max_send_msg = 64u << 20,
+	    .connect_timeout_ms = 5000,
+	    .backoff_initial_ms = 200,
+	    .backoff_max_ms = 1000,
 	};
 	int err = 0;
 	b.ch = rpc_channel_new(b.base, b.gateway, &ro, &err);

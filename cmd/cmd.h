@@ -3,7 +3,8 @@
  * main.c picks a command from the program name or the first argument;
  * each role file wires lib/ pieces together; role.c is the run loop every
  * role shares (event base, listener, health, reflection, signals,
- * graceful stop).
+ * graceful stop) and the one place flags become TLS, tokens and listener
+ * limits, for the roles and the client commands alike.
  */
 #ifndef ORCHD_CMD_H
 #define ORCHD_CMD_H
@@ -132,8 +133,8 @@ struct role_flags {
 	{"tls-client-ca", "ORCHD_TLS_CLIENT_CA", OPT_STR, &(f)->tls.client_ca, "FILE",           \
 	 "mutual TLS: refuse clients without a certificate signed by these CAs (PEM)"},           \
 	{"auth-token-file", "ORCHD_AUTH_TOKEN_FILE", OPT_STR, &(f)->token_file, "FILE",           \
-	 "accept only calls with \"authorization: Bearer T\", T a line of FILE; the first "      \
-	 "line is also what we present to other roles"},                                          \
+	 "accept only calls with \"authorization: Bearer T\", T a token of FILE (one a line, "  \
+	 "# comments); the first is also what we present to other roles"},                       \
 	{"auth-health", "ORCHD_AUTH_HEALTH", OPT_BOOL, &(f)->auth_health, NULL,                   \
 	 "health checks and reflection need a token too (default: open)"},                        \
 	{"max-conns", env_prefix "MAX_CONNS", OPT_INT, &(f)->max_conns, "N",                      \

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "map.h"
 #include "orchestrator/v1/orchestrator.pb-c.h"
+#include "pb.h"
 #include "task.h"
 #include "xalloc.h"
 
@@ -167,11 +168,10 @@ static int unexpected(int status)
 
 static int check_spec(struct fwd *f, const uint8_t *msg, size_t len, char *err, size_t errlen)
 {
-	Orchestrator__V1__TaskSpec *s = orchestrator__v1__task_spec__unpack(NULL, len, msg);
-	if (!s) {
-		snprintf(err, errlen, "TaskSpec does not decode as protobuf");
+	Orchestrator__V1__TaskSpec *s =
+	    (void *)pb_unpack(&orchestrator__v1__task_spec__descriptor, msg, len, err, errlen);
+	if (!s)
 		return GRPC_STATUS_INVALID_ARGUMENT;
-	}
 	int rv = task_spec_check(s->name, s->payload.len, s->max_attempts, s->timeout_ms,
 	                         f->gw->max_payload, err, errlen);
 	if (rv == 0) {

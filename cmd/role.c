@@ -103,7 +103,7 @@ static int listen_opts(struct role *r, const struct role_flags *f, struct rpc_op
 		       struct rpc_tls_opts *srv_tls)
 {
 	if (f->max_conns < 0 || f->max_streams < 0) {
-		cmd_error(r->name, "--max-conns and --max-streams must be positive");
+		cmd_error(r->name, "--max-conns and --max-streams cannot be negative");
 		return EXIT_USAGE;
 	}
 	if (f->max_conns > 0)

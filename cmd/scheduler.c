@@ -66,11 +66,10 @@ struct ack {
 
 static int submit_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
-	Orchestrator__V1__TaskSpec *spec = orchestrator__v1__task_spec__unpack(NULL, len, msg);
-	if (!spec) {
-		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed TaskSpec");
+	Orchestrator__V1__TaskSpec *spec =
+		(void *)pb_request(call, &orchestrator__v1__task_spec__descriptor, msg, len);
+	if (!spec)
 		return 0;
-	}
 	int64_t now = now_ms();
 	struct task *t = taskpb_to_task(spec, now);
 	orchestrator__v1__task_spec__free_unpacked(spec, NULL);
@@ -175,9 +174,9 @@ static void reply_task_error(struct rpc_call *call, const char *id, int rv)
 static int get_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
 	Orchestrator__V1__GetTaskRequest *req =
-		orchestrator__v1__get_task_request__unpack(NULL, len, msg);
+		(void *)pb_request(call, &orchestrator__v1__get_task_request__descriptor, msg, len);
 	if (!req)
-		return GRPC_STATUS_INVALID_ARGUMENT;
+		return 0;
 	struct task *t;
 	int rv = sched_get(S.sched, req->task_id, &t);
 	if (rv < 0) {
@@ -197,9 +196,9 @@ static int get_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *
 static int cancel_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
 	Orchestrator__V1__CancelTaskRequest *req =
-		orchestrator__v1__cancel_task_request__unpack(NULL, len, msg);
+		(void *)pb_request(call, &orchestrator__v1__cancel_task_request__descriptor, msg, len);
 	if (!req)
-		return GRPC_STATUS_INVALID_ARGUMENT;
+		return 0;
 	int rv = sched_cancel(S.sched, req->task_id, req->reason, now_ms());
 	if (rv == E_STATE) {
 		char m[128];
@@ -246,9 +245,18 @@ static int list_cb(struct task *t, void *arg)
 static int list_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
 	Orchestrator__V1__ListTasksRequest *req =
-		orchestrator__v1__list_tasks_request__unpack(NULL, len, msg);
+		(void *)pb_request(call, &orchestrator__v1__list_tasks_request__descriptor, msg, len);
 	if (!req)
-		return GRPC_STATUS_INVALID_ARGUMENT;
+		return 0;
+	/* proto3 enums are open, so any number decodes; one that is no
+	 * TaskStatus is a client's mistake, not a filter matching nothing. */
+	if ((int)req->status < TASK_UNSPECIFIED || (int)req->status > TASK_CANCELLED) {
+		char m[80];
+		snprintf(m, sizeof m, "status %d is not a TaskStatus", (int)req->status);
+		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, m);
+		orchestrator__v1__list_tasks_request__free_unpacked(req, NULL);
+		return 0;
+	}
 	struct store_filter f = {.status = (enum task_state)req->status,
 				 .name = req->name,
 				 .page_size = req->page_size,
@@ -413,9 +421,9 @@ static int watch_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void
 	if (rpc_call_data(call))
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	Orchestrator__V1__ProgressRequest *req =
-		orchestrator__v1__progress_request__unpack(NULL, len, msg);
+		(void *)pb_request(call, &orchestrator__v1__progress_request__descriptor, msg, len);
 	if (!req)
-		return GRPC_STATUS_INVALID_ARGUMENT;
+		return 0;
 	struct watch *w = xcalloc(1, sizeof *w);
 	w->call = call;
 	coalesce_init(&w->box, watch_send_cb, w);
@@ -519,11 +527,9 @@ static int worker_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 		rpc_call_set_data(call, ws);
 	}
 	Orchestrator__V1__WorkerResponse *m =
-		orchestrator__v1__worker_response__unpack(NULL, len, msg);
-	if (!m) {
-		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed WorkerResponse");
+		(void *)pb_request(call, &orchestrator__v1__worker_response__descriptor, msg, len);
+	if (!m)
 		return 0;
-	}
 	int64_t now = now_ms();
 	if (!ws->w && m->kind_case != ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_REGISTRATION) {
 		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
@@ -574,7 +580,11 @@ static void worker_done(struct rpc_call *call, int status, const char *message, 
 	struct wstream *ws = rpc_call_data(call);
 	if (!ws)
 		return;
-	if (ws->w)
+	/* Stopping, we end the stream, not the worker: it keeps its tasks
+	 * RUNNING and reclaims them from our next run. */
+	if (ws->w && S.stopping)
+		sched_worker_detach(S.sched, ws->w);
+	else if (ws->w)
 		sched_worker_gone(S.sched, ws->w, "stream ended", now_ms());
 	free(ws);
 	touch();

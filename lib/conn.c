@@ -45,6 +45,8 @@ void rpc_opts_fill(struct rpc_opts *d, const struct rpc_opts *s)
 		d->send_high_water = 256u << 10;
 	if (!d->keepalive_timeout_ms)
 		d->keepalive_timeout_ms = 20000;
+	if (!d->handshake_timeout_ms)
+		d->handshake_timeout_ms = 10000;
 	if (!d->connect_timeout_ms)
 		d->connect_timeout_ms = 5000;
 	if (!d->backoff_initial_ms)
@@ -136,6 +138,15 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 		 * held messages. */
 		if (call && end && !c->is_client && !call->paused)
 			call_server_half_closed(call);
+		break;
+	case NGHTTP2_SETTINGS:
+		/* The peer's first SETTINGS ends the handshake (TLS and the
+		 * HTTP/2 preface): its timer stops. */
+		if (!(f->hd.flags & NGHTTP2_FLAG_ACK) && !c->greeted) {
+			c->greeted = 1;
+			if (!c->ping_out)
+				event_del(c->ka_to_ev);
+		}
 		break;
 	case NGHTTP2_PING:
 		if (f->hd.flags & NGHTTP2_FLAG_ACK) {
@@ -330,6 +341,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 static void ka_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	if (!c->ping_out) {
+		/* A peer that holds a connection without ever speaking would
+		 * use up max_conns for everyone else. */
+		log_warn("handshake_timeout", "peer=%s", c->peer);
+		conn_free(c, GRPC_STATUS_UNAVAILABLE, "handshake timeout");
+		return;
+	}
 	log_info("keepalive_timeout", "peer=%s", c->peer);
 	conn_free(c, GRPC_STATUS_UNAVAILABLE, "keepalive timeout");
 }
@@ -391,6 +409,9 @@ struct conn *conn_new(struct event_base *base, struct bufferevent *bev, SSL *ssl
 
 	c->flush_ev = event_new(base, -1, 0, flush_cb, c);
 	c->ka_to_ev = evtimer_new(base, ka_timeout_cb, c);
+	struct timeval hs = {opts->handshake_timeout_ms / 1000,
+			     (opts->handshake_timeout_ms % 1000) * 1000};
+	event_add(c->ka_to_ev, &hs);
 	if (opts->keepalive_ms > 0) {
 		c->ka_ev = event_new(base, -1, EV_PERSIST, ka_cb, c);
 		struct timeval tv = {opts->keepalive_ms / 1000, (opts->keepalive_ms % 1000) * 1000};

@@ -16,11 +16,13 @@ int opt_parse_duration(const char *s, int64_t *ms)
 		int64_t ms;
 	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"", 1}};
 	char *end;
-	if (!s || !*s || *s == '-')
+	/* Digits and one '.': strtod alone would also take leading blanks,
+	 * signs (" -5s"), "nan", "inf", hex and exponents. */
+	if (!s || *s < '0' || *s > '9')
 		return -1;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || end == s)
+	if (errno || end != s + strspn(s, "0123456789."))
 		return -1;
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
 		if (strcmp(end, units[i].unit) == 0) {
@@ -37,7 +39,9 @@ int opt_parse_duration(const char *s, int64_t *ms)
 int opt_parse_size(const char *s, size_t *out)
 {
 	char *end;
-	if (!s || !*s || *s == '-')
+	/* strtoull alone would take leading blanks and a sign, and negate
+	 * " -1" into a huge size. */
+	if (!s || *s < '0' || *s > '9')
 		return -1;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);

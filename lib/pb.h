@@ -1,7 +1,8 @@
 /*
  * pb: the seam between protobuf-c messages and rpc calls. Owns packing a
- * message straight into a call's send queue and answering a unary call,
- * so no role writes that glue twice.
+ * message straight into a call's send queue, answering a unary call, and
+ * unpacking a request with the checks protobuf-c leaves out, so no role
+ * writes that glue twice.
  */
 #ifndef ORCHD_PB_H
 #define ORCHD_PB_H
@@ -16,5 +17,32 @@ int pb_send(struct rpc_call *call, const ProtobufCMessage *m, int flags);
 
 /* Unary answer: sends m and finishes the call with OK. */
 void pb_reply(struct rpc_call *call, const ProtobufCMessage *m);
+
+/*
+ * Checks what protobuf-c's unpack does not: that every string field of a
+ * message of type d in msg[0..len) (nested messages, repeated fields and
+ * map entries included) is valid UTF-8, as proto3 requires, and holds no
+ * NUL byte (which would silently cut the C string short). A string we
+ * stored unchecked would break every client that later reads it back.
+ * Wire-format errors are left to unpack. No allocation. Returns 0, or
+ * -EINVAL with a message for the client naming the field in err (errlen
+ * bytes, always NUL-terminated).
+ */
+int pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *msg, size_t len,
+                     char *err, size_t errlen);
+
+/*
+ * Unpacks a request of type d from msg[0..len) (borrowed): the message if
+ * it decodes and passes pb_check_strings, else NULL with a message for the
+ * client in err (answer it with INVALID_ARGUMENT). Free the result with
+ * protobuf_c_message_free_unpacked(m, NULL).
+ */
+ProtobufCMessage *pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *msg, size_t len,
+                            char *err, size_t errlen);
+
+/* pb_unpack for a server's on_message: on failure, finishes call with
+ * INVALID_ARGUMENT and the reason, and returns NULL. */
+ProtobufCMessage *pb_request(struct rpc_call *call, const ProtobufCMessageDescriptor *d,
+                             const uint8_t *msg, size_t len);
 
 #endif

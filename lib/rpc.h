@@ -158,6 +158,8 @@ struct rpc_opts {
 	size_t send_high_water;   /* per call, default 256 KiB */
 	int keepalive_ms;         /* PING interval when idle; 0 = off (default) */
 	int keepalive_timeout_ms; /* no PING ACK within this: close (default 20 s) */
+	int handshake_timeout_ms; /* TLS + HTTP/2 preface + SETTINGS within this, or
+				     the connection is closed (default 10 s) */
 	int connect_timeout_ms;   /* client, default 5 s */
 	int backoff_initial_ms;   /* client reconnect backoff, default 200 ms */
 	int backoff_max_ms;       /* default 10 s */

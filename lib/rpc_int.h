@@ -102,6 +102,7 @@ struct conn {
 	unsigned is_client : 1;
 	unsigned connected : 1;	 /* TCP (and TLS) up, session created */
 	unsigned ping_out : 1;
+	unsigned greeted : 1;	 /* the peer's SETTINGS arrived */
 	unsigned draining : 1;	 /* GOAWAY sent or received */
 	unsigned dead : 1;	 /* being torn down */
 	unsigned close_when_flushed : 1;

@@ -659,6 +659,13 @@ void sched_worker_gone(struct sched *s, struct sched_worker *w, const char *why,
 	worker_free(w);
 }
 
+void sched_worker_detach(struct sched *s, struct sched_worker *w)
+{
+	unlink_worker(s, w);
+	log_info("worker_detached", "worker=%s running=%d", w->id, w->nrun);
+	worker_free(w);
+}
+
 void sched_workers_foreach(struct sched *s, void (*fn)(const struct sched_worker_info *, void *),
 			   void *arg)
 {

@@ -121,6 +121,11 @@ void sched_worker_result(struct sched *s, struct sched_worker *w, const char *ta
 /* The worker's stream ended (why: borrowed, becomes the tasks' error
  * detail): its tasks are re-queued (or fail). w is freed. */
 void sched_worker_gone(struct sched *s, struct sched_worker *w, const char *why, int64_t now);
+/* The worker's stream ended because the scheduler is stopping: w is freed,
+ * but its tasks stay RUNNING, in memory and in the store, as after a crash:
+ * the worker keeps running them and reclaims them from the next run, rather
+ * than each being re-queued with an attempt used up. */
+void sched_worker_detach(struct sched *s, struct sched_worker *w);
 /* Calls fn for each connected worker, ordered by nothing in particular. */
 void sched_workers_foreach(struct sched *s, void (*fn)(const struct sched_worker_info *, void *),
 			   void *arg);

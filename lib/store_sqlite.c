@@ -119,8 +119,9 @@ static const char *const sql[ST_COUNT] = {
     [ST_LIST_NAME] = "SELECT " COLS_OPT_PAYLOAD " FROM tasks WHERE name = ?2 AND" LIST_TAIL,
     [ST_LIST_BOTH] =
         "SELECT " COLS_OPT_PAYLOAD " FROM tasks WHERE status = ?1 AND name = ?2 AND" LIST_TAIL,
-    [ST_PURGE] = "DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks"
-                 " WHERE finished_ms > 0 AND finished_ms < ?1 LIMIT ?2)",
+    /* In parentheses: clang warns of a concatenation ending an array. */
+    [ST_PURGE] = ("DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks"
+                  " WHERE finished_ms > 0 AND finished_ms < ?1 LIMIT ?2)"),
 };
 
 /* ------------------------------------------------------------------------

@@ -69,7 +69,8 @@ int main(int argc, char **argv)
 		e2e_die("watch results: unexpected answer");
 	launch();
 	while (done < fl.tasks) {
-		struct pollfd pf[2] = {{.fd = p.fd, .events = POLLIN}, {.fd = r.fd, .events = POLLIN}};
+		struct pollfd pf[2] = {{.fd = p.fd, .events = POLLIN},
+		                       {.fd = r.fd, .events = POLLIN}};
 		if (!e2e_has_line(&p) && !e2e_has_line(&r) && poll(pf, 2, 60000) <= 0)
 			e2e_die("no answer from beanstalkd within 60 s");
 		if (pf[0].revents)
@@ -104,7 +105,7 @@ int main(int argc, char **argv)
 			if (++done == fl.tasks)
 				t_end = now;
 			cn = (size_t)snprintf(cmd, sizeof cmd, "delete %llu\r\n%s", id,
-					      done < fl.tasks ? "reserve\r\n" : "");
+			                      done < fl.tasks ? "reserve\r\n" : "");
 			e2e_write(r.fd, cmd, cn);
 			launch();
 		}

@@ -54,14 +54,15 @@ void e2e_parse(int argc, char **argv, struct e2e_flags *f)
 		}
 	}
 	if (f->port <= 0 || f->tasks < 1 || f->concurrency < 1 || f->connections < 1) {
-		fprintf(stderr, "%s: --port, --tasks, --concurrency, --connections must be positive\n",
-			argv[0]);
+		fprintf(stderr,
+		        "%s: --port, --tasks, --concurrency, --connections must be positive\n",
+		        argv[0]);
 		exit(2);
 	}
 }
 
-void e2e_report(const char *system, long tasks, int64_t t0_us, int64_t t_end_us,
-		struct stats *lat, long failed, int concurrency)
+void e2e_report(const char *system, long tasks, int64_t t0_us, int64_t t_end_us, struct stats *lat,
+                long failed, int concurrency)
 {
 	double secs = (double)(t_end_us - t0_us) / 1e6;
 	printf("{\"system\": \"%s\", \"tasks\": %ld, \"seconds\": %.6f, \"tasks_per_s\": %.1f, "
@@ -101,7 +102,7 @@ void e2e_fill(struct e2e_rd *r)
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		e2e_die("connection closed by the server%s%s", n < 0 ? ": " : "",
-			n < 0 ? strerror(errno) : "");
+		        n < 0 ? strerror(errno) : "");
 	r->len += (size_t)n;
 }
 

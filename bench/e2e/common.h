@@ -30,8 +30,8 @@ void e2e_parse(int argc, char **argv, struct e2e_flags *f);
 /* Prints {"system", "tasks", "seconds", "tasks_per_s", "p50_ms", "p90_ms",
  * "p99_ms", "max_ms", "completed", "failed", "concurrency"} on stdout;
  * lat holds submit->complete in microseconds. */
-void e2e_report(const char *system, long tasks, int64_t t0_us, int64_t t_end_us,
-		struct stats *lat, long failed, int concurrency);
+void e2e_report(const char *system, long tasks, int64_t t0_us, int64_t t_end_us, struct stats *lat,
+                long failed, int concurrency);
 
 /* Connects a TCP socket to 127.0.0.1:port with TCP_NODELAY; exits on
  * failure. */

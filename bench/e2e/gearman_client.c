@@ -32,8 +32,7 @@ static void add(void)
 	/* The context carries the job's index; NULL unique: libgearman makes
 	 * one, so no two jobs are coalesced. */
 	if (!gearman_client_add_task(client, NULL, (void *)(intptr_t)i, "noop", NULL,
-				     fl.payload_size ? payload : NULL,
-				     fl.payload_size, &ret))
+	                             fl.payload_size ? payload : NULL, fl.payload_size, &ret))
 		e2e_die("gearman_client_add_task: %s", gearman_client_error(client));
 }
 
@@ -70,8 +69,8 @@ int main(int argc, char **argv)
 	payload = xcalloc(fl.payload_size + 1, 1);
 	memset(payload, 'x', fl.payload_size);
 	client = gearman_client_create(NULL);
-	if (!client || gearman_client_add_server(client, "127.0.0.1", (in_port_t)fl.port) !=
-			       GEARMAN_SUCCESS)
+	if (!client ||
+	    gearman_client_add_server(client, "127.0.0.1", (in_port_t)fl.port) != GEARMAN_SUCCESS)
 		e2e_die("gearman client set-up failed");
 	gearman_client_add_options(client, GEARMAN_CLIENT_FREE_TASKS);
 	gearman_client_set_complete_fn(client, complete);

@@ -5,6 +5,7 @@
 # processes the benchmark starts: spawn records each PID, stop_pid ends
 # one by PID (SIGTERM, then SIGKILL after 10 s), stop_all ends every one
 # still running -- call it from the EXIT trap. Waits are bounded polls.
+# shellcheck disable=SC2154 # $work is the sourcing script's
 
 pids=""
 
@@ -25,9 +26,9 @@ alive() {
 }
 
 stop_pid() {
-	local pid=$1 i
+	local pid=$1 _
 	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 200); do
+	for _ in $(seq 200); do
 		alive "$pid" || break
 		sleep 0.05
 	done
@@ -45,8 +46,8 @@ stop_all() {
 # orchd_port NAME: waits (20 s at most) for the `PORT n` line of a role
 # started with spawn NAME; prints n.
 orchd_port() {
-	local i p
-	for i in $(seq 400); do
+	local _ p
+	for _ in $(seq 400); do
 		p=$(sed -n 's/^PORT \([0-9][0-9]*\)$/\1/p' "$work/$1.out" 2>/dev/null | head -n 1)
 		[ -n "$p" ] && { echo "$p"; return 0; }
 		sleep 0.05
@@ -64,8 +65,8 @@ free_port() {
 
 # wait_tcp PORT: waits (20 s at most) until 127.0.0.1:PORT accepts.
 wait_tcp() {
-	local i
-	for i in $(seq 400); do
+	local _
+	for _ in $(seq 400); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
 		sleep 0.05
 	done

@@ -9,6 +9,7 @@
  *   backpressure a paused reader stops a streaming sender; memory stays bounded
  *   shutdown     GOAWAY: the in-flight call finishes, new calls are refused
  *   keepalive    a peer that never answers PINGs is dropped
+ *   handshake    a client that never speaks is dropped after the handshake timeout
  *   reconnect    fail fast while down, reconnect with backoff when up
  *   mtls         a client without a certificate is refused (needs CERTS=dir)
  *   authorize    the server's authorize hook sees the channel's default
@@ -388,6 +389,47 @@ static void keepalive(void)
 	close(fd);
 }
 
+/* Handshake: a client that connects and never speaks is dropped, so idle
+ * sockets cannot hold max_conns against everyone else. */
+static void handshake(void)
+{
+	struct rpc_opts o = {.handshake_timeout_ms = 300, .max_conns = 1};
+	int port;
+	struct rpc_server *s = server(&o, &port);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		perror("connect");
+		exit(1);
+	}
+	for (int i = 0; i < 40 && rpc_server_conn_count(s) == 0; i++) {
+		struct event *e = after(25, (void (*)(evutil_socket_t, short, void *))stop, NULL);
+		run(2000);
+		event_free(e);
+	}
+	CHECK(rpc_server_conn_count(s) == 1, "silent client not accepted");
+	for (int i = 0; i < 80 && rpc_server_conn_count(s) == 1; i++) {
+		struct event *e = after(25, (void (*)(evutil_socket_t, short, void *))stop, NULL);
+		run(2000);
+		event_free(e);
+	}
+	CHECK(rpc_server_conn_count(s) == 0, "silent client still holds the only slot");
+	char b[16];
+	CHECK(read(fd, b, sizeof b) >= 0, "socket not closed cleanly");
+	close(fd);
+	/* The slot is free for a client that speaks. */
+	rpc_server_add_method(s, "/t.T/Echo", &echo_cbs, NULL);
+	struct rpc_channel *ch = channel(port, NULL);
+	cli_msgs = 0;
+	unary(ch, "/t.T/Echo", 2000, 1);
+	run(5000);
+	CHECK(cli_status == GRPC_STATUS_OK && cli_msgs == 1, "after the drop: %d %s", cli_status,
+	      cli_msg);
+	rpc_channel_del(ch);
+	rpc_server_del(s);
+}
+
 /* Reconnect: down → fail fast; up → the channel connects by itself. */
 static int rc_ready;
 static void rc_state(struct rpc_channel *ch, enum rpc_channel_state st, void *arg)
@@ -555,7 +597,8 @@ static const struct {
 	void (*fn)(void);
 } scenarios[] = {
 	{"deadline", deadline},	      {"cancel", cancel},	{"backpressure", backpressure},
-	{"shutdown", shutdown_},      {"keepalive", keepalive}, {"reconnect", reconnect},
+	{"shutdown", shutdown_},      {"keepalive", keepalive}, {"handshake", handshake},
+	{"reconnect", reconnect},
 	{"mtls", mtls},		      {"authorize", authorize},
 };
 

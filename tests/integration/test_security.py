@@ -26,12 +26,16 @@ stranger's CA whose certificates must be refused). Checks:
     --max-subscribers-per-task -> RESOURCE_EXHAUSTED for that task only;
     --max-conns (a connection past it is closed; one frees, the next is
     served); --max-streams (advertised as SETTINGS_MAX_CONCURRENT_STREAMS);
+  * `orchd dev --tls --auth-token-file`: certificates made in the data
+    directory, a task completes over TLS with the token, exit 0 on SIGTERM;
   * every role exits 0 on SIGTERM, and no log has a sanitizer report.
 
 Every wait polls for its condition with a deadline. Exit 0: pass.
 """
 
 import os
+import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -367,6 +371,67 @@ def limits():
     return [gw2, gw, sched]
 
 
+# ---------------------------------------------------------------------------
+# orchd dev --tls
+# ---------------------------------------------------------------------------
+
+
+def read_lines(proc, want, timeout=30):
+    """Reads proc's stdout until every key of want (line prefixes) has a
+    line; returns {prefix: rest of the line}."""
+    got, buf = {}, b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while len(got) < len(want):
+            left = deadline - time.monotonic()
+            check(left > 0, "orchd dev printed no %s line", [w for w in want if w not in got])
+            if not sel.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            check(chunk, "orchd dev exited (rc=%s)", proc.poll())
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                for w in want:
+                    if line.decode().startswith(w + " "):
+                        got[w] = line.decode()[len(w) + 1:].strip()
+    return got
+
+
+def dev_tls():
+    log("dev: --tls --auth-token-file")
+    data = os.path.join(tmp, "dev-data")
+    tokens = write("dev-tokens", CLIENT + "\n")
+    logpath = os.path.join(tmp, "dev.log")
+    with open(logpath, "wb") as err:
+        proc = harness.start([os.path.join(cluster.B, "orchd"), "dev", "--tls",
+                              "--auth-token-file", tokens, "--data-dir", data, "--workers", "1",
+                              "--gateway-port", "0", "--scheduler-port", "0", "--worker-port",
+                              "0", "--log-level", "info"], stderr=err)
+    try:
+        got = read_lines(proc, ("GATEWAY", "TLS_CA"))
+        eq(got["TLS_CA"], os.path.join(data, "tls", "ca.pem"), "CA of orchd dev --tls")
+        with open(got["TLS_CA"], "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        with grpc.secure_channel(got["GATEWAY"], creds) as ch:
+            stub = pb_grpc.GatewayStub(ch)
+            code, _ = code_of(lambda: stub.SubmitTask(pb.TaskSpec(name="echo"), timeout=5))
+            eq(code, SC.UNAUTHENTICATED, "orchd dev --auth-token-file without a token")
+            last = run_task(stub, bearer(CLIENT), name="echo", payload=b"dev")
+            eq(last.status, COMPLETED, "echo through orchd dev --tls")
+        proc.send_signal(signal.SIGTERM)
+        eq(proc.wait(30), 0, "orchd dev exit status on SIGTERM")
+    finally:
+        harness.stop(proc)
+    with open(logpath, errors="replace") as f:
+        text = f.read()
+    check("tls=mutual" in text, "the dev scheduler does not use mutual TLS:\n%s", text[-2000:])
+    check(CLIENT not in text, "orchd dev's log contains the token")
+    for mark in cluster.SANITIZER_MARKS:
+        check(mark not in text, "orchd dev's log has a sanitizer report:\n%s", text[-3000:])
+
+
 def main():
     global tmp
     tmp = harness.tempdir("orchd-security.")
@@ -375,6 +440,7 @@ def main():
     order = security(c, stranger)
     order += limits()
     cluster.stop_all(order)
+    dev_tls()
     log("PASS")
 
 

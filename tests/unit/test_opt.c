@@ -116,6 +116,15 @@ START_TEST(durations_accept_ms_s_m_h_d_and_bare_milliseconds)
 	ck_assert_int_eq(opt_parse_duration("5x", &ms), -1);
 	ck_assert_int_eq(opt_parse_duration("", &ms), -1);
 	ck_assert_int_eq(opt_parse_duration("s", &ms), -1);
+	/* What strtod takes but a duration is not (found by fuzz_cli). */
+	ck_assert_int_eq(opt_parse_duration(" -8", &ms), -1);
+	ck_assert_int_eq(opt_parse_duration("\n-8s", &ms), -1);
+	ck_assert_int_eq(opt_parse_duration("+5s", &ms), -1);
+	ck_assert_int_eq(opt_parse_duration("nan", &ms), -1);
+	ck_assert_int_eq(opt_parse_duration("infs", &ms), -1);
+	ck_assert_int_eq(opt_parse_duration("0x10s", &ms), -1);
+	ck_assert_int_eq(opt_parse_duration("1e3s", &ms), -1);
+	ck_assert_int_eq(opt_parse_duration("1.2.3s", &ms), -1);
 }
 END_TEST
 
@@ -132,6 +141,8 @@ START_TEST(sizes_accept_k_m_g_suffixes)
 	ck_assert_uint_eq(n, 1u << 30);
 	ck_assert_int_eq(opt_parse_size("1T", &n), -1);
 	ck_assert_int_eq(opt_parse_size("-1", &n), -1);
+	ck_assert_int_eq(opt_parse_size(" -1", &n), -1);
+	ck_assert_int_eq(opt_parse_size("+1K", &n), -1);
 }
 END_TEST
 

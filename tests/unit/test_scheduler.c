@@ -363,6 +363,32 @@ START_TEST(test_restart_keeps_pending_and_reclaims_or_requeues_running)
 }
 END_TEST
 
+START_TEST(test_worker_detached_at_shutdown_keeps_its_tasks_running)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	sched_worker_detach(s, w);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(status_of(a), TASK_RUNNING);
+	close_all();
+	open_all();
+	nrec = 0;
+	/* The worker reclaims it from the next run, still attempt 1. */
+	char err[64];
+	const char *names[] = {"x"};
+	const char *running[] = {a};
+	ck_assert_ptr_nonnull(sched_worker_register(s, "w1", "w1", 1, names, 1, running, 1, "t",
+						    "", now, err, sizeof err));
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('a', NULL) + count('c', NULL), 0);
+	struct task *t = get(a);
+	ck_assert_int_eq(t->status, TASK_RUNNING);
+	ck_assert_int_eq(t->attempt, 1);
+	task_del(t);
+}
+END_TEST
+
 START_TEST(test_bad_registrations_are_refused)
 {
 	char err[128];
@@ -432,6 +458,7 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_idempotency_key_returns_the_first_task);
 	tcase_add_test(tc, test_watchers_hear_changes_after_the_commit);
 	tcase_add_test(tc, test_restart_keeps_pending_and_reclaims_or_requeues_running);
+	tcase_add_test(tc, test_worker_detached_at_shutdown_keeps_its_tasks_running);
 	tcase_add_test(tc, test_bad_registrations_are_refused);
 	tcase_add_test(tc, test_lost_batch_forgets_its_new_tasks_and_sends_nothing_for_them);
 	suite_add_tcase(su, tc);

@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""A worker that goes silent without closing its stream (SIGSTOP) while it
+runs tasks: the scheduler re-queues them after the dead-timeout, they
+complete on another worker, and when the stopped worker wakes (SIGCONT) its
+late results for them are ignored and logged, never applied twice.
+
+A scheduler (--dead-timeout 1s, --heartbeat 200ms), worker A (10 slots,
+sleep and echo) and a gateway. 10 sleep tasks run on A, followed on their
+SubscribeProgress streams: 5 short (1.5 s) and 5 long (6 s). Worker B
+(sleep only) registers and A gets SIGSTOP. A gets SIGCONT once the short
+ones have completed on B, while the long ones still run on both. Checks:
+  * the scheduler logs `worker_silent` for A, drops it from ListWorkers and
+    re-assigns its tasks to B as attempt 2 (while A is still stopped);
+  * after SIGCONT, A finishes the short sleeps at once (their time is up)
+    and keeps those results for the next stream; it re-registers listing
+    all 10, and the scheduler tells it to cancel them (they are B's now).
+    A's result for each (attempt 1: COMPLETED for a task already final on
+    B, CANCELLED for one B still runs) is logged as `result_ignored`, not
+    applied;
+  * every stream ends with exactly one final update, COMPLETED on B with
+    attempt 2; the scheduler logged one `complete` per task and no illegal
+    transition; A and B each started every task once;
+  * A works again: echo tasks (only A serves echo) complete on it;
+  * every role exits 0 on SIGTERM.
+"""
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import cluster  # noqa: E402
+from cluster import COMPLETED, RUNNING, check, eq, follow, get, pb, submit  # noqa: E402
+
+import harness  # noqa: E402
+
+SHORT_MS = 1500
+LONG_MS = 6000
+N = 10  # half short, half long
+roles = []
+
+
+def log(fmt, *args):
+    sys.stdout.write((fmt % args if args else fmt) + "\n")
+    sys.stdout.flush()
+
+
+def workers(stub):
+    return sorted(w.worker_id for w in stub.ListWorkers(pb.ListWorkersRequest(),
+                                                         timeout=10).workers)
+
+
+def ignored_results(text, worker):
+    """task id -> attempts of the `result_ignored` lines for worker."""
+    got = {}
+    for m in re.finditer(r"event=result_ignored worker=%s task=(\S+) attempt=(\d+)"
+                         % re.escape(worker), text):
+        got.setdefault(m.group(1), []).append(int(m.group(2)))
+    return got
+
+
+def starts(text):
+    counts = {}
+    for m in re.finditer(r"event=task_started task=(\S+)", text):
+        counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
+
+
+def main():
+    tmp = harness.tempdir()
+    sched = cluster.Role.scheduler(os.path.join(tmp, "data"), "--dead-timeout", "1s",
+                                   "--heartbeat", "200ms")
+    roles.append(sched)
+    wa = cluster.Role.worker(sched.port, "--slots", "10", "--worker-id", "silent-a",
+                             "--heartbeat", "200ms", "--builtins", "sleep,echo")
+    gw = cluster.Role.gateway(sched.port)
+    roles.extend([wa, gw])
+    stub, streams_stub = gw.stub(), gw.stub()
+    cluster.poll(lambda: workers(stub) == ["silent-a"], 20, "worker A registered")
+
+    ids = [submit(stub, name="sleep", payload=b"%d" % (SHORT_MS if i % 2 else LONG_MS)).task_id
+           for i in range(N)]
+    short, long_ = ids[1::2], ids[0::2]
+    t_start = time.monotonic()
+    streams = {}
+    lock = threading.Lock()
+
+    def watch(tid):
+        ups = follow(streams_stub, tid, timeout=60)
+        with lock:
+            streams[tid] = ups
+        return ups
+
+    ex = futures.ThreadPoolExecutor(max_workers=N)
+    pending = [ex.submit(watch, tid) for tid in ids]
+
+    def all_running():
+        ts = cluster.list_all(stub, status=RUNNING, name="sleep")
+        return len(ts) == N and all(t.worker_id == "silent-a" and t.percent > 0 for t in ts)
+    cluster.poll(all_running, 20, "%d tasks running on A with progress" % N)
+
+    wb = cluster.Role.worker(sched.port, "--slots", "10", "--worker-id", "silent-b",
+                             "--heartbeat", "200ms", "--builtins", "sleep")
+    roles.append(wb)
+    cluster.poll(lambda: workers(stub) == ["silent-a", "silent-b"], 20, "worker B registered")
+
+    wa.proc.send_signal(signal.SIGSTOP)
+    t_stop = time.monotonic()
+    try:
+        # The scheduler finds A silent and hands its tasks to B.
+        cluster.poll(lambda: re.search(r"event=worker_silent worker=silent-a", sched.log()),
+                     10, "worker_silent for A")
+        eq(workers(stub), ["silent-b"], "workers while A is stopped")
+
+        def moved():
+            ts = [get(stub, tid) for tid in ids]
+            return all(t.status == RUNNING and t.worker_id == "silent-b" and t.attempt == 2
+                       for t in ts)
+        cluster.poll(moved, 10, "A's tasks running on B as attempt 2")
+        log("A stopped; its %d tasks re-assigned to B %.1fs later", N,
+            time.monotonic() - t_stop)
+        cluster.poll(lambda: all(get(stub, tid).status == COMPLETED for tid in short), 10,
+                     "short tasks completed on B")
+        # The long sleeps must still be running on A when it wakes.
+        ran = time.monotonic() - t_start
+        check(ran < LONG_MS / 1000.0 - 1, "A woke %.1fs after its long sleeps started", ran)
+    finally:
+        wa.proc.send_signal(signal.SIGCONT)
+
+    # A wakes with its attempt-1 sleeps still running: it learns its
+    # stream was ended, registers again listing them, is told to cancel
+    # them, and its results for them are ignored.
+    def a_back():
+        return (len(re.findall(r"event=worker_registered worker=silent-a", sched.log())) == 2
+                and len(ignored_results(sched.log(), "silent-a")) == N)
+    cluster.poll(a_back, 15, "A re-registered and its %d late results ignored" % N)
+    ign = ignored_results(sched.log(), "silent-a")
+    eq(ign, {tid: [1] for tid in ids}, "ignored results of A (task -> attempts)")
+    eq(workers(stub), ["silent-a", "silent-b"], "workers after A woke")
+    alog = wa.log()
+    check(re.search(r"event=disconnected .*status=UNAVAILABLE", alog),
+          "A did not log the scheduler ending its stream")
+    for tid in short:
+        check(re.search(r"event=task_finished task=%s .*status=COMPLETED" % tid, alog),
+              "A did not finish the short %s", tid)
+        check(re.search(r"event=result_kept task=%s " % tid, alog),
+              "A did not keep the result of %s for the next stream", tid)
+    for tid in long_:
+        check(re.search(r"event=task_cancel task=%s attempt=1 " % tid, alog),
+              "A was not told to cancel %s", tid)
+    log("A re-registered; its %d late results were ignored and logged", len(ign))
+
+    for f in pending:
+        f.result(timeout=60)
+    ex.shutdown()
+    for tid in ids:
+        ups = streams[tid]
+        last = ups[-1]
+        eq(sum(1 for u in ups if u.status in cluster.FINAL), 1, "final updates of %s" % tid)
+        eq((last.status, last.attempt), (COMPLETED, 2), "final update of %s" % tid)
+        t = get(stub, tid)
+        eq((t.status, t.attempt, t.worker_id, t.result), (COMPLETED, 2, "silent-b", last.result),
+           "GetTask of %s" % tid)
+    slog = sched.log()
+    completes = cluster.task_events(slog, "complete")
+    eq({tid: completes.get(tid, 0) for tid in ids}, {tid: 1 for tid in ids},
+       "scheduler `complete` transitions per task")
+    check("task_illegal_transition" not in slog, "the scheduler logged an illegal transition")
+    sa, sb = starts(wa.log()), starts(wb.log())
+    eq({tid: (sa.get(tid, 0), sb.get(tid, 0)) for tid in ids}, {tid: (1, 1) for tid in ids},
+       "starts per task on A, B")
+
+    # A takes work again.
+    echo = [submit(stub, name="echo", payload=b"after %d" % i).task_id for i in range(5)]
+    for i, tid in enumerate(echo):
+        last = follow(stub, tid, timeout=20)[-1]
+        eq((last.status, last.result.output), (COMPLETED, b"after %d" % i), "echo %s" % tid)
+        eq(get(stub, tid).worker_id, "silent-a", "worker of echo %s" % tid)
+
+    cluster.stop_all([gw, wa, wb, sched])
+    log("PASS a silent worker's tasks completed once on another worker; its late results "
+        "ignored")
+
+
+if __name__ == "__main__":
+    cluster.run(main, lambda: roles)
