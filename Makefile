@@ -86,7 +86,8 @@ UNIT_SRCS = \
 	tests/unit/test_human.c \
 	tests/unit/test_bar.c \
 	tests/unit/test_stats.c \
-	tests/unit/test_auth.c
+	tests/unit/test_auth.c \
+	tests/unit/test_pb.c
 
 # Protos we compile with protoc-c; generated code lives under $(G) only.
 PROTOS_OWN = \
@@ -288,6 +289,8 @@ bench:
 	B=$(B) bench/transport.sh
 	B=$(B) bench/e2e.sh
 	B=$(B) bench/footprint.sh
+	B=$(B) bench/curves.sh
+	B=$(B) bench/scaling.sh
 
 $(GC)/%.pb.cc $(GC)/%.pb.h $(GC)/%.grpc.pb.cc $(GC)/%.grpc.pb.h: proto/%.proto
 	@mkdir -p $(GC)

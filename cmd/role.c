@@ -200,9 +200,6 @@ int role_init(struct role *r, const char *name, const struct role_flags *f,
 		return EXIT_FAIL;
 	}
 	r->port = port;
-	/* Tests and scripts read the bound port (--listen with port 0). */
-	printf("PORT %d\n", port);
-	fflush(stdout);
 	log_info("listening", "addr=%s port=%d version=%s tls=%s tokens=%zu auth_health=%d",
 		 f->listen, port, ORCHD_VERSION,
 		 !so.tls ? "off" : f->tls.client_ca ? "mutual" : "on",
@@ -243,6 +240,11 @@ void role_release(struct role *r)
 
 int role_run(struct role *r)
 {
+	/* Tests, scripts and `orchd dev` read the bound port (--listen with
+	 * port 0) as the sign the role is ready: printed only now that
+	 * everything the role needs (its store, say) is set up. */
+	printf("PORT %d\n", r->port);
+	fflush(stdout);
 	r->sig[0] = evsignal_new(r->base, SIGTERM, on_signal, r);
 	r->sig[1] = evsignal_new(r->base, SIGINT, on_signal, r);
 	event_add(r->sig[0], NULL);

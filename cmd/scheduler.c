@@ -217,6 +217,10 @@ static int cancel_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 	return 0;
 }
 
+/* Most bytes of one ListTasks answer: under the 4 MiB every role and
+ * stock gRPC client accept by default. */
+#define LIST_MAX_BYTES ((4u << 20) - (64u << 10))
+
 struct listing {
 	Orchestrator__V1__Task **tasks;
 	Orchestrator__V1__Task *msgs;
@@ -276,8 +280,19 @@ static int list_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void 
 			taskpb_task(&l.bufs[i], l.owned[i], &l.msgs[i]);
 			l.tasks[i] = &l.msgs[i];
 		}
+		/* The page must fit in one message: outputs can be large, so it
+		 * may end early, its token then pointing after its last task
+		 * (tokens are the last id of a page; at least one task a page). */
+		size_t keep = 0, bytes = 0;
+		for (; keep < l.n; keep++) {
+			bytes += orchestrator__v1__task__get_packed_size(&l.msgs[keep]) + 8;
+			if (keep > 0 && bytes > LIST_MAX_BYTES)
+				break;
+		}
+		if (keep < l.n)
+			snprintf(next, sizeof next, "%s", l.owned[keep - 1]->id);
 		Orchestrator__V1__ListTasksResponse r = ORCHESTRATOR__V1__LIST_TASKS_RESPONSE__INIT;
-		r.n_tasks = l.n;
+		r.n_tasks = keep;
 		r.tasks = l.tasks;
 		r.next_page_token = next;
 		pb_reply(call, &r.base);
@@ -460,9 +475,12 @@ struct wstream {
 	struct sched_worker *w;
 };
 
+/* Forced past the stream's high-water mark: an assignment or cancel
+ * dropped here would leave a task RUNNING on a worker that never heard of
+ * it. Their number is bounded by the worker's slots and registration. */
 static void send_assignment(struct rpc_call *call, Orchestrator__V1__TaskAssignment *a)
 {
-	pb_send(call, &a->base, 0);
+	pb_send(call, &a->base, RPC_SEND_FORCE);
 }
 
 static void op_assign(void *ctx, const struct task *t)

@@ -326,7 +326,7 @@ int rpc_call_send(struct rpc_call *call, const void *msg, size_t len, int flags)
 		return E_TOOBIG;
 	}
 	size_t queued = evbuffer_get_length(call->out);
-	if (queued >= call->high_water && queued > 0) {
+	if (queued >= call->high_water && queued > 0 && !(flags & RPC_SEND_FORCE)) {
 		call->want_writable = 1;
 		return E_AGAIN;
 	}

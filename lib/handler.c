@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -50,6 +51,7 @@ struct handler_set {
 	size_t nruns;
 	char **env; /* "NAME=VALUE" each exec child gets, xmalloc'd */
 	size_t nenv;
+	pid_t pid; /* the worker's, for children to check their parent */
 };
 
 /* Why an exec child is being stopped; the first reason wins. */
@@ -258,6 +260,7 @@ struct handler_set *handler_set_new(struct event_base *base, const struct handle
 {
 	struct handler_set *set = xcalloc(1, sizeof *set);
 	set->base = base;
+	set->pid = getpid();
 	if (opts)
 		set->opts = *opts;
 	if (!set->opts.max_output)
@@ -860,6 +863,12 @@ static void child_setup(const struct handler_run *run, const int fds[4], int err
 	const struct handler_opts *o = &run->set->opts;
 	struct spawn_failure f = {0, 0};
 	setpgid(0, 0); /* its own group, killed as one */
+	/* A worker killed with SIGKILL cannot stop its children; the kernel
+	 * does it for the direct child (grandchildren it starts are its own
+	 * business: they see their parent die). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != run->set->pid)
+		_exit(127); /* the worker died before the line above */
 	/* Dispositions a role sets (SIGPIPE ignored, libevent's handlers)
 	 * must not leak into tasks; signals were blocked around fork. */
 	struct sigaction sa;

@@ -70,16 +70,23 @@ struct rpc_call_cbs {
 /* rpc_call_send() results besides errors. */
 enum { RPC_SEND_OK = 0, RPC_SEND_FULL = 1 };
 /* rpc_call_send() flags. */
-enum { RPC_SEND_COMPRESS = 1, /* gzip this message if the call compresses */
-       RPC_SEND_NOCOMPRESS = 2 /* never compress this message */ };
+enum {
+	RPC_SEND_COMPRESS = 1,   /* gzip this message if the call compresses */
+	RPC_SEND_NOCOMPRESS = 2, /* never compress this message */
+	/* Queue even past the high-water mark (never E_AGAIN): for control
+	 * messages that must not be lost and whose number the caller
+	 * bounds, e.g. a scheduler's assignments (at most a worker's slots). */
+	RPC_SEND_FORCE = 4
+};
 
 /*
  * Queues one message (copied). Returns RPC_SEND_OK; RPC_SEND_FULL when the
  * message was queued but the queue is now at its high-water mark (wait for
  * on_writable); E_AGAIN when the queue was already full and nothing was
- * queued; E_STATE after the send side was closed (client) or the call
- * finished (server); E_CLOSED once the call is done; E_TOOBIG when len is
- * over max_send_msg, which also ends the call with RESOURCE_EXHAUSTED.
+ * queued (never with RPC_SEND_FORCE); E_STATE after the send side was
+ * closed (client) or the call finished (server); E_CLOSED once the call is
+ * done; E_TOOBIG when len is over max_send_msg, which also ends the call
+ * with RESOURCE_EXHAUSTED.
  */
 int rpc_call_send(struct rpc_call *call, const void *msg, size_t len, int flags);
 

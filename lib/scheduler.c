@@ -737,6 +737,8 @@ void sched_unwatch(struct sched *s, const char *id, void *watch_ctx)
 
 void sched_tick(struct sched *s, int64_t now)
 {
+	/* First, while no batch is open: WAL checkpoints (store.h). */
+	store_maintain(s->st);
 	/* Silent workers are dead (docs/protocol.md §3). */
 	for (struct sched_worker *w = s->workers, *next; w; w = next) {
 		next = w->next;

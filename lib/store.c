@@ -54,3 +54,8 @@ int store_purge(struct store *s, int64_t finished_before_ms, int max_rows)
 {
 	return s->ops->purge(s, finished_before_ms, max_rows);
 }
+
+int store_maintain(struct store *s)
+{
+	return s->ops->maintain ? s->ops->maintain(s) : 0;
+}

@@ -79,6 +79,7 @@ struct store_ops {
 	int (*list)(struct store *s, const struct store_filter *f, store_task_cb cb, void *arg,
 	            char next_token[ID_LEN + 1]);
 	int (*purge)(struct store *s, int64_t finished_before_ms, int max_rows);
+	int (*maintain)(struct store *s); /* NULL: nothing to do */
 };
 
 /* Every backend handle starts with this. */
@@ -127,5 +128,11 @@ int store_list(struct store *s, const struct store_filter *f, store_task_cb cb, 
  * finished_before_ms, in the current batch. Returns how many, or an error.
  * Call it repeatedly with a bound to keep each loop turn short. */
 int store_purge(struct store *s, int64_t finished_before_ms, int max_rows);
+/* Housekeeping off the commit path, such as SQLite's WAL checkpoints (the
+ * store never runs them inside store_flush). Call it periodically (the
+ * scheduler does, every tick) outside a batch; it does most of its work
+ * when no commit happened since the previous call. Returns 0 or an error
+ * (logged; nothing is lost, the next call tries again). */
+int store_maintain(struct store *s);
 
 #endif

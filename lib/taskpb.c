@@ -20,8 +20,17 @@ struct task *taskpb_to_task(const Orchestrator__V1__TaskSpec *spec, int64_t now_
 	t->max_attempts = spec->max_attempts;
 	t->timeout_ms = spec->timeout_ms;
 	task_set_str(&t->idempotency_key, spec->idempotency_key);
-	for (size_t i = 0; i < spec->n_labels; i++)
-		task_add_label(t, s(spec->labels[i]->key), s(spec->labels[i]->value));
+	/* One allocation: a spec may bring far more labels than it is allowed
+	 * (it is checked after this), and growing by one per label is
+	 * quadratic where realloc copies. */
+	if (spec->n_labels) {
+		t->labels = xcalloc(spec->n_labels, sizeof *t->labels);
+		for (size_t i = 0; i < spec->n_labels; i++) {
+			t->labels[i].key = xstrdup(s(spec->labels[i]->key));
+			t->labels[i].value = xstrdup(s(spec->labels[i]->value));
+		}
+		t->nlabels = spec->n_labels;
+	}
 	return t;
 }
 

@@ -6,15 +6,16 @@
  *
  * The input is split at NUL bytes: the first piece goes to every value
  * parser, all pieces (at most MAXARGS) form the argv, and the last one
- * is also the value of $ORCHD_FUZZ_TIMEOUT. Checks: durations are never
- * negative and sizes never come from a negative number; a parsed KEY=VALUE
- * splits where the first '=' is; opt_parse returns OPT_HELP, -1 with a
- * message, or a positional count no larger than argc whose entries are
- * argv's own strings in their order.
+ * is also the value of $ORCHD_FUZZ_TIMEOUT when there are several.
+ * Checks: durations are never negative and sizes never come from a
+ * negative number; a parsed KEY=VALUE splits where the first '=' is; opt_parse returns OPT_HELP, -1
+ * with a message, or a positional count no larger than argc whose entries are argv's own strings in
+ * their order.
  *
  * Seeds: tests/fuzz/gen_corpus.py cli. Run: make fuzz-cli.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,9 +26,18 @@
 
 #define MAXARGS 24
 
+/* The environment entry, put once and rewritten per input: glibc's setenv
+ * never frees the strings it allocates, so calling it per input would grow
+ * without bound. A name other than ORCHD_FUZZ_TIMEOUT leaves it unset. */
+#define ENV_NAME "ORCHD_FUZZ_TIMEOUT="
+#define ENV_UNSET "ORCHD_FUZZ_UNUSEDX="
+static char envbuf[sizeof ENV_NAME + 256];
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	log_set_level(LOG_OFF);
+	memcpy(envbuf, ENV_UNSET, sizeof ENV_UNSET);
+	putenv(envbuf);
 	return 0;
 }
 
@@ -108,9 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int argc = 0;
 	for (char *p = buf; p <= buf + size && argc < MAXARGS; p += strlen(p) + 1)
 		argv[argc++] = p;
-	setenv("ORCHD_FUZZ_TIMEOUT", argv[argc - 1], 1);
+	/* Set from the last word (cut to fit) when there are several. */
+	snprintf(envbuf, sizeof envbuf, "%s%s", argc > 1 ? ENV_NAME : ENV_UNSET,
+	         argc > 1 ? argv[argc - 1] : "");
 	parse(argv, argc);
-	unsetenv("ORCHD_FUZZ_TIMEOUT");
 	free(buf);
 	return 0;
 }

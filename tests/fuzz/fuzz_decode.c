@@ -49,27 +49,27 @@ static const struct {
 	enum extra extra;
 } types[] = {
     /* Requests the roles serve. */
-    {&orchestrator__v1__task_spec__descriptor, X_SPEC},                 /* 0 */
-    {&orchestrator__v1__worker_response__descriptor, X_WORKER},         /* 1 */
-    {&orchestrator__v1__progress_request__descriptor, X_NONE},          /* 2 */
-    {&orchestrator__v1__get_task_request__descriptor, X_NONE},          /* 3 */
-    {&orchestrator__v1__cancel_task_request__descriptor, X_NONE},       /* 4 */
-    {&orchestrator__v1__list_tasks_request__descriptor, X_NONE},        /* 5 */
-    {&orchestrator__v1__list_workers_request__descriptor, X_NONE},      /* 6 */
-    {&orchestrator__v1__get_worker_status_request__descriptor, X_NONE}, /* 7 */
-    {&grpc__health__v1__health_check_request__descriptor, X_NONE},      /* 8 */
+    {&orchestrator__v1__task_spec__descriptor, X_SPEC},                           /* 0 */
+    {&orchestrator__v1__worker_response__descriptor, X_WORKER},                   /* 1 */
+    {&orchestrator__v1__progress_request__descriptor, X_NONE},                    /* 2 */
+    {&orchestrator__v1__get_task_request__descriptor, X_NONE},                    /* 3 */
+    {&orchestrator__v1__cancel_task_request__descriptor, X_NONE},                 /* 4 */
+    {&orchestrator__v1__list_tasks_request__descriptor, X_NONE},                  /* 5 */
+    {&orchestrator__v1__list_workers_request__descriptor, X_NONE},                /* 6 */
+    {&orchestrator__v1__get_worker_status_request__descriptor, X_NONE},           /* 7 */
+    {&grpc__health__v1__health_check_request__descriptor, X_NONE},                /* 8 */
     {&grpc__reflection__v1__server_reflection_request__descriptor, X_REFLECTION}, /* 9 */
     /* Answers a role reads from another (worker and gateway from the
      * scheduler; the client commands from the gateway). */
-    {&orchestrator__v1__task_assignment__descriptor, X_ASSIGNMENT},       /* 10 */
-    {&orchestrator__v1__task_accepted__descriptor, X_NONE},               /* 11 */
-    {&orchestrator__v1__cancel_task_response__descriptor, X_NONE},        /* 12 */
-    {&orchestrator__v1__task_progress__descriptor, X_NONE},               /* 13 */
-    {&orchestrator__v1__task__descriptor, X_NONE},                        /* 14 */
-    {&orchestrator__v1__list_tasks_response__descriptor, X_NONE},         /* 15 */
-    {&orchestrator__v1__list_workers_response__descriptor, X_NONE},       /* 16 */
-    {&orchestrator__v1__health_check_response__descriptor, X_NONE},       /* 17 */
-    {&grpc__health__v1__health_check_response__descriptor, X_NONE},       /* 18 */
+    {&orchestrator__v1__task_assignment__descriptor, X_ASSIGNMENT}, /* 10 */
+    {&orchestrator__v1__task_accepted__descriptor, X_NONE},         /* 11 */
+    {&orchestrator__v1__cancel_task_response__descriptor, X_NONE},  /* 12 */
+    {&orchestrator__v1__task_progress__descriptor, X_NONE},         /* 13 */
+    {&orchestrator__v1__task__descriptor, X_NONE},                  /* 14 */
+    {&orchestrator__v1__list_tasks_response__descriptor, X_NONE},   /* 15 */
+    {&orchestrator__v1__list_workers_response__descriptor, X_NONE}, /* 16 */
+    {&orchestrator__v1__health_check_response__descriptor, X_NONE}, /* 17 */
+    {&grpc__health__v1__health_check_response__descriptor, X_NONE}, /* 18 */
 };
 #define NTYPES (sizeof types / sizeof types[0])
 

@@ -31,6 +31,7 @@ Suite *bar_suite(void);
 Suite *opt_suite(void);
 Suite *stats_suite(void);
 Suite *auth_suite(void);
+Suite *pb_suite(void);
 
 /* Add a module's suite here (and its declaration above), bottom layer
  * first, so a failure in a utility is reported before its users'. One
@@ -58,6 +59,7 @@ static Suite *(*const suites[])(void) = {
 	gz_suite,
 	reflect_suite,
 	auth_suite,
+	pb_suite,
 	/* orchestration core */
 	task_suite,
 	queue_suite,

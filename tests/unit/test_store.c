@@ -535,12 +535,123 @@ START_TEST(schema_is_versioned_and_newer_ones_refused)
 	struct store *s = open_store();
 	store_del(s);
 	sqlite3 *db = raw();
-	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 1);
+	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
 	ck_assert_int_eq(
 	    sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open_sqlite(dir, NULL, &s), E_UNSUPPORTED);
+}
+END_TEST
+
+/* A data dir written by schema v1 (tasks_status, no tasks_final) opens with
+ * its tasks intact, migrated to v2, and its status lists still work. */
+START_TEST(v1_data_dir_is_migrated_to_v2)
+{
+	struct store *s = open_store();
+	struct task *a = mk("a", T0), *b = mk("a", T0 + 1), *c = mk("b", T0 + 2);
+	task_transition(b, TASK_EV_CANCEL, NULL, T0 + 3);
+	ck_assert_int_eq(store_put(s, a), 0);
+	ck_assert_int_eq(store_put(s, b), 0);
+	ck_assert_int_eq(store_put(s, c), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+	/* Take the dir back to exactly what v1 left. */
+	sqlite3 *db = raw();
+	ck_assert_int_eq(sqlite3_exec(db,
+	                              "DROP INDEX tasks_final;"
+	                              "CREATE INDEX tasks_status ON tasks(status, id);"
+	                              "UPDATE schema_version SET version = 1",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+
+	s = open_store();
+	db = raw();
+	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_status'"),
+	                 0);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_final'"),
+	                 1);
+	sqlite3_close(db);
+	struct collect got = {.n = 0};
+	char next[ID_LEN + 1];
+	struct store_filter cancelled = {.status = TASK_CANCELLED};
+	ck_assert_int_eq(store_list(s, &cancelled, collect, &got, next), 1);
+	ck_assert_str_eq(got.t[0]->id, b->id);
+	collect_free(&got);
+	struct store_filter pending = {.status = TASK_PENDING};
+	ck_assert_int_eq(store_list(s, &pending, collect, &got, next), 2);
+	ck_assert_str_eq(got.t[0]->id, c->id);
+	ck_assert_str_eq(got.t[1]->id, a->id);
+	collect_free(&got);
+	store_del(s);
+	task_del(a);
+	task_del(b);
+	task_del(c);
+}
+END_TEST
+
+/* Write-behind: a task put and updated in one batch is one row with its
+ * latest state, readable before the flush and after a restart. */
+START_TEST(put_and_updates_in_one_batch_store_the_latest_state)
+{
+	struct store *s = open_store();
+	struct task *a = mk("a", T0);
+	ck_assert_int_eq(store_put(s, a), 0);
+	struct task_ev w = {.worker_id = "w1"};
+	task_transition(a, TASK_EV_ASSIGN, &w, T0 + 1);
+	ck_assert_int_eq(store_update(s, a), 0);
+	struct task *g;
+	ck_assert_int_eq(store_get(s, a->id, &g), 0); /* spilled into the batch */
+	ck_assert_int_eq(g->status, TASK_RUNNING);
+	task_del(g);
+	struct task_ev r = {.worker_id = "w1", .output = "ok", .output_len = 2};
+	task_transition(a, TASK_EV_COMPLETE, &r, T0 + 2);
+	ck_assert_int_eq(store_update(s, a), 0);
+	ck_assert_int_eq(store_put(s, a), -EEXIST);
+	ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+	s = open_store();
+	ck_assert_int_eq(store_get(s, a->id, &g), 0);
+	ck_assert_int_eq(g->status, TASK_COMPLETED);
+	ck_assert_int_eq(g->finished_ms, T0 + 2);
+	ck_assert_mem_eq(g->output, "ok", 2);
+	ck_assert_str_eq(g->worker_id, "w1");
+	task_del(g);
+	store_del(s);
+	task_del(a);
+}
+END_TEST
+
+/* Commits never checkpoint; store_maintain does, once the store was idle
+ * for a call, and truncates the WAL. */
+START_TEST(checkpoints_wait_for_an_idle_maintain)
+{
+	struct store *s = open_store();
+	char wal[192];
+	snprintf(wal, sizeof wal, "%s/orchd.db-wal", dir);
+	struct stat sb;
+	for (int i = 0; i < 3000; i++) {
+		struct task *t = mk("a", T0 + i);
+		task_set_bytes(&t->payload, &t->payload_len, "0123456789abcdef0123456789abcdef", 32);
+		ck_assert_int_eq(store_put(s, t), 0);
+		ck_assert_int_eq(store_flush(s), 0);
+		task_del(t);
+	}
+	/* Past SQLite's 1,000-page auto-checkpoint, the WAL was never reset. */
+	ck_assert_int_eq(stat(wal, &sb), 0);
+	ck_assert_int_gt(sb.st_size, 1000 * 4096);
+	ck_assert_int_eq(store_maintain(s), 0); /* commits since the last call: busy */
+	ck_assert_int_eq(stat(wal, &sb), 0);
+	ck_assert_int_gt(sb.st_size, 1000 * 4096);
+	ck_assert_int_eq(store_maintain(s), 0); /* idle */
+	ck_assert_int_eq(stat(wal, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 0);
+	sqlite3 *db = raw();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM tasks"), 3000);
+	sqlite3_close(db);
+	store_del(s);
 }
 END_TEST
 
@@ -606,6 +717,9 @@ Suite *store_suite(void)
 	tcase_add_test(tc, read_only_dir_is_reported);
 	tcase_add_test(tc, full_disk_fails_the_batch_but_keeps_updates);
 	tcase_add_test(tc, schema_is_versioned_and_newer_ones_refused);
+	tcase_add_test(tc, v1_data_dir_is_migrated_to_v2);
+	tcase_add_test(tc, put_and_updates_in_one_batch_store_the_latest_state);
+	tcase_add_test(tc, checkpoints_wait_for_an_idle_maintain);
 	tcase_add_test(tc, full_sync_option_opens_and_writes);
 	tcase_add_test(tc, callbacks_can_stop_a_walk);
 	suite_add_tcase(s, tc);

@@ -1,0 +1,105 @@
+# shellcheck shell=bash
+# bench/cluster.sh: an orchd cluster for a benchmark run, and the run
+# itself. Sourced by bench/curves.sh and bench/scaling.sh after they set
+# $work (a scratch directory), $O (the orchd binary), $PYTHON and $results
+# (a JSON-lines file the runs are appended to).
+#
+# cluster_start starts a scheduler on a fresh store, WORKERS workers and a
+# gateway, all on ephemeral 127.0.0.1 ports, and waits until every worker
+# is registered; cluster_stop stops them by PID. bench_run runs one
+# `orchd bench --json` against it under `timeout` and appends its JSON,
+# tagged, to $results. Processes go through bench/e2e/lib.sh's spawn /
+# stop_pid, so the caller's EXIT trap (stop_all) catches everything.
+
+# shellcheck source=bench/e2e/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/e2e/lib.sh"
+
+: "${CLUSTER_MAX_PAYLOAD:=2M}" # gateway and scheduler --max-payload
+: "${CLUSTER_MAX_OUTPUT:=2M}"  # worker --max-output (echo returns the payload)
+: "${RUN_TIMEOUT:=120}"        # seconds, hard bound of any one bench run
+: "${TIME_LIMIT:=60s}"         # orchd bench --time-limit: a slow run reports what it reached
+
+cluster_pids=""
+cluster_n=0
+
+# cluster_start WORKERS SLOTS: sets $gp (the gateway's port), $cluster
+# (a name: its logs are $work/$cluster.*) and $cluster_pids. Returns 1 if a
+# role does not come up.
+cluster_start() {
+	local nw=$1 slots=$2 tag sp i
+	cluster_n=$((cluster_n + 1))
+	tag=c$cluster_n
+	cluster=$tag
+	rm -rf "$work/$tag.data"
+	spawn "$tag.scheduler" "$O" scheduler --listen 127.0.0.1:0 --data-dir "$work/$tag.data" \
+		--log-level warn --max-payload "$CLUSTER_MAX_PAYLOAD"
+	cluster_pids="$spawned"
+	sp=$(orchd_port "$tag.scheduler") || return 1
+	for i in $(seq "$nw"); do
+		spawn "$tag.worker$i" "$O" worker --listen 127.0.0.1:0 --scheduler "127.0.0.1:$sp" \
+			--slots "$slots" --worker-id "bench-$i" --max-output "$CLUSTER_MAX_OUTPUT" \
+			--drain-timeout 1s --log-level warn
+		cluster_pids="$cluster_pids $spawned"
+	done
+	spawn "$tag.gateway" "$O" gateway --listen 127.0.0.1:0 --scheduler "127.0.0.1:$sp" \
+		--log-level warn --max-payload "$CLUSTER_MAX_PAYLOAD" --max-subscribers 5000
+	cluster_pids="$cluster_pids $spawned"
+	gp=$(orchd_port "$tag.gateway") || return 1
+	ORCHD=$O "$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/e2e/ready.py" orchd "$gp" "$nw" 60
+}
+
+# cluster_stop [CLUSTER PIDS]: stops a cluster's processes (gateway and
+# workers first, the scheduler last) and removes its store and logs; by
+# default the last one cluster_start started.
+cluster_stop() {
+	local tag=${1:-$cluster} list=${2:-$cluster_pids} p rev=""
+	for p in $list; do rev="$p $rev"; done
+	for p in $rev; do stop_pid "$p"; done
+	rm -rf "${work:?}/$tag".*
+}
+
+# ticks PID...: CPU ticks (user + system) each process used so far.
+ticks() {
+	local p
+	for p in "$@"; do awk '{ printf "%d ", $14 + $15 }' "/proc/$p/stat"; done
+}
+
+# bench_run PORT TAGS_JSON BENCH_ARGS...: one `orchd bench --json
+# --no-start` against the gateway on PORT, bounded by --time-limit and
+# timeout. Appends its JSON merged with TAGS_JSON (e.g. '{"curve":
+# "slots", "x": 4}') to $results, with the CPU time per task that the
+# cluster's scheduler, workers and gateway spent during the run
+# (cpu_sched_us, cpu_workers_us, cpu_gateway_us; the cluster is
+# $bench_pids, by default the last cluster_start's), and prints a one-line
+# summary. Returns 1 if the run failed or completed nothing.
+bench_run() {
+	local port=$1 tags=$2 rc=0 list=${bench_pids:-$cluster_pids} t0 t1
+	shift 2
+	# shellcheck disable=SC2086
+	t0=$(ticks $list)
+	timeout -k 5 "$RUN_TIMEOUT" "$O" bench --gateway "127.0.0.1:$port" --json --no-start \
+		--time-limit "$TIME_LIMIT" "$@" >"$work/run.out" 2>"$work/run.err" </dev/null || rc=$?
+	# shellcheck disable=SC2086
+	t1=$(ticks $list)
+	if [ "$rc" -ne 0 ] || [ ! -s "$work/run.out" ]; then
+		echo "  run failed (exit $rc): orchd bench $*" >&2
+		tail -n 5 "$work/run.err" >&2
+		return 1
+	fi
+	# shellcheck disable=SC2154 # $results: set by the caller
+	"$PYTHON" -c 'import json, os, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+tags = json.loads(sys.argv[2])
+r.update(tags)
+d = [int(b) - int(a) for a, b in zip(sys.argv[4].split(), sys.argv[5].split())]
+us = 1e6 / os.sysconf("SC_CLK_TCK") / max(r["completed"], 1)
+r["cpu_sched_us"], r["cpu_gateway_us"] = d[0] * us, d[-1] * us
+r["cpu_workers_us"] = sum(d[1:-1]) * us
+open(sys.argv[3], "a").write(json.dumps(r) + "\n")
+print("  %-34s %8.0f tasks/s  p50 %8.2f ms  p99 %8.2f ms  %d tasks  CPU us/task: sched %.0f workers %.0f gateway %.0f%s" % (
+    " ".join("%s=%s" % kv for kv in tags.items() if kv[0] not in ("round", "comparison")),
+    r["tasks_per_s"], r["p50_ms"] or 0, r["p99_ms"] or 0, r["completed"],
+    r["cpu_sched_us"], r["cpu_workers_us"], r["cpu_gateway_us"],
+    "  TIME LIMIT" if r.get("timed_out") else ""))
+sys.exit(0 if r["completed"] > 0 else 1)' "$work/run.out" "$tags" "$results" "$t0" "$t1"
+}

@@ -1,0 +1,123 @@
+/* Unit tests for lib/pb's request checks: pb_check_strings and pb_unpack. */
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "orchestrator/v1/orchestrator.pb-c.h"
+#include "pb.h"
+
+/* Appends a length-delimited field (len < 128) to b at *n. */
+static void field(uint8_t *b, size_t *n, int num, const void *p, size_t len)
+{
+	b[(*n)++] = (uint8_t)(num << 3 | 2);
+	b[(*n)++] = (uint8_t)len;
+	memcpy(b + *n, p, len);
+	*n += len;
+}
+
+static int check_spec(const uint8_t *b, size_t n, char *err, size_t errlen)
+{
+	return pb_check_strings(&orchestrator__v1__task_spec__descriptor, b, n, err, errlen);
+}
+
+START_TEST(valid_strings_pass)
+{
+	uint8_t b[128], entry[32];
+	size_t n = 0, en = 0;
+	char err[128] = "";
+	field(b, &n, 1, "resize \xe6\x97\xa5", 10); /* name, with a 3-byte sequence */
+	field(entry, &en, 1, "k", 1);
+	field(entry, &en, 2, "", 0);
+	field(b, &n, 8, entry, en);         /* a label */
+	field(b, &n, 3, "\xff\x00\xfe", 3); /* payload: bytes, anything goes */
+	field(b, &n, 99, "\xff", 1);        /* unknown: never read */
+	ck_assert_int_eq(check_spec(b, n, err, sizeof err), 0);
+	ck_assert_str_eq(err, "");
+	ProtobufCMessage *m =
+	    pb_unpack(&orchestrator__v1__task_spec__descriptor, b, n, err, sizeof err);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(((Orchestrator__V1__TaskSpec *)m)->name, "resize \xe6\x97\xa5");
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+END_TEST
+
+START_TEST(invalid_utf8_is_named)
+{
+	uint8_t b[128];
+	size_t n = 0;
+	char err[128];
+	field(b, &n, 1, "ok", 2);
+	field(b, &n, 2, "bad \xc0\xaf", 6); /* overlong '/' in the description */
+	ck_assert_int_eq(check_spec(b, n, err, sizeof err), -EINVAL);
+	ck_assert_str_eq(err, "TaskSpec.description is not valid UTF-8");
+	ck_assert_ptr_null(
+	    pb_unpack(&orchestrator__v1__task_spec__descriptor, b, n, err, sizeof err));
+	ck_assert_str_eq(err, "TaskSpec.description is not valid UTF-8");
+}
+END_TEST
+
+START_TEST(nested_and_nul)
+{
+	uint8_t b[128], entry[32];
+	size_t n = 0, en = 0;
+	char err[128];
+	field(entry, &en, 1, "k", 1);
+	field(entry, &en, 2, "\xed\xa0\x80", 3); /* a surrogate */
+	field(b, &n, 8, entry, en);
+	ck_assert_int_eq(check_spec(b, n, err, sizeof err), -EINVAL);
+	ck_assert_str_eq(err, "LabelsEntry.value is not valid UTF-8");
+
+	n = 0;
+	field(b, &n, 7, "a\0b", 3);
+	ck_assert_int_eq(check_spec(b, n, err, sizeof err), -EINVAL);
+	ck_assert_str_eq(err, "TaskSpec.idempotency_key contains a NUL byte");
+}
+END_TEST
+
+START_TEST(wire_errors_are_left_to_unpack)
+{
+	/* A name declaring 100 bytes and bringing 2: the walk stops, unpack
+	 * refuses, and pb_unpack says so. */
+	static const uint8_t b[] = {0x0a, 100, 'a', 'b'};
+	char err[128];
+	ck_assert_int_eq(check_spec(b, sizeof b, err, sizeof err), 0);
+	ck_assert_ptr_null(
+	    pb_unpack(&orchestrator__v1__task_spec__descriptor, b, sizeof b, err, sizeof err));
+	ck_assert_str_eq(err, "TaskSpec does not decode as protobuf");
+	/* Truncated varints and a group wire type, too. */
+	static const uint8_t v[] = {0x20, 0xff};
+	ck_assert_int_eq(check_spec(v, sizeof v, err, sizeof err), 0);
+	static const uint8_t g[] = {0x0b};
+	ck_assert_int_eq(check_spec(g, sizeof g, err, sizeof err), 0);
+}
+END_TEST
+
+START_TEST(oneof_message_is_walked)
+{
+	/* WorkerResponse.progress (field 3) holding a message (field 4) that is
+	 * not UTF-8. */
+	uint8_t inner[32], b[64];
+	size_t in = 0, n = 0;
+	char err[128];
+	field(inner, &in, 4, "\xff", 1);
+	field(b, &n, 3, inner, in);
+	ck_assert_int_eq(
+	    pb_check_strings(&orchestrator__v1__worker_response__descriptor, b, n, err, sizeof err),
+	    -EINVAL);
+	ck_assert_str_eq(err, "WorkerProgress.message is not valid UTF-8");
+}
+END_TEST
+
+Suite *pb_suite(void)
+{
+	Suite *s = suite_create("pb");
+	TCase *tc = tcase_create("pb");
+
+	tcase_add_test(tc, valid_strings_pass);
+	tcase_add_test(tc, invalid_utf8_is_named);
+	tcase_add_test(tc, nested_and_nul);
+	tcase_add_test(tc, wire_errors_are_left_to_unpack);
+	tcase_add_test(tc, oneof_message_is_walked);
+	suite_add_tcase(s, tc);
+	return s;
+}
