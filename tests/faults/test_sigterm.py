@@ -199,12 +199,12 @@ class Submitters:
             check(not t.is_alive(), "submitters still running after %.0fs", timeout)
 
 
-def part_scheduler(stub, sched, w2):
+def part_scheduler(stub, clients_stub, sched, w2):
     before = {t.task_id: t for t in cluster.list_all(stub)}
     sleeps = [submit(stub, name="sleep", payload=b"2500").task_id for _ in range(4)]
     cluster.poll(lambda: all(get(stub, tid).status == RUNNING for tid in sleeps), 10,
                  "sleeps running on term-2")
-    subs = Submitters(gw_stub_clients, 4)
+    subs = Submitters(clients_stub, 4)
     subs.wait(lambda s: len(s.accepted) >= 40, 20, "40 accepted submissions")
     t0 = term(sched)
     rc, took = exited(sched, t0, 15)
@@ -278,21 +278,17 @@ def _workers(stub):
         return []
 
 
-gw_stub_clients = None
-
-
 def main():
-    global gw_stub_clients
     tmp = harness.tempdir()
     sched = cluster.Role.scheduler(os.path.join(tmp, "data"), "--dead-timeout", "3s",
                                    "--heartbeat", "200ms", "--grace", "2s")
     roles.append(sched)
     gw = cluster.Role.gateway(sched.port)
     roles.append(gw)
-    stub, gw_stub_clients = gw.stub(), gw.stub()
+    stub, clients_stub = gw.stub(), gw.stub()
 
     w2 = part_worker(stub, sched)
-    part_scheduler(stub, sched, w2)
+    part_scheduler(stub, clients_stub, sched, w2)
     part_gateway(sched)
 
     cluster.stop_all([r for r in roles if r.proc.poll() is None])

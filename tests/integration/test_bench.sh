@@ -11,6 +11,7 @@ O=$B/orchd
 need_exe "$O"
 T=$(make_tmpdir)
 
+: >"$T/dev.out" # exists before the loop below reads it (set -e)
 "$O" dev --data-dir "$T/data" --gateway-port 0 --scheduler-port 0 --worker-port 0 \
 	--workers 2 --slots 8 >"$T/dev.out" 2>"$T/dev.err" </dev/null &
 devpid=$!
