@@ -68,6 +68,9 @@ def spec_of(i):
     return dict(name="sleep", payload=b"%d" % (200 + (i * 37) % 600), idempotency_key=key), b""
 
 
+PACE = 0.02  # seconds between one thread's submissions
+
+
 class Clients:
     """Client threads submitting specs[lo:hi], retrying (same key) after
     an error; records what they saw."""
@@ -109,6 +112,10 @@ class Clients:
             with self.cond:
                 self.accepted[i] = acc
                 self.cond.notify_all()
+            # A client's submission rate, not a wait for an event: without
+            # it six threads could submit everything before the kill, and
+            # there would be nothing in flight to kill under.
+            time.sleep(PACE)
 
     def wait(self, pred, timeout, what):
         with self.cond:
