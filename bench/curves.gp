@@ -12,6 +12,7 @@ if (!exists("out")) out = "docs"
 if (!exists("slots_conc")) slots_conc = 512
 if (!exists("payload_conc")) payload_conc = 8
 if (!exists("payload_workers")) payload_workers = 4
+if (!exists("payload_slots")) payload_slots = 16
 
 set terminal pngcairo size 880,520 font "sans,11" noenhanced
 set datafile separator comma
@@ -46,7 +47,7 @@ if (have(f)) {
 f = dir . "/curves-payload.csv"
 if (have(f)) {
 	set output out . "/perf-payload.png"
-	set title sprintf("Throughput against payload size (echo tasks, %d in flight, %d workers x 1 slot)", payload_conc, payload_workers)
+	set title sprintf("Throughput against payload size (echo tasks, %d in flight, %d workers x %d slots)", payload_conc, payload_workers, payload_slots)
 	set xlabel "payload (the worker returns as much)"
 	set xtics ("64 B" 64, "256 B" 256, "1 KiB" 1024, "4 KiB" 4096, "16 KiB" 16384, \
 	           "64 KiB" 65536, "256 KiB" 262144, "1 MiB" 1048576)

@@ -11,8 +11,8 @@
 #            slots 1, 2, 4, ... 256, as 1 worker with S slots and as 4
 #            workers with S/4 slots each (S >= 4)
 #   payload  echo tasks (the worker returns the payload) of 64 B to 1 MiB,
-#            PAYLOAD_CONC (8) in flight on PAYLOAD_WORKERS (4) workers x 1
-#            slot; --max-payload 2M on the gateway and scheduler
+#            PAYLOAD_CONC (8) in flight on 4 workers x 16 slots;
+#            --max-payload 2M on the gateway and scheduler
 #   latency  noop tasks on 4 workers x 16 slots (benchmark 3's cluster),
 #            1, 2, 4, ... 512 in flight: submit->done p50 and p99 and the
 #            throughput reached
@@ -38,6 +38,7 @@ case $B in /*) ;; *) B=$ROOT/$B ;; esac
 : "${PAYLOADS:=64 256 1024 4096 16384 65536 262144 1048576}"
 : "${PAYLOAD_CONC:=8}"
 : "${PAYLOAD_WORKERS:=4}"
+: "${PAYLOAD_SLOTS:=16}"
 : "${PAYLOAD_BYTES:=134217728}" # per run: tasks = this / size, 100 to 10000
 : "${CONC_LIST:=1 2 4 8 16 32 64 128 256 512}"
 : "${LAT_TASKS:=10000}"
@@ -94,7 +95,7 @@ for round in $(seq "$ROUNDS"); do
 				n=$((PAYLOAD_BYTES / p))
 				[ "$n" -le 10000 ] || n=10000
 				[ "$n" -ge 100 ] || n=100
-				point "$PAYLOAD_WORKERS" 1 "{\"curve\": \"payload\", \"x\": $p, \"round\": $round}" \
+				point "$PAYLOAD_WORKERS" "$PAYLOAD_SLOTS" "{\"curve\": \"payload\", \"x\": $p, \"round\": $round}" \
 					--tasks "$n" --concurrency "$PAYLOAD_CONC" --name echo --payload-size "$p"
 			done
 			;;
@@ -148,7 +149,8 @@ EOF
 if command -v gnuplot >/dev/null; then
 	mkdir -p "$PLOTS"
 	gnuplot -e "dir='$B/bench'; out='$PLOTS'; slots_conc=$SLOTS_CONC" \
-		-e "payload_conc=$PAYLOAD_CONC; payload_workers=$PAYLOAD_WORKERS" bench/curves.gp && echo "plots: $PLOTS/perf-{slots,payload,latency}.png"
+		-e "payload_conc=$PAYLOAD_CONC; payload_workers=$PAYLOAD_WORKERS; payload_slots=$PAYLOAD_SLOTS" \
+		bench/curves.gp && echo "plots: $PLOTS/perf-{slots,payload,latency}.png"
 else
 	echo "curves: gnuplot missing (scripts/install-deps.sh --all): no plots" >&2
 fi

@@ -574,14 +574,14 @@ struct sched_worker *sched_worker_register(struct sched *s, void *wctx, const ch
 			s->ops.cancel(wctx, running[i], "not assigned to this worker");
 	}
 	if (old) {
-		log_warn("worker_replaced", "worker=%s", id);
+		log_warn("worker_replaced", "worker=%s", log_quote(id));
 		s->ops.kick(old->ctx, GRPC_STATUS_ABORTED, "replaced by a new stream of this worker");
 		sched_worker_gone(s, old, "replaced by a new stream", now);
 	}
 	w->next = s->workers;
 	s->workers = w;
 	s->nworkers++;
-	log_info("worker_registered", "worker=%s slots=%d names=%zu reclaimed=%d", id, slots,
+	log_info("worker_registered", "worker=%s slots=%d names=%zu reclaimed=%d", log_quote(id), slots,
 		 nnames, w->nrun);
 	return w;
 }
@@ -594,7 +594,7 @@ void sched_worker_seen(struct sched *s, struct sched_worker *w, int64_t now)
 void sched_worker_drain(struct sched *s, struct sched_worker *w)
 {
 	if (!w->draining)
-		log_info("worker_draining", "worker=%s running=%d", w->id, w->nrun);
+		log_info("worker_draining", "worker=%s running=%d", log_quote(w->id), w->nrun);
 	w->draining = 1;
 }
 
@@ -616,22 +616,22 @@ void sched_worker_result(struct sched *s, struct sched_worker *w, const char *ta
 	w->last_seen_ms = now;
 	struct slot *sl = slot_of(w, task_id);
 	if (!sl) {
-		log_warn("result_ignored", "worker=%s task=%s attempt=%d reason=not_assigned", w->id,
-			 task_id, attempt);
+		log_warn("result_ignored", "worker=%s task=%s attempt=%d reason=not_assigned", log_quote(w->id),
+			 log_quote(task_id), attempt);
 		return;
 	}
 	struct task *t = sl->t;
 	if (t && attempt && attempt != t->attempt) {
 		/* An older attempt's answer: the slot belongs to the current
 		 * one, which is still running. */
-		log_info("result_ignored", "worker=%s task=%s attempt=%d current=%d", w->id,
-			 task_id, attempt, t->attempt);
+		log_info("result_ignored", "worker=%s task=%s attempt=%d current=%d", log_quote(w->id),
+			 log_quote(task_id), attempt, t->attempt);
 		return;
 	}
 	slot_free(w, sl);
 	if (!t) {
-		log_info("result_ignored", "worker=%s task=%s attempt=%d reason=lease_over", w->id,
-			 task_id, attempt);
+		log_info("result_ignored", "worker=%s task=%s attempt=%d reason=lease_over", log_quote(w->id),
+			 log_quote(task_id), attempt);
 		return;
 	}
 	struct task_ev e = {.worker_id = w->id,
@@ -648,7 +648,7 @@ void sched_worker_result(struct sched *s, struct sched_worker *w, const char *ta
 void sched_worker_gone(struct sched *s, struct sched_worker *w, const char *why, int64_t now)
 {
 	unlink_worker(s, w);
-	log_info("worker_gone", "worker=%s running=%d reason=%s", w->id, w->nrun, log_quote(why));
+	log_info("worker_gone", "worker=%s running=%d reason=%s", log_quote(w->id), w->nrun, log_quote(why));
 	for (int i = 0; i < w->nrun; i++) {
 		struct task *t = w->run[i].t;
 		if (!t)
@@ -662,7 +662,7 @@ void sched_worker_gone(struct sched *s, struct sched_worker *w, const char *why,
 void sched_worker_detach(struct sched *s, struct sched_worker *w)
 {
 	unlink_worker(s, w);
-	log_info("worker_detached", "worker=%s running=%d", w->id, w->nrun);
+	log_info("worker_detached", "worker=%s running=%d", log_quote(w->id), w->nrun);
 	worker_free(w);
 }
 
@@ -744,7 +744,7 @@ void sched_tick(struct sched *s, int64_t now)
 		next = w->next;
 		if (now - w->last_seen_ms <= s->o.dead_timeout_ms)
 			continue;
-		log_warn("worker_silent", "worker=%s silent_ms=%lld", w->id,
+		log_warn("worker_silent", "worker=%s silent_ms=%lld", log_quote(w->id),
 			 (long long)(now - w->last_seen_ms));
 		s->ops.kick(w->ctx, GRPC_STATUS_UNAVAILABLE, "no heartbeat within the dead-timeout");
 		sched_worker_gone(s, w, "no heartbeat within the dead-timeout", now);

@@ -117,7 +117,8 @@ def part_worker(stub, sched):
         eq(get(stub, tid).worker_id, "term-2", "worker of echo %s (during the drain)" % tid)
     rc, took = exited(w1, t0, 15)
     eq(rc, 0, "term-1 exit status")
-    check(1.5 <= took < 5.5, "term-1 exited %.1fs after SIGTERM (drain timeout 1.5s)", took)
+    # libevent timers run on the loop's cached clock, a few ms early at most.
+    check(1.4 <= took < 5.5, "term-1 exited %.2fs after SIGTERM (drain timeout 1.5s)", took)
     for tid in short:
         t = follow(stub, tid, timeout=20)[-1]
         eq((t.status, t.attempt, get(stub, tid).worker_id), (COMPLETED, 1, "term-1"),

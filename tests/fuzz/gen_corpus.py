@@ -206,7 +206,8 @@ def decode_corpus():
     from orchestrator.v1 import orchestrator_pb2 as pb
 
     def m(kind, msg):
-        return bytes([kind]) + (msg if isinstance(msg, bytes) else msg.SerializeToString())
+        return bytes([kind]) + (msg if isinstance(msg, bytes) else
+                                msg.SerializeToString(deterministic=True))
 
     spec = pb.TaskSpec(name="resize", description="thumbnails", payload=b"\x00\x01img",
                        priority=5, max_attempts=3, timeout_ms=30000, idempotency_key="k-1",

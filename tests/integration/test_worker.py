@@ -486,10 +486,12 @@ def drain(fake, st, proc, port):
 
 
 def drain_timeout(fake):
+    # Counted before the start: the worker may register before
+    # start_worker returns.
+    n = len(fake.streams)
     proc, port, _ = start_worker(fake, "--slots", "3", "--worker-id", "w-drain",
                                  "--drain-timeout", "500ms", "--builtins", "sleep",
                                  "--handler", HANG)
-    n = len(fake.streams)
     st = fake.wait_for(lambda: len(fake.streams) > n and fake.streams[-1].registration
                        and fake.streams[-1], 10, "w-drain registration")
     check(list(st.registration.task_names) == ["sleep", "hang"], "%r",
