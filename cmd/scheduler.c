@@ -33,6 +33,8 @@ static struct {
 	struct ack *acks;
 	size_t max_payload;
 	int stopping;
+	struct wstream *wstreams; /* open RegisterWorker streams */
+	struct watch *watches;	  /* open WatchTask streams */
 } S;
 
 static int64_t now_ms(void)
@@ -143,10 +145,6 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
 	answer_acks(rv);
 }
 
-static void on_stop(void *arg)
-{
-	S.stopping = 1;
-}
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -380,6 +378,7 @@ struct watch {
 	struct coalesce box; /* a slow watcher gets the newest state only */
 	int final_offered;
 	int watching;
+	struct watch *next, *prev; /* S.watches */
 };
 
 static int watch_send_cb(const void *msg, size_t len, void *arg)
@@ -442,6 +441,10 @@ static int watch_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void
 	struct watch *w = xcalloc(1, sizeof *w);
 	w->call = call;
 	coalesce_init(&w->box, watch_send_cb, w);
+	w->next = S.watches;
+	if (S.watches)
+		S.watches->prev = w;
+	S.watches = w;
 	snprintf(w->id, sizeof w->id, "%s", req->task_id);
 	rpc_call_set_data(call, w);
 	struct task *snap;
@@ -464,6 +467,12 @@ static void watch_done(struct rpc_call *call, int status, const char *message, v
 		return;
 	if (w->watching)
 		sched_unwatch(S.sched, w->id, w);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		S.watches = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
 	coalesce_free(&w->box);
 	free(w);
 }
@@ -473,6 +482,7 @@ static void watch_done(struct rpc_call *call, int status, const char *message, v
 struct wstream {
 	struct rpc_call *call;
 	struct sched_worker *w;
+	struct wstream *next, *prev; /* S.wstreams */
 };
 
 /* Forced past the stream's high-water mark: an assignment or cancel
@@ -543,6 +553,10 @@ static int worker_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 		ws = xcalloc(1, sizeof *ws);
 		ws->call = call;
 		rpc_call_set_data(call, ws);
+		ws->next = S.wstreams;
+		if (S.wstreams)
+			S.wstreams->prev = ws;
+		S.wstreams = ws;
 	}
 	Orchestrator__V1__WorkerResponse *m =
 		(void *)pb_request(call, &orchestrator__v1__worker_response__descriptor, msg, len);
@@ -604,8 +618,27 @@ static void worker_done(struct rpc_call *call, int status, const char *message, 
 		sched_worker_detach(S.sched, ws->w);
 	else if (ws->w)
 		sched_worker_gone(S.sched, ws->w, "stream ended", now_ms());
+	if (ws->prev)
+		ws->prev->next = ws->next;
+	else
+		S.wstreams = ws->next;
+	if (ws->next)
+		ws->next->prev = ws->prev;
 	free(ws);
 	touch();
+}
+
+/* SIGTERM: streams that never end on their own are ended now, so the
+ * drain waits only for unary calls. Workers keep their tasks RUNNING
+ * (worker_done detaches them) and reclaim them from our next run;
+ * watchers see UNAVAILABLE and re-subscribe through a gateway. */
+static void on_stop(void *arg)
+{
+	S.stopping = 1;
+	for (struct wstream *ws = S.wstreams; ws; ws = ws->next)
+		rpc_call_finish(ws->call, GRPC_STATUS_UNAVAILABLE, "scheduler shutting down");
+	for (struct watch *w = S.watches; w; w = w->next)
+		rpc_call_finish(w->call, GRPC_STATUS_UNAVAILABLE, "scheduler shutting down");
 }
 
 /* ---- wiring ---------------------------------------------------------------------------- */
