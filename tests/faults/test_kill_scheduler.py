@@ -3,12 +3,12 @@
 on the same data dir and port: nothing accepted is lost, finished results
 survive, and clients see UNAVAILABLE (never a false success) meanwhile.
 
-A scheduler, two workers (8 slots each) and a gateway. 300 tasks (echo,
-sha256 and sleep 200..800 ms; six sleep 3 s, so they are running when the
-scheduler dies), each with its own idempotency key, go through the
-gateway: the first 100 at once; once some have finished and the long ones
-run, six client threads submit the other 200 and the scheduler is killed
-after 40 of those were accepted. Clients retry a submit that failed (same
+A scheduler, two workers (8 slots each) and a gateway. 1,000 tasks (echo,
+sha256 and, among the first 300, sleep 200..800 ms; six sleep 3 s, so they
+are running when the scheduler dies), each with its own idempotency key,
+go through the gateway: the first 100 at once; once some have finished and
+the long ones run, six client threads submit the other 900 and the
+scheduler is killed after 40 of those were accepted. Clients retry a submit that failed (same
 key) until it is accepted. Checks:
   * while the scheduler is down, every call through the gateway fails fast
     with UNAVAILABLE (submits, GetTask, SubscribeProgress; progress streams
@@ -17,7 +17,7 @@ key) until it is accepted. Checks:
   * every error any client saw is UNAVAILABLE;
   * after the restart (same port; workers and gateway reconnect by
     themselves) every task with a TaskAccepted completes with the right
-    output; there are exactly 300 tasks (a submit retried after the crash
+    output; there are exactly 1,000 tasks (a submit retried after the crash
     with the same key found its task instead of making a second one);
   * tasks finished before the kill have the same result after it;
   * the sleeps running through the outage are not run again: their workers
@@ -40,7 +40,8 @@ from cluster import (COMPLETED, RUNNING, SC, check, code_of, eq, follow, get, pb
 import grpc  # noqa: E402
 import harness  # noqa: E402
 
-N = 300
+N = 1000
+SLEEPY = 300  # tasks past this one are quick (echo, sha256)
 FIRST = 100
 LONG = 6
 SUBMITTERS = 6
@@ -58,10 +59,10 @@ def spec_of(i):
     key = "ks-%d-%d" % (os.getpid(), i)
     if i < LONG:
         return dict(name="sleep", payload=b"3000", idempotency_key=key), b""
-    if i % 3 == 0:
+    if i % 3 == 0 or (i >= SLEEPY and i % 2 == 0):
         p = b"echo %d" % i
         return dict(name="echo", payload=p, idempotency_key=key), p
-    if i % 3 == 1:
+    if i % 3 == 1 or i >= SLEEPY:
         p = b"digest me %d" % i
         return dict(name="sha256", payload=p, idempotency_key=key), \
             hashlib.sha256(p).hexdigest().encode()
