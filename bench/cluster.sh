@@ -16,6 +16,7 @@
 
 : "${CLUSTER_MAX_PAYLOAD:=2M}" # gateway and scheduler --max-payload
 : "${CLUSTER_MAX_OUTPUT:=2M}"  # worker --max-output (echo returns the payload)
+: "${CLUSTER_MAX_ACTIVE:=2000000}" # scheduler --max-active: room for 1M preloaded + a run
 : "${RUN_TIMEOUT:=120}"        # seconds, hard bound of any one bench run
 : "${TIME_LIMIT:=60s}"         # orchd bench --time-limit: a slow run reports what it reached
 
@@ -32,7 +33,7 @@ cluster_start() {
 	cluster=$tag
 	rm -rf "$work/$tag.data"
 	spawn "$tag.scheduler" "$O" scheduler --listen 127.0.0.1:0 --data-dir "$work/$tag.data" \
-		--log-level warn --max-payload "$CLUSTER_MAX_PAYLOAD"
+		--log-level warn --max-payload "$CLUSTER_MAX_PAYLOAD" --max-active "$CLUSTER_MAX_ACTIVE"
 	cluster_pids="$spawned"
 	sp=$(orchd_port "$tag.scheduler") || return 1
 	for i in $(seq "$nw"); do

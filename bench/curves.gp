@@ -57,13 +57,16 @@ if (have(f)) {
 	set logscale y2 10
 	set y2tics nomirror
 	set yrange [*:*]
-	set key top right box opaque
+	set format y "%.0f"
+	set offsets 0, 0, 0, 0
+	set key bottom left box opaque
 	plot f using 1:4:5:6 with yerrorlines ls 1 title "tasks/s (left)", \
 	     f using 1:13 axes x1y2 with linespoints ls 3 title "MiB/s (right)"
 	unset y2tics
 	unset y2label
 	unset logscale y2
 	unset logscale y
+	set format y "% h"
 	set xtics auto
 }
 

@@ -28,16 +28,37 @@
 /* nghttp2 copies name/value pairs on submit, so values we had to encode
  * only live until the submit returns. */
 struct nvlist {
-	nghttp2_nv v[48];
-	size_t n;
-	char *owned[48];
-	size_t nowned;
+	nghttp2_nv *v; /* inl until more are needed */
+	size_t n, cap;
+	char **owned;
+	size_t nowned, capowned;
+	nghttp2_nv inl[16];
+	char *inl_owned[8];
 };
+
+/* Grows an array that starts in inline storage; no limit but memory. */
+static void *grow(void *p, const void *inl, size_t *cap, size_t size, size_t inlcap)
+{
+	size_t ncap = *cap ? *cap * 2 : inlcap;
+	void *q;
+	if (!p) {
+		*cap = inlcap;
+		return (void *)inl;
+	}
+	if (p == inl) {
+		q = xmalloc(ncap * size);
+		memcpy(q, p, *cap * size);
+	} else {
+		q = xrealloc(p, ncap * size);
+	}
+	*cap = ncap;
+	return q;
+}
 
 static void nv_add(struct nvlist *l, const char *name, const char *value, size_t vlen)
 {
-	if (l->n == sizeof l->v / sizeof l->v[0])
-		return; /* bounded: more metadata than this is dropped */
+	if (l->n == l->cap)
+		l->v = grow(l->v, l->inl, &l->cap, sizeof *l->v, 16);
 	l->v[l->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), vlen,
 				    NGHTTP2_NV_FLAG_NONE};
 }
@@ -49,13 +70,15 @@ static void nv_adds(struct nvlist *l, const char *name, const char *value)
 
 static void nv_add_owned(struct nvlist *l, const char *name, char *value, size_t vlen)
 {
+	if (l->nowned == l->capowned)
+		l->owned = grow(l->owned, l->inl_owned, &l->capowned, sizeof *l->owned, 8);
 	l->owned[l->nowned++] = value;
 	nv_add(l, name, value, vlen);
 }
 
 static void nv_add_md(struct nvlist *l, const struct meta *m)
 {
-	for (size_t i = 0; i < m->n && l->nowned < 48; i++) {
+	for (size_t i = 0; i < m->n; i++) {
 		const struct meta_kv *kv = &m->v[i];
 		if (meta_key_is_bin(kv->key, kv->keylen)) {
 			size_t n;
@@ -83,6 +106,10 @@ static void nv_free(struct nvlist *l)
 {
 	for (size_t i = 0; i < l->nowned; i++)
 		free(l->owned[i]);
+	if (l->owned != l->inl_owned)
+		free(l->owned);
+	if (l->v != l->inl)
+		free(l->v);
 }
 
 /* ---- life ---------------------------------------------------------------- */

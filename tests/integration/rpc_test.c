@@ -11,6 +11,7 @@
  *   keepalive    a peer that never answers PINGs is dropped
  *   handshake    a client that never speaks is dropped after the handshake timeout
  *   reconnect    fail fast while down, reconnect with backoff when up
+ *   metadata     120 custom keys (ASCII and -bin) both ways, headers and trailers
  *   mtls         a client without a certificate is refused (needs CERTS=dir)
  *   authorize    the server's authorize hook sees the channel's default
  *                metadata; a refused call never reaches its handler
@@ -430,6 +431,89 @@ static void handshake(void)
 	rpc_server_del(s);
 }
 
+/* Metadata: many custom keys, ASCII and -bin, both ways, in headers and
+ * trailers; nothing is dropped however many there are (within the
+ * header-list limit). */
+enum { MD_N = 120 };
+
+static int md_start(struct rpc_call *call, void *arg)
+{
+	const struct meta *md = rpc_call_recv_metadata(call);
+	for (size_t i = 0; i < md->n; i++) {
+		const struct meta_kv *kv = &md->v[i];
+		if (strncmp(kv->key, "x-md-", 5) != 0)
+			continue;
+		rpc_call_add_metadata(call, kv->key, kv->val, kv->vallen);
+		rpc_call_add_trailer(call, kv->key, kv->val, kv->vallen);
+	}
+	return 0;
+}
+static const struct rpc_call_cbs md_cbs = {.on_start = md_start, .on_message = echo_msg};
+
+static int md_count(const struct meta *m)
+{
+	int n = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct meta_kv *kv = &m->v[i];
+		if (strncmp(kv->key, "x-md-", 5) != 0)
+			continue;
+		/* Values come back exactly: "v<i>" or four bytes with a NUL. */
+		int k = atoi(kv->key + 5);
+		if (strstr(kv->key, "-bin"))
+			n += kv->vallen == 4 && kv->val[0] == 0 && kv->val[3] == (uint8_t)k;
+		else
+			n += kv->vallen > 1 && atoi((const char *)kv->val + 1) == k;
+	}
+	return n;
+}
+
+static int md_headers_seen, md_trailers_seen;
+static void md_done(struct rpc_call *call, int status, const char *m, void *arg)
+{
+	cli_status = status;
+	snprintf(cli_msg, sizeof cli_msg, "%s", m);
+	md_headers_seen = md_count(rpc_call_recv_metadata(call));
+	md_trailers_seen = md_count(rpc_call_recv_trailers(call));
+	stop();
+}
+static const struct rpc_call_cbs md_cli_cbs = {.on_done = md_done};
+
+static void metadata(void)
+{
+	int port;
+	struct rpc_server *s = server(NULL, &port);
+	rpc_server_add_method(s, "/t.T/Md", &md_cbs, NULL);
+	struct rpc_channel *ch = channel(port, NULL);
+	struct meta md;
+	meta_init(&md);
+	for (int i = 0; i < MD_N; i++) {
+		char k[32], v[16];
+		if (i % 2) {
+			snprintf(k, sizeof k, "x-md-%d-bin", i);
+			uint8_t b[4] = {0, 1, 2, (uint8_t)i};
+			meta_add(&md, k, strlen(k), b, sizeof b);
+		} else {
+			snprintf(k, sizeof k, "x-md-%d", i);
+			snprintf(v, sizeof v, "v%d", i);
+			meta_add(&md, k, strlen(k), v, strlen(v));
+		}
+	}
+	struct rpc_call_opts co = {.timeout_ms = 3000, .metadata = &md};
+	cli_status = -1;
+	struct rpc_call *c = rpc_call_start(ch, "/t.T/Md", &md_cli_cbs, NULL, &co);
+	rpc_call_send(c, "x", 1, 0);
+	rpc_call_close_send(c);
+	run(5000);
+	meta_free(&md);
+	CHECK(cli_status == GRPC_STATUS_OK, "status %d %s", cli_status, cli_msg);
+	CHECK(md_headers_seen == MD_N, "%d of %d keys came back in headers", md_headers_seen,
+	      MD_N);
+	CHECK(md_trailers_seen == MD_N, "%d of %d keys came back in trailers", md_trailers_seen,
+	      MD_N);
+	rpc_channel_del(ch);
+	rpc_server_del(s);
+}
+
 /* Reconnect: down → fail fast; up → the channel connects by itself. */
 static int rc_ready;
 static void rc_state(struct rpc_channel *ch, enum rpc_channel_state st, void *arg)
@@ -598,7 +682,7 @@ static const struct {
 } scenarios[] = {
 	{"deadline", deadline},	      {"cancel", cancel},	{"backpressure", backpressure},
 	{"shutdown", shutdown_},      {"keepalive", keepalive}, {"handshake", handshake},
-	{"reconnect", reconnect},
+	{"reconnect", reconnect},     {"metadata", metadata},
 	{"mtls", mtls},		      {"authorize", authorize},
 };
 
