@@ -39,14 +39,6 @@ def log(fmt, *args):
     sys.stdout.flush()
 
 
-def started_counts(text):
-    """task id -> task_started lines in a worker log."""
-    counts = {}
-    for m in re.finditer(r"event=task_started task=(\S+)", text):
-        counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-    return counts
-
-
 def main():
     tmp = harness.tempdir()
     sched = cluster.Role.scheduler(os.path.join(tmp, "data"), "--dead-timeout", "1s",
@@ -110,7 +102,7 @@ def main():
     completes = cluster.task_events(sched.log(), "complete")
     eq({tid: completes.get(tid, 0) for tid in ids}, {tid: 1 for tid in ids},
        "scheduler `complete` transitions per task")
-    starts_a, starts_b = started_counts(wa.log()), started_counts(wb.log())
+    starts_a, starts_b = cluster.task_starts(wa.log()), cluster.task_starts(wb.log())
     for tid in ids:
         a, b = starts_a.get(tid, 0), starts_b.get(tid, 0)
         check(a + b <= MAX_ATTEMPTS, "%s started %d times on A and %d on B", tid, a, b)

@@ -44,6 +44,7 @@ import cluster  # noqa: E402
 from cluster import COMPLETED, RUNNING, check, eq, follow, get, pb, submit  # noqa: E402
 
 import harness  # noqa: E402
+from moved import check_moved_once, ignored_results, workers  # noqa: E402
 
 SHORT_MS = 1500
 LONG_MS = 6000
@@ -131,25 +132,7 @@ class Proxy:
             pass
 
 
-def workers(stub):
-    return sorted(w.worker_id for w in stub.ListWorkers(pb.ListWorkersRequest(),
-                                                         timeout=10).workers)
 
-
-def ignored_results(text, worker):
-    """task id -> attempts of the `result_ignored` lines for worker."""
-    got = {}
-    for m in re.finditer(r"event=result_ignored worker=%s task=(\S+) attempt=(\d+)"
-                         % re.escape(worker), text):
-        got.setdefault(m.group(1), []).append(int(m.group(2)))
-    return got
-
-
-def starts(text):
-    counts = {}
-    for m in re.finditer(r"event=task_started task=(\S+)", text):
-        counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-    return counts
 
 
 def main():
@@ -240,29 +223,7 @@ def main():
     for f in pending:
         f.result(timeout=60)
     ex.shutdown()
-    for tid in ids:
-        ups = streams[tid]
-        last = ups[-1]
-        eq(sum(1 for u in ups if u.status in cluster.FINAL), 1, "final updates of %s" % tid)
-        eq((last.status, last.attempt), (COMPLETED, 2), "final update of %s" % tid)
-        t = get(stub, tid)
-        eq((t.status, t.attempt, t.worker_id, t.result), (COMPLETED, 2, "part-b", last.result),
-           "GetTask of %s" % tid)
-    slog = sched.log()
-    completes = cluster.task_events(slog, "complete")
-    eq({tid: completes.get(tid, 0) for tid in ids}, {tid: 1 for tid in ids},
-       "scheduler `complete` transitions per task")
-    check("task_illegal_transition" not in slog, "the scheduler logged an illegal transition")
-    sa, sb = starts(wa.log()), starts(wb.log())
-    eq({tid: (sa.get(tid, 0), sb.get(tid, 0)) for tid in ids}, {tid: (1, 1) for tid in ids},
-       "starts per task on A, B")
-
-    # A takes work again, through the healed link.
-    echo = [submit(stub, name="echo", payload=b"after %d" % i).task_id for i in range(5)]
-    for i, tid in enumerate(echo):
-        last = follow(stub, tid, timeout=20)[-1]
-        eq((last.status, last.result.output), (COMPLETED, b"after %d" % i), "echo %s" % tid)
-        eq(get(stub, tid).worker_id, "part-a", "worker of echo %s" % tid)
+    check_moved_once(stub, sched, wa, wb, ids, streams, 'part-a', 'part-b')
 
     cluster.stop_all([gw, wa, wb, sched])
     proxy.close()

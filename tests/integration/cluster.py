@@ -329,6 +329,14 @@ def task_events(log, kind):
     return counts
 
 
+def task_starts(log):
+    """From a worker log: task id -> how many `task_started` lines it has."""
+    counts = {}
+    for m in re.finditer(r"event=task_started task=(\S+)", log):
+        counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
+
+
 def run(main, roles_fn):
     """Runs main(); on failure prints the roles' log tails and then the
     error, keeps the role logs in $B/test-logs/<script>.roles/ and exits 1.
