@@ -19,6 +19,10 @@ case $B in /*) ;; *) B=$ROOT/$B ;; esac
 : "${TEST_TIMEOUT:=300}"
 export B PYTHON
 export PYTHONPATH="$B/py${PYTHONPATH:+:$PYTHONPATH}"
+# Test drivers fork role processes while grpcio's threads run; the child
+# execs at once and never uses grpc, so grpcio's fork handlers only add
+# risk (they have aborted a test process with a thread-pool assertion).
+export GRPC_ENABLE_FORK_SUPPORT=0
 
 logs=$B/test-logs
 mkdir -p "$logs"
