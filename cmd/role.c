@@ -264,7 +264,14 @@ void role_free(struct role *r)
 	for (int i = 0; i < 2; i++)
 		if (r->sig[i])
 			event_free(r->sig[i]);
-	if (r->base)
+	if (r->base) {
+		/* Bufferevents freed while a deferred callback of theirs was
+		 * pending (a connect attempt's error, say) are released by that
+		 * callback; event_base_free would cancel it and leak them, TLS
+		 * state and all. One non-blocking pass lets them go. */
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
 		event_base_free(r->base);
+	}
 	memset(r, 0, sizeof *r);
 }
