@@ -137,10 +137,13 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
 	if (rv < 0)
 		log_error("commit_failed", "error=%s", log_quote(err_str(rv)));
 	/* A store that cannot commit serves no submit: health says so, and
-	 * says it no more once a commit succeeds again. */
-	if (!S.stopping && S.role.health && health_serving(S.role.health) != (rv == 0)) {
-		log_warn(rv == 0 ? "store_recovered" : "store_failing", NULL);
-		health_set_serving(S.role.health, rv == 0);
+	 * says it no more once a commit that stored a submit succeeds (an
+	 * empty commit proves nothing about the disk). */
+	int serving = rv < 0 ? 0 : S.acks ? 1 : -1;
+	if (!S.stopping && S.role.health && serving >= 0 &&
+	    health_serving(S.role.health) != serving) {
+		log_warn(serving ? "store_recovered" : "store_failing", NULL);
+		health_set_serving(S.role.health, serving);
 	}
 	answer_acks(rv);
 }
