@@ -269,12 +269,6 @@ void rpc_channel_connect(struct rpc_channel *ch)
 
 /* ---- connection events (from conn.c) ------------------------------------ */
 
-void channel_conn_ready(struct rpc_channel *ch, struct conn *c)
-{
-	(void)ch;
-	(void)c;
-}
-
 static void unlink_draining(struct rpc_channel *ch, struct conn *c)
 {
 	if (c->prev)

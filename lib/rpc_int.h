@@ -167,7 +167,6 @@ const struct rpc_call_cbs *server_find_method(struct rpc_server *srv, const char
 void server_conn_closed(struct rpc_server *srv, struct conn *c);
 
 /* ---- channel.c ---- */
-void channel_conn_ready(struct rpc_channel *ch, struct conn *c);
 void channel_conn_closed(struct rpc_channel *ch, struct conn *c, int status, const char *msg);
 void channel_conn_goaway(struct rpc_channel *ch, struct conn *c);
 const char *channel_authority(const struct rpc_channel *ch);

@@ -2,9 +2,12 @@
 touch with the scheduler while running tasks, they move to worker B, and A
 comes back. The checks of that outcome live here, once."""
 import re
+import threading
+import time
+from concurrent import futures
 
 import cluster
-from cluster import COMPLETED, check, eq, follow, get, pb, submit
+from cluster import COMPLETED, RUNNING, check, eq, follow, get, pb, submit
 
 
 def workers(stub):
@@ -47,3 +50,44 @@ def check_moved_once(stub, sched, wa, wb, ids, streams, a_id, b_id):
         last = follow(stub, tid, timeout=20)[-1]
         eq((last.status, last.result.output), (COMPLETED, b"after %d" % i), "echo %s" % tid)
         eq(get(stub, tid).worker_id, a_id, "worker of echo %s" % tid)
+
+
+class OnA:
+    """n sleeps (alternately short_ms and long_ms) submitted through stub
+    and followed to their end on streams_stub, all running on worker
+    a_id; then worker B (b_id) joins on sched_port. Attributes: ids,
+    short, long_, streams (task id -> updates, filled as they end),
+    pending (the followers' futures), wb, t_start."""
+
+    def __init__(self, stub, streams_stub, sched_port, a_id, b_id, n, short_ms, long_ms):
+        self.ids = [submit(stub, name="sleep",
+                           payload=b"%d" % (short_ms if i % 2 else long_ms)).task_id
+                    for i in range(n)]
+        self.short, self.long_ = self.ids[1::2], self.ids[0::2]
+        self.t_start = time.monotonic()
+        self.streams = {}
+        lock = threading.Lock()
+
+        def watch(tid):
+            ups = follow(streams_stub, tid, timeout=60)
+            with lock:
+                self.streams[tid] = ups
+            return ups
+
+        self.ex = futures.ThreadPoolExecutor(max_workers=n)
+        self.pending = [self.ex.submit(watch, tid) for tid in self.ids]
+
+        def all_running():
+            ts = cluster.list_all(stub, status=RUNNING, name="sleep")
+            return len(ts) == n and all(t.worker_id == a_id and t.percent > 0 for t in ts)
+        cluster.poll(all_running, 20, "%d tasks running on A with progress" % n)
+
+        self.wb = cluster.Role.worker(sched_port, "--slots", "10", "--worker-id", b_id,
+                                      "--heartbeat", "200ms", "--builtins", "sleep")
+        cluster.poll(lambda: workers(stub) == sorted([a_id, b_id]), 20, "worker B registered")
+
+    def finish(self):
+        """Waits for every follower; returns nothing, raises on failure."""
+        for f in self.pending:
+            f.result(timeout=60)
+        self.ex.shutdown()

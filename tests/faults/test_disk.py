@@ -40,6 +40,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import cluster  # noqa: E402
+from cluster import log  # noqa: E402
 from cluster import COMPLETED, PENDING, RUNNING, SC, check, code_of, eq, follow, get, pb  # noqa
 from cluster import submit  # noqa: E402
 
@@ -51,11 +52,6 @@ IMAGE_MB = 16
 BIG = 64 << 10
 roles = []
 mounted = []
-
-
-def log(fmt, *args):
-    sys.stdout.write((fmt % args if args else fmt) + "\n")
-    sys.stdout.flush()
 
 
 def skip(why):

@@ -26,6 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import cluster  # noqa: E402
+from cluster import log  # noqa: E402
 from cluster import (COMPLETED, RUNNING, SC, check, code_of, eq, get, pb, pb_grpc,  # noqa: E402
                      submit)
 
@@ -35,11 +36,6 @@ import harness  # noqa: E402
 N = 20
 SLEEP_MS = 4000
 roles = []
-
-
-def log(fmt, *args):
-    sys.stdout.write((fmt % args if args else fmt) + "\n")
-    sys.stdout.flush()
 
 
 class Subscriber:

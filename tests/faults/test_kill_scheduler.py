@@ -34,6 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import cluster  # noqa: E402
+from cluster import log  # noqa: E402
 from cluster import (COMPLETED, RUNNING, SC, check, code_of, eq, follow, get, pb,  # noqa: E402
                      submit)
 
@@ -46,11 +47,6 @@ FIRST = 100
 LONG = 6
 SUBMITTERS = 6
 roles = []
-
-
-def log(fmt, *args):
-    sys.stdout.write((fmt % args if args else fmt) + "\n")
-    sys.stdout.flush()
 
 
 def spec_of(i):

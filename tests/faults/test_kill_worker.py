@@ -24,6 +24,7 @@ from concurrent import futures
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import cluster  # noqa: E402
+from cluster import log  # noqa: E402
 from cluster import COMPLETED, RUNNING, check, eq, follow, get, pb, submit  # noqa: E402
 
 import harness  # noqa: E402
@@ -32,11 +33,6 @@ N = 100
 SLEEP_MS = 2500
 MAX_ATTEMPTS = 3
 roles = []
-
-
-def log(fmt, *args):
-    sys.stdout.write((fmt % args if args else fmt) + "\n")
-    sys.stdout.flush()
 
 
 def main():

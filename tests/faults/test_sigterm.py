@@ -38,6 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import cluster  # noqa: E402
+from cluster import log  # noqa: E402
 from cluster import (COMPLETED, RUNNING, SC, check, code_of, eq, follow, get, pb,  # noqa: E402
                      pb_grpc, submit)
 
@@ -45,11 +46,6 @@ import grpc  # noqa: E402
 import harness  # noqa: E402
 
 roles = []
-
-
-def log(fmt, *args):
-    sys.stdout.write((fmt % args if args else fmt) + "\n")
-    sys.stdout.flush()
 
 
 def workers(stub):

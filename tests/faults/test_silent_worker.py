@@ -28,27 +28,21 @@ import os
 import re
 import signal
 import sys
-import threading
 import time
-from concurrent import futures
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import cluster  # noqa: E402
-from cluster import COMPLETED, RUNNING, check, eq, follow, get, submit  # noqa: E402
+from cluster import log  # noqa: E402
+from cluster import COMPLETED, RUNNING, check, eq, get  # noqa: E402
 
 import harness  # noqa: E402
-from moved import check_moved_once, ignored_results, workers  # noqa: E402
+from moved import OnA, check_moved_once, ignored_results, workers  # noqa: E402
 
 SHORT_MS = 1500
 LONG_MS = 6000
 N = 10  # half short, half long
 roles = []
-
-
-def log(fmt, *args):
-    sys.stdout.write((fmt % args if args else fmt) + "\n")
-    sys.stdout.flush()
 
 
 
@@ -66,31 +60,10 @@ def main():
     stub, streams_stub = gw.stub(), gw.stub()
     cluster.poll(lambda: workers(stub) == ["silent-a"], 20, "worker A registered")
 
-    ids = [submit(stub, name="sleep", payload=b"%d" % (SHORT_MS if i % 2 else LONG_MS)).task_id
-           for i in range(N)]
-    short, long_ = ids[1::2], ids[0::2]
-    t_start = time.monotonic()
-    streams = {}
-    lock = threading.Lock()
-
-    def watch(tid):
-        ups = follow(streams_stub, tid, timeout=60)
-        with lock:
-            streams[tid] = ups
-        return ups
-
-    ex = futures.ThreadPoolExecutor(max_workers=N)
-    pending = [ex.submit(watch, tid) for tid in ids]
-
-    def all_running():
-        ts = cluster.list_all(stub, status=RUNNING, name="sleep")
-        return len(ts) == N and all(t.worker_id == "silent-a" and t.percent > 0 for t in ts)
-    cluster.poll(all_running, 20, "%d tasks running on A with progress" % N)
-
-    wb = cluster.Role.worker(sched.port, "--slots", "10", "--worker-id", "silent-b",
-                             "--heartbeat", "200ms", "--builtins", "sleep")
-    roles.append(wb)
-    cluster.poll(lambda: workers(stub) == ["silent-a", "silent-b"], 20, "worker B registered")
+    on_a = OnA(stub, streams_stub, sched.port, 'silent-a', 'silent-b', N, SHORT_MS, LONG_MS)
+    roles.append(on_a.wb)
+    ids, short, long_, streams = on_a.ids, on_a.short, on_a.long_, on_a.streams
+    wb, t_start = on_a.wb, on_a.t_start
 
     wa.proc.send_signal(signal.SIGSTOP)
     t_stop = time.monotonic()
@@ -138,9 +111,7 @@ def main():
               "A was not told to cancel %s", tid)
     log("A re-registered; its %d late results were ignored and logged", len(ign))
 
-    for f in pending:
-        f.result(timeout=60)
-    ex.shutdown()
+    on_a.finish()
     check_moved_once(stub, sched, wa, wb, ids, streams, 'silent-a', 'silent-b')
 
     cluster.stop_all([gw, wa, wb, sched])

@@ -94,6 +94,12 @@ def code_of(fn):
 _logdir = None
 
 
+def log(fmt, *args):
+    """A progress line of the test on stdout, flushed at once."""
+    sys.stdout.write((fmt % args if args else fmt) + "\n")
+    sys.stdout.flush()
+
+
 def logdir():
     global _logdir
     if _logdir is None:

@@ -39,6 +39,7 @@ from concurrent import futures
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster  # noqa: E402
+from cluster import log  # noqa: E402
 from cluster import (CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, SC, check,  # noqa: E402
                      code_of, eq, follow, get, pb, submit)
 
@@ -51,11 +52,6 @@ MAX_PAYLOAD = 64 << 10
 roles = []
 stub = None
 tmp = None
-
-
-def log(fmt, *args):
-    sys.stdout.write((fmt % args if args else fmt) + "\n")
-    sys.stdout.flush()
 
 
 # ---------------------------------------------------------------------------
