@@ -115,6 +115,7 @@ enum {
 	ST_PURGE,
 	ST_EXISTS,
 	ST_PAGES,
+	ST_MAX_ID,
 	ST_COUNT
 };
 
@@ -152,6 +153,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_EXISTS] = ("SELECT 1 FROM tasks WHERE id = ?1"
                    " UNION ALL SELECT 1 FROM tasks WHERE idem_key = ?2 LIMIT 1"),
     [ST_PAGES] = "PRAGMA page_count",
+    [ST_MAX_ID] = "SELECT max(id) FROM tasks",
 };
 
 /* ------------------------------------------------------------------------
@@ -193,6 +195,9 @@ struct sq {
 	struct map by_id;  /* id -> pending entry */
 	struct map by_key; /* idempotency key -> pending entry of a fresh put */
 	int wal_pages;     /* frames in the WAL after the last commit */
+	/* At least the greatest id in the table or the batch: higher while a
+	 * lost batch's or a purged task's id was the greatest. */
+	char max_id[ID_LEN + 1];
 	uint64_t commits, commits_seen; /* by commits, at the last maintain */
 };
 
@@ -687,27 +692,35 @@ static int sq_put(struct store *base, const struct task *t)
 	int err = begin(s);
 	if (err < 0)
 		return err;
-	int rc;
-	sqlite3_stmt *st = stmt(s, ST_EXISTS, &rc);
-	if (!st)
-		return map_rc(rc);
-	sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
-	bind_text(st, 2, key);
-	rc = sqlite3_step(st);
-	done(st);
-	if (rc == SQLITE_ROW) {
-		/* The batch goes on: a duplicate is the caller's problem. */
-		log_debug("store_duplicate", "task=%s", t->id);
-		return -EEXIST;
+	/* An id above every id ever stored cannot be taken (ids are
+	 * time-ordered, so that is every new one): only a key needs looking
+	 * up. "id = NULL" matches nothing. */
+	int fresh = strcmp(t->id, s->max_id) > 0;
+	if (!fresh || key) {
+		int rc;
+		sqlite3_stmt *st = stmt(s, ST_EXISTS, &rc);
+		if (!st)
+			return map_rc(rc);
+		bind_text(st, 1, fresh ? NULL : t->id);
+		bind_text(st, 2, key);
+		rc = sqlite3_step(st);
+		done(st);
+		if (rc == SQLITE_ROW) {
+			/* The batch goes on: a duplicate is the caller's problem. */
+			log_debug("store_duplicate", "task=%s", t->id);
+			return -EEXIST;
+		}
+		if (rc != SQLITE_DONE)
+			return write_failed(s, rc, "put");
 	}
-	if (rc != SQLITE_DONE)
-		return write_failed(s, rc, "put");
 	if (too_big(s, t)) {
 		log_error("store_error", "op=put task=%s msg=\"task larger than the room left\"",
 		          t->id);
 		return abandon(s, -ENOSPC);
 	}
 	pend_add(s, t, 1);
+	if (fresh)
+		memcpy(s->max_id, t->id, sizeof s->max_id);
 	return 0;
 }
 
@@ -1064,6 +1077,20 @@ static int configure(struct sq *s, const struct store_sqlite_options *opt)
 	return rc == SQLITE_OK ? 0 : map_rc(rc);
 }
 
+/* Reads the greatest stored id into s->max_id ("" for an empty table). */
+static int load_max_id(struct sq *s)
+{
+	int rc;
+	sqlite3_stmt *st = stmt(s, ST_MAX_ID, &rc);
+	if (!st)
+		return map_rc(rc);
+	rc = sqlite3_step(st);
+	const char *id = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	snprintf(s->max_id, sizeof s->max_id, "%s", id ? id : "");
+	done(st);
+	return rc == SQLITE_ROW ? 0 : fail(s, rc, "max_id");
+}
+
 int store_open_sqlite(const char *dir, const struct store_sqlite_options *opt, struct store **out)
 {
 	static const struct store_sqlite_options defaults;
@@ -1110,6 +1137,8 @@ int store_open_sqlite(const char *dir, const struct store_sqlite_options *opt, s
 		err = configure(s, opt);
 	if (!err)
 		err = migrate(s);
+	if (!err)
+		err = load_max_id(s);
 	if (err < 0) {
 		log_error("store_open_failed", "path=%s err=%s", log_quote(s->path),
 		          log_quote(err_str(err)));

@@ -305,6 +305,42 @@ START_TEST(idempotency_key_finds_the_first_task)
 }
 END_TEST
 
+/* A put skips the table lookup for an id above every stored one, so a
+ * taken id must still be found by the lookup: below the greatest, equal to
+ * it, and after a restart (the greatest read back from the table); and a
+ * new id still collides by idempotency key with a stored task. */
+START_TEST(put_of_a_taken_id_is_refused_after_flush_and_restart)
+{
+	struct store *s = open_store();
+	struct task *a = task_new("01ARZ3NDEKTSV4RRFFQ69G5FAV", "a", T0);
+	struct task *b = task_new("01ARZ3NDEKTSV4RRFFQ69G5FAW", "a", T0);
+	task_set_str(&a->idempotency_key, "order-7");
+	ck_assert_int_eq(store_put(s, b), 0);
+	ck_assert_int_eq(store_put(s, a), 0); /* below the greatest: looked up */
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(store_put(s, a), -EEXIST);
+	ck_assert_int_eq(store_put(s, b), -EEXIST);
+	struct task *c = mk("a", T0 + 1); /* a new id, above both */
+	task_set_str(&c->idempotency_key, "order-7");
+	ck_assert_int_eq(store_put(s, c), -EEXIST);
+	store_del(s);
+
+	s = open_store();
+	ck_assert_int_eq(store_put(s, b), -EEXIST);
+	ck_assert_int_eq(store_put(s, a), -EEXIST);
+	ck_assert_int_eq(store_put(s, c), -EEXIST);
+	task_set_str(&c->idempotency_key, NULL);
+	ck_assert_int_eq(store_put(s, c), 0);
+	ck_assert_int_eq(store_put(s, c), -EEXIST);
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(store_put(s, c), -EEXIST);
+	store_del(s);
+	task_del(a);
+	task_del(b);
+	task_del(c);
+}
+END_TEST
+
 static int list_all(struct store *s, struct store_filter f, struct collect *out)
 {
 	char token[ID_LEN + 1] = "";
@@ -711,6 +747,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, crash_keeps_flushed_and_drops_unflushed);
 	tcase_add_test(tc, writes_are_visible_to_others_only_after_flush);
 	tcase_add_test(tc, idempotency_key_finds_the_first_task);
+	tcase_add_test(tc, put_of_a_taken_id_is_refused_after_flush_and_restart);
 	tcase_add_test(tc, list_pages_newest_first_with_filters);
 	tcase_add_test(tc, purge_removes_only_old_finished_tasks);
 	tcase_add_test(tc, second_scheduler_on_the_same_dir_is_refused);
