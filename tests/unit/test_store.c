@@ -429,7 +429,10 @@ START_TEST(purge_removes_only_old_finished_tasks)
 	struct store *s = open_store();
 	struct task *t[10];
 	for (int i = 0; i < 10; i++) {
-		t[i] = mk("a", T0);
+		/* The purge bounds its walk by id: ids as made at creation. */
+		char id[ID_LEN + 1];
+		id_first_at(T0 - 100 + i, id);
+		t[i] = task_new(id, "a", T0 - 100 + i);
 		if (i < 8) /* finished at T0 + i */
 			task_transition(t[i], TASK_EV_CANCEL, NULL, T0 + i);
 		ck_assert_int_eq(store_put(s, t[i]), 0);
@@ -571,7 +574,7 @@ START_TEST(schema_is_versioned_and_newer_ones_refused)
 	struct store *s = open_store();
 	store_del(s);
 	sqlite3 *db = raw();
-	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
+	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 3);
 	ck_assert_int_eq(
 	    sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
 	    SQLITE_OK);
@@ -580,8 +583,16 @@ START_TEST(schema_is_versioned_and_newer_ones_refused)
 }
 END_TEST
 
-/* A data dir written by schema v1 (tasks_status, no tasks_final) opens with
- * its tasks intact, migrated to v2, and its status lists still work. */
+static long long index_count(sqlite3 *db, const char *name)
+{
+	char q[128];
+	snprintf(q, sizeof q, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", name);
+	return raw_int(db, q);
+}
+
+/* A data dir written by schema v1 (tasks_status and tasks_finished, no
+ * tasks_final) opens with its tasks intact, migrated to v2 and on to v3,
+ * and its status lists still work. */
 START_TEST(v1_data_dir_is_migrated_to_v2)
 {
 	struct store *s = open_store();
@@ -597,6 +608,8 @@ START_TEST(v1_data_dir_is_migrated_to_v2)
 	ck_assert_int_eq(sqlite3_exec(db,
 	                              "DROP INDEX tasks_final;"
 	                              "CREATE INDEX tasks_status ON tasks(status, id);"
+	                              "CREATE INDEX tasks_finished ON tasks(finished_ms)"
+	                              " WHERE finished_ms > 0;"
 	                              "UPDATE schema_version SET version = 1",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
@@ -604,11 +617,10 @@ START_TEST(v1_data_dir_is_migrated_to_v2)
 
 	s = open_store();
 	db = raw();
-	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_status'"),
-	                 0);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_final'"),
-	                 1);
+	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 3);
+	ck_assert_int_eq(index_count(db, "tasks_status"), 0);
+	ck_assert_int_eq(index_count(db, "tasks_finished"), 0);
+	ck_assert_int_eq(index_count(db, "tasks_final"), 1);
 	sqlite3_close(db);
 	struct collect got = {.n = 0};
 	char next[ID_LEN + 1];
@@ -625,6 +637,53 @@ START_TEST(v1_data_dir_is_migrated_to_v2)
 	task_del(a);
 	task_del(b);
 	task_del(c);
+}
+END_TEST
+
+/* A data dir written by schema v2 (with tasks_finished) opens migrated to
+ * v3, without that index, and its purge still removes exactly the old
+ * finished tasks. */
+START_TEST(v2_data_dir_is_migrated_to_v3)
+{
+	struct store *s = open_store();
+	struct task *t[3];
+	for (int i = 0; i < 3; i++) {
+		char id[ID_LEN + 1];
+		id_first_at(T0 + i, id); /* made when they were created */
+		t[i] = task_new(id, "a", T0 + i);
+	}
+	task_transition(t[0], TASK_EV_CANCEL, NULL, T0 + 10);
+	task_transition(t[1], TASK_EV_CANCEL, NULL, T0 + 20);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(store_put(s, t[i]), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+	sqlite3 *db = raw();
+	ck_assert_int_eq(sqlite3_exec(db,
+	                              "CREATE INDEX tasks_finished ON tasks(finished_ms)"
+	                              " WHERE finished_ms > 0;"
+	                              "UPDATE schema_version SET version = 2",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+
+	s = open_store();
+	db = raw();
+	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 3);
+	ck_assert_int_eq(index_count(db, "tasks_finished"), 0);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM tasks"), 3);
+	sqlite3_close(db);
+	ck_assert_int_eq(store_purge(s, T0 + 15, 0), 1);
+	ck_assert_int_eq(store_flush(s), 0);
+	struct task *g;
+	ck_assert_int_eq(store_get(s, t[0]->id, &g), -ENOENT);
+	for (int i = 1; i < 3; i++) {
+		ck_assert_int_eq(store_get(s, t[i]->id, &g), 0);
+		task_del(g);
+	}
+	store_del(s);
+	for (int i = 0; i < 3; i++)
+		task_del(t[i]);
 }
 END_TEST
 
@@ -755,6 +814,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, full_disk_fails_the_batch_but_keeps_updates);
 	tcase_add_test(tc, schema_is_versioned_and_newer_ones_refused);
 	tcase_add_test(tc, v1_data_dir_is_migrated_to_v2);
+	tcase_add_test(tc, v2_data_dir_is_migrated_to_v3);
 	tcase_add_test(tc, put_and_updates_in_one_batch_store_the_latest_state);
 	tcase_add_test(tc, checkpoints_wait_for_an_idle_maintain);
 	tcase_add_test(tc, full_sync_option_opens_and_writes);
