@@ -244,11 +244,30 @@ static int map_rc(int rc)
 	}
 }
 
+/* Returns the errno of the last failed system call on the WAL, else on the
+ * database file; 0 if none failed. */
+static int last_errno(struct sq *s)
+{
+	int e = 0;
+	sqlite3_file *wal = NULL;
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) == SQLITE_OK &&
+	    wal && wal->pMethods)
+		wal->pMethods->xFileControl(wal, SQLITE_FCNTL_LAST_ERRNO, &e);
+	if (!e)
+		sqlite3_file_control(s->db, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+	return e;
+}
+
+/* Logs a failed SQLite call and returns our error for it. SQLite answers
+ * every failed write or sync with SQLITE_IOERR; the errno its file kept
+ * tells a file system that went read-only under the store (ext4 does when
+ * an error aborts it) from a true I/O error, which an operator needs. */
 static int fail(struct sq *s, int rc, const char *op)
 {
-	log_error("store_error", "op=%s sqlite=%d msg=%s", op, rc,
+	int sys = s->db && (rc & 0xff) == SQLITE_IOERR ? last_errno(s) : 0;
+	log_error("store_error", "op=%s sqlite=%d errno=%d msg=%s", op, rc, sys,
 	          log_quote(s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc)));
-	return map_rc(rc);
+	return sys == EROFS ? -EROFS : map_rc(rc);
 }
 
 /* Returns the cached statement, preparing it on first use; NULL on error
