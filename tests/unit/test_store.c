@@ -786,6 +786,23 @@ START_TEST(callbacks_can_stop_a_walk)
 }
 END_TEST
 
+/* The store turns SQLite's allocation statistics off (they cost a global
+ * mutex per allocation); checked in a fresh process, where the store is
+ * the first SQLite user. */
+START_TEST(sqlite_memory_statistics_are_off)
+{
+	struct store *s = open_store();
+	struct task *t = mk("a", T0);
+	ck_assert_int_eq(store_put(s, t), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	sqlite3_int64 cur = -1, hi = -1;
+	ck_assert_int_eq(sqlite3_status64(SQLITE_STATUS_MALLOC_COUNT, &cur, &hi, 0), SQLITE_OK);
+	ck_assert_int_eq(cur, 0);
+	store_del(s);
+	task_del(t);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -811,6 +828,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, checkpoints_wait_for_an_idle_maintain);
 	tcase_add_test(tc, full_sync_option_opens_and_writes);
 	tcase_add_test(tc, callbacks_can_stop_a_walk);
+	tcase_add_test(tc, sqlite_memory_statistics_are_off);
 	suite_add_tcase(s, tc);
 	return s;
 }
