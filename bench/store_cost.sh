@@ -5,7 +5,7 @@
 # Not run by `make bench`; docs/performance.md ("Store and scheduler hot
 # path") records its output.
 #
-#   B=build bench/store_cost.sh [TASKS [WARMUP [PER_TURN]]]
+#   B=build bench/store_cost.sh [TASKS [WARMUP [PER_TURN [PAYLOAD_BYTES]]]]
 #
 # Instructions: callgrind counts only the measured TASKS, after WARMUP
 # tasks (--toggle-collect), and prints per task the total, the store's
@@ -20,6 +20,7 @@ cd "$ROOT"
 TASKS=${1:-5000}
 WARMUP=${2:-1000}
 PER_TURN=${3:-5}
+PAYLOAD=${4:-32}
 for tool in valgrind callgrind_annotate strace; do
 	command -v "$tool" >/dev/null || { echo "store_cost: $tool missing" >&2; exit 1; }
 done
@@ -29,7 +30,7 @@ trap 'rm -rf "$work"' EXIT
 
 valgrind --tool=callgrind --collect-atstart=no --toggle-collect=measured \
 	--callgrind-out-file="$work/cg.out" \
-	"$B/store_cost" "$work/cg" "$TASKS" "$WARMUP" "$PER_TURN" 2>"$work/cg.log" ||
+	"$B/store_cost" "$work/cg" "$TASKS" "$WARMUP" "$PER_TURN" "$PAYLOAD" 2>"$work/cg.log" ||
 	{ cat "$work/cg.log" >&2; exit 1; }
 callgrind_annotate --inclusive=yes "$work/cg.out" >"$work/cg.txt"
 # The store's own share leaves out the driver's making of tasks.
@@ -47,7 +48,7 @@ awk -v n="$TASKS" '
 
 # syscalls RUN TASKS: strace -c's table for one run of the driver.
 syscalls() {
-	strace -f -c -o "$work/strace-$1" "$B/store_cost" "$work/st-$1" "$2" "$WARMUP" "$PER_TURN"
+	strace -f -c -o "$work/strace-$1" "$B/store_cost" "$work/st-$1" "$2" "$WARMUP" "$PER_TURN" "$PAYLOAD"
 }
 syscalls base 0
 syscalls full "$TASKS"
