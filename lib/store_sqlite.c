@@ -88,19 +88,29 @@ static const char *const migrations[] = {
      * B-tree write (and a WAL page per commit) for every task that ends.
      * The purge now walks tasks_final up to the first id of its cutoff: a
      * task's id is made before the task can finish. */
-    "DROP INDEX tasks_finished;",
+    "DROP INDEX tasks_finished;"
+    /* Payloads above PAYLOAD_INLINE_MAX bytes live in their own table,
+     * keyed by the task's rowid: a task's row is rewritten at every status
+     * change, and a large payload in it (its overflow pages) with it. Rows
+     * written before keep theirs inline; reads take either. */
+    "CREATE TABLE payloads (task INTEGER PRIMARY KEY, payload BLOB NOT NULL);"
+    "CREATE TRIGGER tasks_payload_gone AFTER DELETE ON tasks"
+    " BEGIN DELETE FROM payloads WHERE task = old.rowid; END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
-#define COLS                                                                                       \
-	"id, name, description, payload, priority, max_attempts, timeout_ms, idem_key, labels,"    \
-	" status, attempt, created_ms, started_ms, finished_ms, not_before_ms, deadline_ms,"       \
-	" output, error, worker_id, cancel_requested"
+/* Larger payloads are stored in the payloads table (see schema v3). */
+#define PAYLOAD_INLINE_MAX 1024
+/* A task's payload, inline or not (coalesce looks no further than it must). */
+#define PAYLOAD                                                                                    \
+	"coalesce(payload, (SELECT p.payload FROM payloads p WHERE p.task = tasks.rowid))"
+#define COLS_TAIL                                                                                  \
+	" priority, max_attempts, timeout_ms, idem_key, labels, status, attempt, created_ms,"      \
+	" started_ms, finished_ms, not_before_ms, deadline_ms, output, error, worker_id,"          \
+	" cancel_requested"
+#define COLS "id, name, description, " PAYLOAD "," COLS_TAIL
 /* As COLS, but the payload only when parameter ?9 is true (list pages). */
-#define COLS_OPT_PAYLOAD                                                                           \
-	"id, name, description, CASE WHEN ?9 THEN payload END, priority, max_attempts,"            \
-	" timeout_ms, idem_key, labels, status, attempt, created_ms, started_ms, finished_ms,"     \
-	" not_before_ms, deadline_ms, output, error, worker_id, cancel_requested"
+#define COLS_OPT_PAYLOAD "id, name, description, CASE WHEN ?9 THEN " PAYLOAD " END," COLS_TAIL
 #define LIST_TAIL " id < ?3 ORDER BY id DESC LIMIT ?4"
 
 enum {
@@ -121,6 +131,7 @@ enum {
 	ST_EXISTS,
 	ST_PAGES,
 	ST_MAX_ID,
+	ST_PUT_PAYLOAD,
 	ST_COUNT
 };
 
@@ -162,6 +173,7 @@ static const char *const sql[ST_COUNT] = {
                    " UNION ALL SELECT 1 FROM tasks WHERE idem_key = ?2 LIMIT 1"),
     [ST_PAGES] = "PRAGMA page_count",
     [ST_MAX_ID] = "SELECT max(id) FROM tasks",
+    [ST_PUT_PAYLOAD] = "INSERT INTO payloads (task, payload) VALUES (?1, ?2)",
 };
 
 /* ------------------------------------------------------------------------
@@ -605,10 +617,11 @@ static int exec_insert(struct sq *s, const struct task *t, const struct redo *r)
 		return rc;
 	size_t llen;
 	uint8_t *labels = labels_encode(t, &llen);
+	int inline_payload = t->payload_len <= PAYLOAD_INLINE_MAX;
 	sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
 	bind_text(st, 3, t->description);
-	bind_blob(st, 4, t->payload, t->payload_len);
+	bind_blob(st, 4, t->payload, inline_payload ? t->payload_len : 0);
 	sqlite3_bind_int(st, 5, t->priority);
 	sqlite3_bind_int(st, 6, t->max_attempts);
 	sqlite3_bind_int64(st, 7, t->timeout_ms);
@@ -619,6 +632,15 @@ static int exec_insert(struct sq *s, const struct task *t, const struct redo *r)
 	rc = sqlite3_step(st);
 	done(st);
 	free(labels);
+	if (rc != SQLITE_DONE || inline_payload)
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	st = stmt(s, ST_PUT_PAYLOAD, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(s->db));
+	bind_blob(st, 2, t->payload, t->payload_len);
+	rc = sqlite3_step(st);
+	done(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 

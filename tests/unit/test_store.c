@@ -583,6 +583,16 @@ START_TEST(schema_is_versioned_and_newer_ones_refused)
 }
 END_TEST
 
+/* Gives t a payload of n bytes that differ from their neighbours. */
+static void set_big_payload(struct task *t, size_t n)
+{
+	uint8_t *p = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 7 + 3);
+	task_set_bytes(&t->payload, &t->payload_len, p, n);
+	free(p);
+}
+
 static long long index_count(sqlite3 *db, const char *name)
 {
 	char q[128];
@@ -592,7 +602,13 @@ static long long index_count(sqlite3 *db, const char *name)
 
 /* Closes s, runs undo (SQL taking the dir back to an older schema) on it,
  * and opens it again: it must come up migrated to the current schema
- * (v3: tasks_final, no tasks_status nor tasks_finished). */
+ * (v3: tasks_final and payloads, no tasks_status nor tasks_finished). */
+/* Undoes v3's payloads table: its payloads go back into their rows. */
+#define UNDO_PAYLOADS                                                                              \
+	"UPDATE tasks SET payload = (SELECT payload FROM payloads WHERE task = tasks.rowid)"       \
+	" WHERE rowid IN (SELECT task FROM payloads);"                                             \
+	"DROP TRIGGER tasks_payload_gone; DROP TABLE payloads;"
+
 static struct store *downgrade_and_reopen(struct store *s, const char *undo)
 {
 	store_del(s);
@@ -605,6 +621,7 @@ static struct store *downgrade_and_reopen(struct store *s, const char *undo)
 	ck_assert_int_eq(index_count(db, "tasks_status"), 0);
 	ck_assert_int_eq(index_count(db, "tasks_finished"), 0);
 	ck_assert_int_eq(index_count(db, "tasks_final"), 1);
+	ck_assert_int_eq(index_count(db, "payloads"), 1);
 	sqlite3_close(db);
 	return s;
 }
@@ -622,7 +639,7 @@ START_TEST(v1_data_dir_is_migrated_to_v2)
 	ck_assert_int_eq(store_put(s, c), 0);
 	ck_assert_int_eq(store_flush(s), 0);
 	/* Take the dir back to exactly what v1 left. */
-	s = downgrade_and_reopen(s, "DROP INDEX tasks_final;"
+	s = downgrade_and_reopen(s, UNDO_PAYLOADS "DROP INDEX tasks_final;"
 	                            "CREATE INDEX tasks_status ON tasks(status, id);"
 	                            "CREATE INDEX tasks_finished ON tasks(finished_ms)"
 	                            " WHERE finished_ms > 0;"
@@ -645,9 +662,10 @@ START_TEST(v1_data_dir_is_migrated_to_v2)
 }
 END_TEST
 
-/* A data dir written by schema v2 (with tasks_finished) opens migrated to
- * v3, without that index, and its purge still removes exactly the old
- * finished tasks. */
+/* A data dir written by schema v2 (with tasks_finished, payloads inline)
+ * opens migrated to v3, without that index: its purge still removes
+ * exactly the old finished tasks, and a large payload stored inline still
+ * reads back, also after its task was updated. */
 START_TEST(v2_data_dir_is_migrated_to_v3)
 {
 	struct store *s = open_store();
@@ -659,12 +677,13 @@ START_TEST(v2_data_dir_is_migrated_to_v3)
 	}
 	task_transition(t[0], TASK_EV_CANCEL, NULL, T0 + 10);
 	task_transition(t[1], TASK_EV_CANCEL, NULL, T0 + 20);
+	set_big_payload(t[2], 3000);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(store_put(s, t[i]), 0);
 	ck_assert_int_eq(store_flush(s), 0);
-	s = downgrade_and_reopen(s, "CREATE INDEX tasks_finished ON tasks(finished_ms)"
-	                            " WHERE finished_ms > 0;"
-	                            "UPDATE schema_version SET version = 2");
+	s = downgrade_and_reopen(s, UNDO_PAYLOADS "CREATE INDEX tasks_finished ON tasks(finished_ms)"
+	                                          " WHERE finished_ms > 0;"
+	                                          "UPDATE schema_version SET version = 2");
 	ck_assert_int_eq(store_purge(s, T0 + 15, 0), 1);
 	ck_assert_int_eq(store_flush(s), 0);
 	struct task *g;
@@ -673,6 +692,15 @@ START_TEST(v2_data_dir_is_migrated_to_v3)
 		ck_assert_int_eq(store_get(s, t[i]->id, &g), 0);
 		task_del(g);
 	}
+	struct task_ev w = {.worker_id = "w1"};
+	task_transition(t[2], TASK_EV_ASSIGN, &w, T0 + 30);
+	ck_assert_int_eq(store_update(s, t[2]), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(store_get(s, t[2]->id, &g), 0);
+	ck_assert_int_eq(g->status, TASK_RUNNING);
+	ck_assert_uint_eq(g->payload_len, 3000);
+	ck_assert_mem_eq(g->payload, t[2]->payload, 3000);
+	task_del(g);
 	store_del(s);
 	for (int i = 0; i < 3; i++)
 		task_del(t[i]);
@@ -708,6 +736,69 @@ START_TEST(put_and_updates_in_one_batch_store_the_latest_state)
 	task_del(g);
 	store_del(s);
 	task_del(a);
+}
+END_TEST
+
+/* A payload too large to rewrite with every status change lives in its own
+ * table and reads back the same through every read; the purge takes it
+ * with its task. */
+START_TEST(large_payloads_live_outside_the_task_row)
+{
+	struct store *s = open_store();
+	struct task *big = mk("a", T0), *small = mk("a", T0 + 1);
+	set_big_payload(big, 5000);
+	set_big_payload(small, 100);
+	ck_assert_int_eq(store_put(s, big), 0);
+	ck_assert_int_eq(store_put(s, small), 0);
+	struct task_ev w = {.worker_id = "w1"};
+	task_transition(big, TASK_EV_ASSIGN, &w, T0 + 2);
+	ck_assert_int_eq(store_update(s, big), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	sqlite3 *db = raw();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM payloads"), 1);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM tasks WHERE payload IS NULL"), 1);
+
+	struct collect c = {.n = 0};
+	ck_assert_int_eq(store_load_active(s, collect, &c), 2);
+	for (int i = 0; i < 2; i++) {
+		struct task *want = i == 0 ? big : small;
+		ck_assert_str_eq(c.t[i]->id, want->id);
+		ck_assert_uint_eq(c.t[i]->payload_len, want->payload_len);
+		ck_assert_mem_eq(c.t[i]->payload, want->payload, want->payload_len);
+	}
+	collect_free(&c);
+	char next[ID_LEN + 1];
+	struct store_filter running = {.status = TASK_RUNNING, .with_payload = 1};
+	ck_assert_int_eq(store_list(s, &running, collect, &c, next), 1);
+	ck_assert_mem_eq(c.t[0]->payload, big->payload, 5000);
+	collect_free(&c);
+	running.with_payload = 0;
+	ck_assert_int_eq(store_list(s, &running, collect, &c, next), 1);
+	ck_assert_ptr_null(c.t[0]->payload);
+	collect_free(&c);
+
+	struct task_ev r = {.worker_id = "w1", .output = "ok", .output_len = 2};
+	task_transition(big, TASK_EV_COMPLETE, &r, T0 + 3);
+	ck_assert_int_eq(store_update(s, big), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	struct task *g;
+	ck_assert_int_eq(store_get(s, big->id, &g), 0);
+	ck_assert_int_eq(g->status, TASK_COMPLETED);
+	ck_assert_uint_eq(g->payload_len, 5000);
+	ck_assert_mem_eq(g->payload, big->payload, 5000);
+	task_del(g);
+
+	/* The purge takes the payload with its task. */
+	char id[ID_LEN + 1];
+	id_new(id);
+	ck_assert_int_eq(store_purge(s, id_time_ms(id) + 1, 0), 1);
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM payloads"), 0);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM tasks"), 1);
+	sqlite3_close(db);
+	store_del(s);
+	task_del(big);
+	task_del(small);
 }
 END_TEST
 
@@ -825,6 +916,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, v1_data_dir_is_migrated_to_v2);
 	tcase_add_test(tc, v2_data_dir_is_migrated_to_v3);
 	tcase_add_test(tc, put_and_updates_in_one_batch_store_the_latest_state);
+	tcase_add_test(tc, large_payloads_live_outside_the_task_row);
 	tcase_add_test(tc, checkpoints_wait_for_an_idle_maintain);
 	tcase_add_test(tc, full_sync_option_opens_and_writes);
 	tcase_add_test(tc, callbacks_can_stop_a_walk);
