@@ -18,7 +18,11 @@
  *
  * store_put still answers -EEXIST at once: it looks the id and idempotency
  * key up in the pending list and, inside the batch transaction it opens,
- * in the table.
+ * in the table; the id only when it is not above every id stored (ids are
+ * time-ordered, so a new one is).
+ *
+ * Tables: tasks, one row per task, rewritten by every status change;
+ * payloads, the payloads too large to be rewritten with it; schema_version.
  *
  * A failed flush rolls the transaction back and drops the entries of tasks
  * put in that batch (never acknowledged: the scheduler forgets them); the
