@@ -121,7 +121,7 @@ LIBORCHD = $(B)/liborchd.a
 ROLES = gateway scheduler worker
 
 PROGS = $(B)/orchd $(B)/interop_server $(B)/interop_client $(B)/rpc_test \
-	$(B)/echo_server $(B)/stream_client
+	$(B)/echo_server $(B)/stream_client $(B)/store_cost
 all: deps $(PROGS) $(addprefix $(B)/,$(ROLES))
 
 # Missing packages are installed when we are root, otherwise the exact
@@ -153,6 +153,9 @@ $(B)/echo_server: $(B)/bench/echo_server.o $(GEN_BENCH_C:.c=.o) $(LIBORCHD)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/stream_client: $(B)/bench/stream_client.o $(GEN_BENCH_C:.c=.o) $(LIBORCHD)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(B)/store_cost: $(B)/bench/store_cost.o $(LIBORCHD)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/unit_tests: $(UNIT_OBJS) $(LIBORCHD)

@@ -52,6 +52,21 @@ static unsigned bits5(const uint8_t b[16], int off)
 	return v;
 }
 
+/* Writes the id made of these three parts into out. */
+static void encode(int64_t now_ms, uint32_t c, const uint8_t nd[6], char out[ID_LEN + 1])
+{
+	uint64_t ms = (uint64_t)now_ms & 0xffffffffffffULL;
+	uint8_t b[16];
+	for (int i = 0; i < 6; i++)
+		b[i] = (uint8_t)(ms >> (40 - 8 * i));
+	for (int i = 0; i < 4; i++)
+		b[6 + i] = (uint8_t)(c >> (24 - 8 * i));
+	memcpy(b + 10, nd, 6);
+	for (int i = 0; i < ID_LEN; i++)
+		out[i] = alphabet[bits5(b, i * 5 - 2)];
+	out[ID_LEN] = '\0';
+}
+
 void id_new_at(int64_t now_ms, char out[ID_LEN + 1])
 {
 	if (!seeded)
@@ -65,16 +80,13 @@ void id_new_at(int64_t now_ms, char out[ID_LEN + 1])
 	 * pushed forward one tick so order still holds. */
 	if (counter == 0)
 		last_ms++;
-	uint64_t ms = (uint64_t)now_ms & 0xffffffffffffULL;
-	uint8_t b[16];
-	for (int i = 0; i < 6; i++)
-		b[i] = (uint8_t)(ms >> (40 - 8 * i));
-	for (int i = 0; i < 4; i++)
-		b[6 + i] = (uint8_t)(c >> (24 - 8 * i));
-	memcpy(b + 10, node, sizeof node);
-	for (int i = 0; i < ID_LEN; i++)
-		out[i] = alphabet[bits5(b, i * 5 - 2)];
-	out[ID_LEN] = '\0';
+	encode(now_ms, c, node, out);
+}
+
+void id_first_at(int64_t ms, char out[ID_LEN + 1])
+{
+	static const uint8_t zero[6];
+	encode(ms < 0 ? 0 : ms, 0, zero, out);
 }
 
 void id_new(char out[ID_LEN + 1])

@@ -25,6 +25,12 @@ void id_new(char out[ID_LEN + 1]);
  * below the last one used is raised to it. */
 void id_new_at(int64_t now_ms, char out[ID_LEN + 1]);
 
+/* Writes the smallest id of millisecond ms (counter and random part zero)
+ * and its NUL into out: every id made at ms or later sorts at or above it,
+ * every one made earlier below, so it bounds a range of ids by time. Does
+ * not touch the clock id_new reads. */
+void id_first_at(int64_t ms, char out[ID_LEN + 1]);
+
 /* Returns 1 if s (borrowed) is a well-formed id (exactly ID_LEN characters of
  * the upper-case alphabet, first one at most '7'), else 0. */
 int id_valid(const char *s);

@@ -126,7 +126,9 @@ int store_list(struct store *s, const struct store_filter *f, store_task_cb cb, 
                char next_token[ID_LEN + 1]);
 /* Deletes up to max_rows (<= 0: all) finished tasks that finished before
  * finished_before_ms, in the current batch. Returns how many, or an error.
- * Call it repeatedly with a bound to keep each loop turn short. */
+ * Call it repeatedly with a bound to keep each loop turn short. Ids are
+ * taken to be made (id.h) no later than their tasks finish: a task whose
+ * id's time is past finished_before_ms waits for a later cutoff. */
 int store_purge(struct store *s, int64_t finished_before_ms, int max_rows);
 /* Housekeeping off the commit path, such as SQLite's WAL checkpoints (the
  * store never runs them inside store_flush). Call it periodically (the

@@ -18,7 +18,11 @@
  *
  * store_put still answers -EEXIST at once: it looks the id and idempotency
  * key up in the pending list and, inside the batch transaction it opens,
- * in the table.
+ * in the table; the id only when it is not above every id stored (ids are
+ * time-ordered, so a new one is).
+ *
+ * Tables: tasks, one row per task, rewritten by every status change;
+ * payloads, the payloads too large to be rewritten with it; schema_version.
  *
  * A failed flush rolls the transaction back and drops the entries of tasks
  * put in that batch (never acknowledged: the scheduler forgets them); the
@@ -84,18 +88,33 @@ static const char *const migrations[] = {
      * RUNNING and tasks_final, written once when a task ends, for the rest. */
     "DROP INDEX tasks_status;"
     "CREATE INDEX tasks_final ON tasks(status, id) WHERE status NOT IN (1, 2);",
+    /* v3: tasks_finished served only the purge, once a minute, and cost a
+     * B-tree write (and a WAL page per commit) for every task that ends.
+     * The purge now walks tasks_final up to the first id of its cutoff: a
+     * task's id is made before the task can finish. */
+    "DROP INDEX tasks_finished;"
+    /* Payloads above PAYLOAD_INLINE_MAX bytes live in their own table,
+     * keyed by the task's rowid: a task's row is rewritten at every status
+     * change, and a large payload in it (its overflow pages) with it. Rows
+     * written before keep theirs inline; reads take either. */
+    "CREATE TABLE payloads (task INTEGER PRIMARY KEY, payload BLOB NOT NULL);"
+    "CREATE TRIGGER tasks_payload_gone AFTER DELETE ON tasks"
+    " BEGIN DELETE FROM payloads WHERE task = old.rowid; END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
-#define COLS                                                                                       \
-	"id, name, description, payload, priority, max_attempts, timeout_ms, idem_key, labels,"    \
-	" status, attempt, created_ms, started_ms, finished_ms, not_before_ms, deadline_ms,"       \
-	" output, error, worker_id, cancel_requested"
+/* Larger payloads are stored in the payloads table (see schema v3). */
+#define PAYLOAD_INLINE_MAX 1024
+/* A task's payload, inline or not (coalesce looks no further than it must). */
+#define PAYLOAD                                                                                    \
+	"coalesce(payload, (SELECT p.payload FROM payloads p WHERE p.task = tasks.rowid))"
+#define COLS_TAIL                                                                                  \
+	" priority, max_attempts, timeout_ms, idem_key, labels, status, attempt, created_ms,"      \
+	" started_ms, finished_ms, not_before_ms, deadline_ms, output, error, worker_id,"          \
+	" cancel_requested"
+#define COLS "id, name, description, " PAYLOAD "," COLS_TAIL
 /* As COLS, but the payload only when parameter ?9 is true (list pages). */
-#define COLS_OPT_PAYLOAD                                                                           \
-	"id, name, description, CASE WHEN ?9 THEN payload END, priority, max_attempts,"            \
-	" timeout_ms, idem_key, labels, status, attempt, created_ms, started_ms, finished_ms,"     \
-	" not_before_ms, deadline_ms, output, error, worker_id, cancel_requested"
+#define COLS_OPT_PAYLOAD "id, name, description, CASE WHEN ?9 THEN " PAYLOAD " END," COLS_TAIL
 #define LIST_TAIL " id < ?3 ORDER BY id DESC LIMIT ?4"
 
 enum {
@@ -115,6 +134,8 @@ enum {
 	ST_PURGE,
 	ST_EXISTS,
 	ST_PAGES,
+	ST_MAX_ID,
+	ST_PUT_PAYLOAD,
 	ST_COUNT
 };
 
@@ -145,13 +166,18 @@ static const char *const sql[ST_COUNT] = {
     [ST_LIST_NAME] = "SELECT " COLS_OPT_PAYLOAD " FROM tasks WHERE name = ?2 AND" LIST_TAIL,
     [ST_LIST_BOTH] =
         "SELECT " COLS_OPT_PAYLOAD " FROM tasks WHERE status = ?1 AND name = ?2 AND" LIST_TAIL,
-    /* In parentheses: clang warns of a concatenation ending an array. */
+    /* tasks_final, one id range per final status: ?3 is the first id of
+     * the cutoff's millisecond. In parentheses: clang warns of a
+     * concatenation ending an array. */
     [ST_PURGE] = ("DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks"
-                  " WHERE finished_ms > 0 AND finished_ms < ?1 LIMIT ?2)"),
+                  " WHERE status IN (3, 4, 5) AND status NOT IN (1, 2) AND id < ?3"
+                  " AND finished_ms > 0 AND finished_ms < ?1 LIMIT ?2)"),
     /* A NULL ?2 matches nothing: "idem_key = NULL" is never true. */
     [ST_EXISTS] = ("SELECT 1 FROM tasks WHERE id = ?1"
                    " UNION ALL SELECT 1 FROM tasks WHERE idem_key = ?2 LIMIT 1"),
     [ST_PAGES] = "PRAGMA page_count",
+    [ST_MAX_ID] = "SELECT max(id) FROM tasks",
+    [ST_PUT_PAYLOAD] = "INSERT INTO payloads (task, payload) VALUES (?1, ?2)",
 };
 
 /* ------------------------------------------------------------------------
@@ -193,6 +219,9 @@ struct sq {
 	struct map by_id;  /* id -> pending entry */
 	struct map by_key; /* idempotency key -> pending entry of a fresh put */
 	int wal_pages;     /* frames in the WAL after the last commit */
+	/* At least the greatest id in the table or the batch: higher while a
+	 * lost batch's or a purged task's id was the greatest. */
+	char max_id[ID_LEN + 1];
 	uint64_t commits, commits_seen; /* by commits, at the last maintain */
 };
 
@@ -231,11 +260,30 @@ static int map_rc(int rc)
 	}
 }
 
+/* Returns the errno of the last failed system call on the WAL, else on the
+ * database file; 0 if none failed. */
+static int last_errno(struct sq *s)
+{
+	int e = 0;
+	sqlite3_file *wal = NULL;
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) == SQLITE_OK &&
+	    wal && wal->pMethods)
+		wal->pMethods->xFileControl(wal, SQLITE_FCNTL_LAST_ERRNO, &e);
+	if (!e)
+		sqlite3_file_control(s->db, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+	return e;
+}
+
+/* Logs a failed SQLite call and returns our error for it. SQLite answers
+ * every failed write or sync with SQLITE_IOERR; the errno its file kept
+ * tells a file system that went read-only under the store (ext4 does when
+ * an error aborts it) from a true I/O error, which an operator needs. */
 static int fail(struct sq *s, int rc, const char *op)
 {
-	log_error("store_error", "op=%s sqlite=%d msg=%s", op, rc,
+	int sys = s->db && (rc & 0xff) == SQLITE_IOERR ? last_errno(s) : 0;
+	log_error("store_error", "op=%s sqlite=%d errno=%d msg=%s", op, rc, sys,
 	          log_quote(s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc)));
-	return map_rc(rc);
+	return sys == EROFS ? -EROFS : map_rc(rc);
 }
 
 /* Returns the cached statement, preparing it on first use; NULL on error
@@ -573,10 +621,11 @@ static int exec_insert(struct sq *s, const struct task *t, const struct redo *r)
 		return rc;
 	size_t llen;
 	uint8_t *labels = labels_encode(t, &llen);
+	int inline_payload = t->payload_len <= PAYLOAD_INLINE_MAX;
 	sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
 	bind_text(st, 3, t->description);
-	bind_blob(st, 4, t->payload, t->payload_len);
+	bind_blob(st, 4, t->payload, inline_payload ? t->payload_len : 0);
 	sqlite3_bind_int(st, 5, t->priority);
 	sqlite3_bind_int(st, 6, t->max_attempts);
 	sqlite3_bind_int64(st, 7, t->timeout_ms);
@@ -587,6 +636,15 @@ static int exec_insert(struct sq *s, const struct task *t, const struct redo *r)
 	rc = sqlite3_step(st);
 	done(st);
 	free(labels);
+	if (rc != SQLITE_DONE || inline_payload)
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	st = stmt(s, ST_PUT_PAYLOAD, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(s->db));
+	bind_blob(st, 2, t->payload, t->payload_len);
+	rc = sqlite3_step(st);
+	done(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -687,27 +745,35 @@ static int sq_put(struct store *base, const struct task *t)
 	int err = begin(s);
 	if (err < 0)
 		return err;
-	int rc;
-	sqlite3_stmt *st = stmt(s, ST_EXISTS, &rc);
-	if (!st)
-		return map_rc(rc);
-	sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
-	bind_text(st, 2, key);
-	rc = sqlite3_step(st);
-	done(st);
-	if (rc == SQLITE_ROW) {
-		/* The batch goes on: a duplicate is the caller's problem. */
-		log_debug("store_duplicate", "task=%s", t->id);
-		return -EEXIST;
+	/* An id above every id ever stored cannot be taken (ids are
+	 * time-ordered, so that is every new one): only a key needs looking
+	 * up. "id = NULL" matches nothing. */
+	int fresh = strcmp(t->id, s->max_id) > 0;
+	if (!fresh || key) {
+		int rc;
+		sqlite3_stmt *st = stmt(s, ST_EXISTS, &rc);
+		if (!st)
+			return map_rc(rc);
+		bind_text(st, 1, fresh ? NULL : t->id);
+		bind_text(st, 2, key);
+		rc = sqlite3_step(st);
+		done(st);
+		if (rc == SQLITE_ROW) {
+			/* The batch goes on: a duplicate is the caller's problem. */
+			log_debug("store_duplicate", "task=%s", t->id);
+			return -EEXIST;
+		}
+		if (rc != SQLITE_DONE)
+			return write_failed(s, rc, "put");
 	}
-	if (rc != SQLITE_DONE)
-		return write_failed(s, rc, "put");
 	if (too_big(s, t)) {
 		log_error("store_error", "op=put task=%s msg=\"task larger than the room left\"",
 		          t->id);
 		return abandon(s, -ENOSPC);
 	}
 	pend_add(s, t, 1);
+	if (fresh)
+		memcpy(s->max_id, t->id, sizeof s->max_id);
 	return 0;
 }
 
@@ -848,8 +914,11 @@ static int sq_purge(struct store *base, int64_t before_ms, int max_rows)
 	sqlite3_stmt *st = stmt(s, ST_PURGE, &rc);
 	if (!st)
 		return map_rc(rc);
+	char bound[ID_LEN + 1];
+	id_first_at(before_ms, bound);
 	sqlite3_bind_int64(st, 1, before_ms);
 	sqlite3_bind_int(st, 2, max_rows > 0 ? max_rows : -1);
+	sqlite3_bind_text(st, 3, bound, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	done(st);
 	if (rc != SQLITE_DONE)
@@ -1064,9 +1133,29 @@ static int configure(struct sq *s, const struct store_sqlite_options *opt)
 	return rc == SQLITE_OK ? 0 : map_rc(rc);
 }
 
+/* Reads the greatest stored id into s->max_id ("" for an empty table). */
+static int load_max_id(struct sq *s)
+{
+	int rc;
+	sqlite3_stmt *st = stmt(s, ST_MAX_ID, &rc);
+	if (!st)
+		return map_rc(rc);
+	rc = sqlite3_step(st);
+	const char *id = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	snprintf(s->max_id, sizeof s->max_id, "%s", id ? id : "");
+	done(st);
+	return rc == SQLITE_ROW ? 0 : fail(s, rc, "max_id");
+}
+
 int store_open_sqlite(const char *dir, const struct store_sqlite_options *opt, struct store **out)
 {
 	static const struct store_sqlite_options defaults;
+	/* SQLite counts every allocation for sqlite3_status(), under a global
+	 * mutex; nothing in orchd asks, and the counting was 7 % of a task's
+	 * store instructions. Only possible before SQLite first initialises
+	 * (later calls fail harmlessly), and process-wide: the store is the
+	 * process's only SQLite user. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	*out = NULL;
 	if (!opt)
 		opt = &defaults;
@@ -1110,6 +1199,8 @@ int store_open_sqlite(const char *dir, const struct store_sqlite_options *opt, s
 		err = configure(s, opt);
 	if (!err)
 		err = migrate(s);
+	if (!err)
+		err = load_max_id(s);
 	if (err < 0) {
 		log_error("store_open_failed", "path=%s err=%s", log_quote(s->path),
 		          log_quote(err_str(err)));

@@ -22,8 +22,10 @@ docs/reliability.md says.)
   * space freed: submits succeed again at once and health is SERVING; the
     sleep is COMPLETED;
   * read-only (`mount -o remount,abort`: ext4 drops to read-only at once,
-    with the files still open): submits fail with UNAVAILABLE, health is
-    NOT_SERVING, reads still answer; the scheduler stops on SIGTERM;
+    with the files still open): submits fail with UNAVAILABLE "task not
+    stored: Read-only file system" (the errno under SQLite's I/O error),
+    health is NOT_SERVING, reads still answer; the scheduler stops on
+    SIGTERM;
   * after e2fsck and a fresh mount, the scheduler restarted on the same
     data dir: every task that got a TaskAccepted is there with its status
     and result unchanged (the parked ones still PENDING), no failed submit
@@ -207,7 +209,8 @@ def main():
     check(rc == 0, "remount,abort: %s", out)
     code, details = code_of(lambda: submit(stub, name="echo", payload=b"ro"))
     eq(code, SC.UNAVAILABLE, "status of a submit on a read-only disk (%s)" % details)
-    check("task not stored" in details, "unclear message for a read-only disk: %r", details)
+    check("task not stored" in details and "Read-only file system" in details,
+          "unclear message for a read-only disk: %r", details)
     eq(health(hstub), "NOT_SERVING", "scheduler health while commits fail (read-only)")
     eq(get(stub, parked[0]).status, PENDING, "a read while the disk is read-only")
     log("read-only: submit %s %r; health NOT_SERVING; reads answer", code.name, details)

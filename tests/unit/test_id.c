@@ -1,4 +1,5 @@
-/* Unit tests for lib/id: format, time round trip, strict order, validation. */
+/* Unit tests for lib/id: format, time round trip, strict order, validation,
+ * time bounds. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,23 @@ START_TEST(validation_rejects_malformed_ids)
 }
 END_TEST
 
+START_TEST(first_id_of_a_millisecond_bounds_it)
+{
+	char first[ID_LEN + 1], next[ID_LEN + 1], before[ID_LEN + 1], at[ID_LEN + 1];
+	int64_t t = now_ms();
+	id_first_at(t + 100000, next); /* far ahead: must not move the clock */
+	id_first_at(t, first);
+	id_new_at(t - 1, before);
+	id_new_at(t, at);
+	ck_assert(id_valid(first));
+	ck_assert_int_eq(id_time_ms(first), t);
+	ck_assert_int_eq(id_time_ms(at), t);
+	ck_assert_str_lt(before, first);
+	ck_assert_str_le(first, at);
+	ck_assert_str_lt(at, next);
+}
+END_TEST
+
 START_TEST(largest_time_round_trips)
 {
 	/* Last in the suite: it moves the never-backwards clock to the end. */
@@ -118,6 +136,7 @@ Suite *id_suite(void)
 	tcase_add_test(tc, ids_sort_strictly_in_creation_order);
 	tcase_add_test(tc, clock_going_backwards_does_not_reorder);
 	tcase_add_test(tc, validation_rejects_malformed_ids);
+	tcase_add_test(tc, first_id_of_a_millisecond_bounds_it);
 	tcase_add_test(tc, largest_time_round_trips);
 	suite_add_tcase(s, tc);
 	return s;

@@ -305,6 +305,42 @@ START_TEST(idempotency_key_finds_the_first_task)
 }
 END_TEST
 
+/* A put skips the table lookup for an id above every stored one, so a
+ * taken id must still be found by the lookup: below the greatest, equal to
+ * it, and after a restart (the greatest read back from the table); and a
+ * new id still collides by idempotency key with a stored task. */
+START_TEST(put_of_a_taken_id_is_refused_after_flush_and_restart)
+{
+	struct store *s = open_store();
+	struct task *a = task_new("01ARZ3NDEKTSV4RRFFQ69G5FAV", "a", T0);
+	struct task *b = task_new("01ARZ3NDEKTSV4RRFFQ69G5FAW", "a", T0);
+	task_set_str(&a->idempotency_key, "order-7");
+	ck_assert_int_eq(store_put(s, b), 0);
+	ck_assert_int_eq(store_put(s, a), 0); /* below the greatest: looked up */
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(store_put(s, a), -EEXIST);
+	ck_assert_int_eq(store_put(s, b), -EEXIST);
+	struct task *c = mk("a", T0 + 1); /* a new id, above both */
+	task_set_str(&c->idempotency_key, "order-7");
+	ck_assert_int_eq(store_put(s, c), -EEXIST);
+	store_del(s);
+
+	s = open_store();
+	ck_assert_int_eq(store_put(s, b), -EEXIST);
+	ck_assert_int_eq(store_put(s, a), -EEXIST);
+	ck_assert_int_eq(store_put(s, c), -EEXIST);
+	task_set_str(&c->idempotency_key, NULL);
+	ck_assert_int_eq(store_put(s, c), 0);
+	ck_assert_int_eq(store_put(s, c), -EEXIST);
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(store_put(s, c), -EEXIST);
+	store_del(s);
+	task_del(a);
+	task_del(b);
+	task_del(c);
+}
+END_TEST
+
 static int list_all(struct store *s, struct store_filter f, struct collect *out)
 {
 	char token[ID_LEN + 1] = "";
@@ -393,7 +429,10 @@ START_TEST(purge_removes_only_old_finished_tasks)
 	struct store *s = open_store();
 	struct task *t[10];
 	for (int i = 0; i < 10; i++) {
-		t[i] = mk("a", T0);
+		/* The purge bounds its walk by id: ids as made at creation. */
+		char id[ID_LEN + 1];
+		id_first_at(T0 - 100 + i, id);
+		t[i] = task_new(id, "a", T0 - 100 + i);
 		if (i < 8) /* finished at T0 + i */
 			task_transition(t[i], TASK_EV_CANCEL, NULL, T0 + i);
 		ck_assert_int_eq(store_put(s, t[i]), 0);
@@ -535,7 +574,7 @@ START_TEST(schema_is_versioned_and_newer_ones_refused)
 	struct store *s = open_store();
 	store_del(s);
 	sqlite3 *db = raw();
-	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
+	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 3);
 	ck_assert_int_eq(
 	    sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
 	    SQLITE_OK);
@@ -544,8 +583,52 @@ START_TEST(schema_is_versioned_and_newer_ones_refused)
 }
 END_TEST
 
-/* A data dir written by schema v1 (tasks_status, no tasks_final) opens with
- * its tasks intact, migrated to v2, and its status lists still work. */
+/* Gives t a payload of n bytes that differ from their neighbours. */
+static void set_big_payload(struct task *t, size_t n)
+{
+	uint8_t *p = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 7 + 3);
+	task_set_bytes(&t->payload, &t->payload_len, p, n);
+	free(p);
+}
+
+static long long index_count(sqlite3 *db, const char *name)
+{
+	char q[128];
+	snprintf(q, sizeof q, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", name);
+	return raw_int(db, q);
+}
+
+/* Closes s, runs undo (SQL taking the dir back to an older schema) on it,
+ * and opens it again: it must come up migrated to the current schema
+ * (v3: tasks_final and payloads, no tasks_status nor tasks_finished). */
+/* Undoes v3's payloads table: its payloads go back into their rows. */
+#define UNDO_PAYLOADS                                                                              \
+	"UPDATE tasks SET payload = (SELECT payload FROM payloads WHERE task = tasks.rowid)"       \
+	" WHERE rowid IN (SELECT task FROM payloads);"                                             \
+	"DROP TRIGGER tasks_payload_gone; DROP TABLE payloads;"
+
+static struct store *downgrade_and_reopen(struct store *s, const char *undo)
+{
+	store_del(s);
+	sqlite3 *db = raw();
+	ck_assert_int_eq(sqlite3_exec(db, undo, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	s = open_store();
+	db = raw();
+	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 3);
+	ck_assert_int_eq(index_count(db, "tasks_status"), 0);
+	ck_assert_int_eq(index_count(db, "tasks_finished"), 0);
+	ck_assert_int_eq(index_count(db, "tasks_final"), 1);
+	ck_assert_int_eq(index_count(db, "payloads"), 1);
+	sqlite3_close(db);
+	return s;
+}
+
+/* A data dir written by schema v1 (tasks_status and tasks_finished, no
+ * tasks_final) opens with its tasks intact, migrated to v2 and on to v3,
+ * and its status lists still work. */
 START_TEST(v1_data_dir_is_migrated_to_v2)
 {
 	struct store *s = open_store();
@@ -555,25 +638,12 @@ START_TEST(v1_data_dir_is_migrated_to_v2)
 	ck_assert_int_eq(store_put(s, b), 0);
 	ck_assert_int_eq(store_put(s, c), 0);
 	ck_assert_int_eq(store_flush(s), 0);
-	store_del(s);
 	/* Take the dir back to exactly what v1 left. */
-	sqlite3 *db = raw();
-	ck_assert_int_eq(sqlite3_exec(db,
-	                              "DROP INDEX tasks_final;"
-	                              "CREATE INDEX tasks_status ON tasks(status, id);"
-	                              "UPDATE schema_version SET version = 1",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
-
-	s = open_store();
-	db = raw();
-	ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_status'"),
-	                 0);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_final'"),
-	                 1);
-	sqlite3_close(db);
+	s = downgrade_and_reopen(s, UNDO_PAYLOADS "DROP INDEX tasks_final;"
+	                            "CREATE INDEX tasks_status ON tasks(status, id);"
+	                            "CREATE INDEX tasks_finished ON tasks(finished_ms)"
+	                            " WHERE finished_ms > 0;"
+	                            "UPDATE schema_version SET version = 1");
 	struct collect got = {.n = 0};
 	char next[ID_LEN + 1];
 	struct store_filter cancelled = {.status = TASK_CANCELLED};
@@ -589,6 +659,51 @@ START_TEST(v1_data_dir_is_migrated_to_v2)
 	task_del(a);
 	task_del(b);
 	task_del(c);
+}
+END_TEST
+
+/* A data dir written by schema v2 (with tasks_finished, payloads inline)
+ * opens migrated to v3, without that index: its purge still removes
+ * exactly the old finished tasks, and a large payload stored inline still
+ * reads back, also after its task was updated. */
+START_TEST(v2_data_dir_is_migrated_to_v3)
+{
+	struct store *s = open_store();
+	struct task *t[3];
+	for (int i = 0; i < 3; i++) {
+		char id[ID_LEN + 1];
+		id_first_at(T0 + i, id); /* made when they were created */
+		t[i] = task_new(id, "a", T0 + i);
+	}
+	task_transition(t[0], TASK_EV_CANCEL, NULL, T0 + 10);
+	task_transition(t[1], TASK_EV_CANCEL, NULL, T0 + 20);
+	set_big_payload(t[2], 3000);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(store_put(s, t[i]), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	s = downgrade_and_reopen(s, UNDO_PAYLOADS "CREATE INDEX tasks_finished ON tasks(finished_ms)"
+	                                          " WHERE finished_ms > 0;"
+	                                          "UPDATE schema_version SET version = 2");
+	ck_assert_int_eq(store_purge(s, T0 + 15, 0), 1);
+	ck_assert_int_eq(store_flush(s), 0);
+	struct task *g;
+	ck_assert_int_eq(store_get(s, t[0]->id, &g), -ENOENT);
+	for (int i = 1; i < 3; i++) {
+		ck_assert_int_eq(store_get(s, t[i]->id, &g), 0);
+		task_del(g);
+	}
+	struct task_ev w = {.worker_id = "w1"};
+	task_transition(t[2], TASK_EV_ASSIGN, &w, T0 + 30);
+	ck_assert_int_eq(store_update(s, t[2]), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(store_get(s, t[2]->id, &g), 0);
+	ck_assert_int_eq(g->status, TASK_RUNNING);
+	ck_assert_uint_eq(g->payload_len, 3000);
+	ck_assert_mem_eq(g->payload, t[2]->payload, 3000);
+	task_del(g);
+	store_del(s);
+	for (int i = 0; i < 3; i++)
+		task_del(t[i]);
 }
 END_TEST
 
@@ -621,6 +736,69 @@ START_TEST(put_and_updates_in_one_batch_store_the_latest_state)
 	task_del(g);
 	store_del(s);
 	task_del(a);
+}
+END_TEST
+
+/* A payload too large to rewrite with every status change lives in its own
+ * table and reads back the same through every read; the purge takes it
+ * with its task. */
+START_TEST(large_payloads_live_outside_the_task_row)
+{
+	struct store *s = open_store();
+	struct task *big = mk("a", T0), *small = mk("a", T0 + 1);
+	set_big_payload(big, 5000);
+	set_big_payload(small, 100);
+	ck_assert_int_eq(store_put(s, big), 0);
+	ck_assert_int_eq(store_put(s, small), 0);
+	struct task_ev w = {.worker_id = "w1"};
+	task_transition(big, TASK_EV_ASSIGN, &w, T0 + 2);
+	ck_assert_int_eq(store_update(s, big), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	sqlite3 *db = raw();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM payloads"), 1);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM tasks WHERE payload IS NULL"), 1);
+
+	struct collect c = {.n = 0};
+	ck_assert_int_eq(store_load_active(s, collect, &c), 2);
+	for (int i = 0; i < 2; i++) {
+		struct task *want = i == 0 ? big : small;
+		ck_assert_str_eq(c.t[i]->id, want->id);
+		ck_assert_uint_eq(c.t[i]->payload_len, want->payload_len);
+		ck_assert_mem_eq(c.t[i]->payload, want->payload, want->payload_len);
+	}
+	collect_free(&c);
+	char next[ID_LEN + 1];
+	struct store_filter running = {.status = TASK_RUNNING, .with_payload = 1};
+	ck_assert_int_eq(store_list(s, &running, collect, &c, next), 1);
+	ck_assert_mem_eq(c.t[0]->payload, big->payload, 5000);
+	collect_free(&c);
+	running.with_payload = 0;
+	ck_assert_int_eq(store_list(s, &running, collect, &c, next), 1);
+	ck_assert_ptr_null(c.t[0]->payload);
+	collect_free(&c);
+
+	struct task_ev r = {.worker_id = "w1", .output = "ok", .output_len = 2};
+	task_transition(big, TASK_EV_COMPLETE, &r, T0 + 3);
+	ck_assert_int_eq(store_update(s, big), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	struct task *g;
+	ck_assert_int_eq(store_get(s, big->id, &g), 0);
+	ck_assert_int_eq(g->status, TASK_COMPLETED);
+	ck_assert_uint_eq(g->payload_len, 5000);
+	ck_assert_mem_eq(g->payload, big->payload, 5000);
+	task_del(g);
+
+	/* The purge takes the payload with its task. */
+	char id[ID_LEN + 1];
+	id_new(id);
+	ck_assert_int_eq(store_purge(s, id_time_ms(id) + 1, 0), 1);
+	ck_assert_int_eq(store_flush(s), 0);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM payloads"), 0);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM tasks"), 1);
+	sqlite3_close(db);
+	store_del(s);
+	task_del(big);
+	task_del(small);
 }
 END_TEST
 
@@ -699,6 +877,23 @@ START_TEST(callbacks_can_stop_a_walk)
 }
 END_TEST
 
+/* The store turns SQLite's allocation statistics off (they cost a global
+ * mutex per allocation); checked in a fresh process, where the store is
+ * the first SQLite user. */
+START_TEST(sqlite_memory_statistics_are_off)
+{
+	struct store *s = open_store();
+	struct task *t = mk("a", T0);
+	ck_assert_int_eq(store_put(s, t), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	sqlite3_int64 cur = -1, hi = -1;
+	ck_assert_int_eq(sqlite3_status64(SQLITE_STATUS_MALLOC_COUNT, &cur, &hi, 0), SQLITE_OK);
+	ck_assert_int_eq(cur, 0);
+	store_del(s);
+	task_del(t);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -711,6 +906,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, crash_keeps_flushed_and_drops_unflushed);
 	tcase_add_test(tc, writes_are_visible_to_others_only_after_flush);
 	tcase_add_test(tc, idempotency_key_finds_the_first_task);
+	tcase_add_test(tc, put_of_a_taken_id_is_refused_after_flush_and_restart);
 	tcase_add_test(tc, list_pages_newest_first_with_filters);
 	tcase_add_test(tc, purge_removes_only_old_finished_tasks);
 	tcase_add_test(tc, second_scheduler_on_the_same_dir_is_refused);
@@ -718,10 +914,13 @@ Suite *store_suite(void)
 	tcase_add_test(tc, full_disk_fails_the_batch_but_keeps_updates);
 	tcase_add_test(tc, schema_is_versioned_and_newer_ones_refused);
 	tcase_add_test(tc, v1_data_dir_is_migrated_to_v2);
+	tcase_add_test(tc, v2_data_dir_is_migrated_to_v3);
 	tcase_add_test(tc, put_and_updates_in_one_batch_store_the_latest_state);
+	tcase_add_test(tc, large_payloads_live_outside_the_task_row);
 	tcase_add_test(tc, checkpoints_wait_for_an_idle_maintain);
 	tcase_add_test(tc, full_sync_option_opens_and_writes);
 	tcase_add_test(tc, callbacks_can_stop_a_walk);
+	tcase_add_test(tc, sqlite_memory_statistics_are_off);
 	suite_add_tcase(s, tc);
 	return s;
 }
