@@ -139,8 +139,8 @@ $(B)/orchd: $(CMD_OBJS) $(LIBORCHD)
 $(addprefix $(B)/,$(ROLES)): $(B)/orchd
 	ln -sf orchd $@
 
-$(B)/interop_server: $(B)/tests/interop/interop_server.o $(GEN_INTEROP_C:.c=.o) \
-		$(G)/reflect_interop_set.o $(LIBORCHD)
+$(B)/interop_server: $(B)/tests/interop/interop_server.o $(B)/tests/serve.o \
+		$(GEN_INTEROP_C:.c=.o) $(G)/reflect_interop_set.o $(LIBORCHD)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/interop_client: $(B)/tests/interop/interop_client.o $(GEN_INTEROP_C:.c=.o) $(LIBORCHD)
@@ -149,7 +149,7 @@ $(B)/interop_client: $(B)/tests/interop/interop_client.o $(GEN_INTEROP_C:.c=.o) 
 $(B)/rpc_test: $(B)/tests/integration/rpc_test.o $(LIBORCHD)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
-$(B)/echo_server: $(B)/bench/echo_server.o $(GEN_BENCH_C:.c=.o) $(LIBORCHD)
+$(B)/echo_server: $(B)/bench/echo_server.o $(B)/tests/serve.o $(GEN_BENCH_C:.c=.o) $(LIBORCHD)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(B)/stream_client: $(B)/bench/stream_client.o $(GEN_BENCH_C:.c=.o) $(LIBORCHD)

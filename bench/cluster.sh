@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # bench/cluster.sh: an orchd cluster for a benchmark run, and the run
-# itself. Sourced by bench/curves.sh and bench/scaling.sh after they set
-# $work (a scratch directory), $O (the orchd binary), $PYTHON and $results
-# (a JSON-lines file the runs are appended to).
+# itself. Sourced by bench/curves.sh and bench/scaling.sh from the
+# repository root; cluster_setup then sets up what they share: $O (the
+# orchd binary), $work (a scratch directory), $results (a JSON-lines file
+# the runs are appended to), $failed and the exit trap.
 #
 # cluster_start starts a scheduler on a fresh store, WORKERS workers and a
 # gateway, all on ephemeral 127.0.0.1 ports, and waits until every worker
@@ -22,6 +23,35 @@
 
 cluster_pids=""
 cluster_n=0
+
+# cluster_setup NAME: the common start of a benchmark script NAME, called
+# after its own defaults. Checks ROUNDS (at least 3) and $B/orchd (B: build
+# by default, made absolute), sets PYTHON if unset, $O, a fresh $work and
+# $results ($B/bench/NAME.jsonl, emptied), failed=0, and traps: on exit
+# every process spawned is stopped and $work removed.
+cluster_setup() {
+	local name=$1
+	: "${B:=build}"
+	case $B in /*) ;; *) B=$PWD/$B ;; esac
+	: "${PYTHON:=/usr/bin/python3}"
+	[ "$ROUNDS" -ge 3 ] || { echo "$name: ROUNDS must be at least 3" >&2; exit 2; }
+	O=$B/orchd
+	[ -x "$O" ] || { echo "$name: $O missing; run make" >&2; exit 1; }
+	work=$(mktemp -d "${TMPDIR:-/tmp}/orchd-$name.XXXXXX")
+	trap cluster_cleanup EXIT
+	trap 'exit 130' INT TERM
+	mkdir -p "$B/bench"
+	results=$B/bench/$name.jsonl
+	: >"$results"
+	# shellcheck disable=SC2034 # read by the sourcing script
+	failed=0
+}
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cluster_cleanup() {
+	stop_all
+	rm -rf "$work"
+}
 
 # cluster_start WORKERS SLOTS: sets $gp (the gateway's port), $cluster
 # (a name: its logs are $work/$cluster.*) and $cluster_pids. Returns 1 if a

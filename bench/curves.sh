@@ -27,9 +27,8 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-: "${B:=build}"
-case $B in /*) ;; *) B=$ROOT/$B ;; esac
-: "${PYTHON:=/usr/bin/python3}"
+# shellcheck source=bench/cluster.sh
+. bench/cluster.sh
 : "${ROUNDS:=3}"
 : "${CURVES:=slots payload latency}"
 : "${SLOTS_LIST:=1 2 4 8 16 32 64 128 256}"
@@ -43,25 +42,7 @@ case $B in /*) ;; *) B=$ROOT/$B ;; esac
 : "${CONC_LIST:=1 2 4 8 16 32 64 128 256 512}"
 : "${LAT_TASKS:=10000}"
 : "${PLOTS:=$ROOT/docs}"
-[ "$ROUNDS" -ge 3 ] || { echo "curves: ROUNDS must be at least 3" >&2; exit 2; }
-O=$B/orchd
-[ -x "$O" ] || { echo "curves: $O missing; run make" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/orchd-curves.XXXXXX")
-# shellcheck source=bench/cluster.sh
-. bench/cluster.sh
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-	stop_all
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mkdir -p "$B/bench"
-results=$B/bench/curves.jsonl
-: >"$results"
-failed=0
+cluster_setup curves
 
 # point WORKERS SLOTS TAGS BENCH_ARGS...: one run on a fresh cluster.
 point() {

@@ -10,7 +10,6 @@
  * whenever rpc_call_send says the call's queue is full.
  */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +22,10 @@
 #include "pb.h"
 #include "rpc.h"
 #include "xalloc.h"
+#include "../tests/serve.h"
 
 /* Largest Stream message size accepted; larger asks are INVALID_ARGUMENT. */
 #define MAX_STREAM_SIZE (1 << 20)
-
-static struct event_base *base;
 
 /* ---- unpack arena ----------------------------------------------------- */
 
@@ -174,16 +172,6 @@ static const struct rpc_call_cbs stream_cbs = {
 
 /* ---- main --------------------------------------------------------------- */
 
-static void stopped(void *arg)
-{
-	event_base_loopbreak(base);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	rpc_server_shutdown(arg, 2000, stopped, NULL);
-}
-
 int main(int argc, char **argv)
 {
 	int port = 0;
@@ -202,10 +190,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	log_set_role("echo_server");
-	log_set_level(LOG_WARN);
-	signal(SIGPIPE, SIG_IGN);
-	base = event_base_new();
+	struct event_base *base = serve_init("echo_server");
 	int err = 0;
 	struct rpc_server *srv = rpc_server_new(base, NULL, &err);
 	if (!srv) {
@@ -214,23 +199,7 @@ int main(int argc, char **argv)
 	}
 	rpc_server_add_method(srv, "/bench.v1.Echo/Echo", &echo_cbs, NULL);
 	rpc_server_add_method(srv, "/bench.v1.Echo/Stream", &stream_cbs, NULL);
-	char addr[32];
-	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-	int bound = rpc_server_listen(srv, addr);
-	if (bound < 0) {
-		fprintf(stderr, "echo_server: cannot listen on %s: %s\n", addr, err_str(bound));
-		return 1;
-	}
-	printf("PORT %d\n", bound);
-	fflush(stdout);
-	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, srv);
-	struct event *sigint = evsignal_new(base, SIGINT, on_signal, srv);
-	event_add(sigterm, NULL);
-	event_add(sigint, NULL);
-	event_base_dispatch(base);
-	event_free(sigterm);
-	event_free(sigint);
-	rpc_server_del(srv);
+	int rc = serve_run(base, srv, port, 2000, "echo_server");
 	event_base_free(base);
-	return 0;
+	return rc;
 }

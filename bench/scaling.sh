@@ -28,34 +28,15 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-: "${B:=build}"
-case $B in /*) ;; *) B=$ROOT/$B ;; esac
-: "${PYTHON:=/usr/bin/python3}"
+# shellcheck source=bench/cluster.sh
+. bench/cluster.sh
 : "${ROUNDS:=5}"
 : "${TASKS:=20000}"
 : "${CONC:=64}"
 : "${COMPARISONS:=pending workers workers-per-worker}"
 : "${PENDING_PAIRS:=10000:100000}"
 : "${PRELOAD_CONC:=256}"
-[ "$ROUNDS" -ge 3 ] || { echo "scaling: ROUNDS must be at least 3" >&2; exit 2; }
-O=$B/orchd
-[ -x "$O" ] || { echo "scaling: $O missing; run make" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/orchd-scaling.XXXXXX")
-# shellcheck source=bench/cluster.sh
-. bench/cluster.sh
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-	stop_all
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mkdir -p "$B/bench"
-results=$B/bench/scaling.jsonl
-: >"$results"
-failed=0
+cluster_setup scaling
 
 # preload PORT N: N pending tasks nobody serves, submitted through the
 # gateway on PORT; fails unless all N were accepted.

@@ -40,6 +40,8 @@ enum {
 	EXIT_UNAVAIL = 3, /* cannot reach the server */
 };
 
+enum { ROLE_NSIG = 3 };
+
 struct role {
 	const char *name; /* "gateway", "scheduler", "worker" */
 	struct event_base *base;
@@ -59,12 +61,13 @@ struct role {
 	int hold;
 	int stopping; /* SIGTERM/SIGINT arrived */
 	int shut;     /* the listener's drain has started */
-	struct event *sig[2];
+	struct event *sig[ROLE_NSIG]; /* SIGTERM, SIGINT (stop), SIGHUP (reload) */
 	/* Security, from the role's flags (role_init): the tokens its
 	 * listener accepts (NULL: none asked for), the token it presents to
 	 * the roles it calls, and TLS for those connections. */
 	struct auth *auth;
 	struct meta auth_md;
+	const char *token_file; /* --auth-token-file, re-read on SIGHUP */
 	struct rpc_tls_opts dial_tls;
 	int dial_tls_on;
 };
@@ -160,7 +163,8 @@ int role_init(struct role *r, const char *name, const struct role_flags *flags,
 /* Sets o's TLS and default metadata (the role's token) for a channel to
  * another role. They point into r, which must outlive the channel. */
 void role_dial_opts(const struct role *r, struct rpc_opts *o);
-/* Runs until SIGTERM/SIGINT and a graceful drain. Returns an exit code. */
+/* Runs until SIGTERM/SIGINT and a graceful drain; SIGHUP re-reads the
+ * token file meanwhile. Returns an exit code. */
 int role_run(struct role *r);
 /* Ends a hold (see struct role): after SIGTERM, starts the listener's
  * drain; before it, the next SIGTERM drains at once. */

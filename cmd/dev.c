@@ -9,7 +9,8 @@
  * With --tls, every connection is TLS: scripts/gen-dev-certs.sh (built into
  * the executable) makes a throwaway CA and certificates in DATA_DIR/tls,
  * every role serves and presents server.pem, and the scheduler asks for
- * it (mutual TLS). --auth-token-file is handed to every role.
+ * it (mutual TLS). --auth-token-file is handed to every role, and SIGHUP
+ * is passed on to them (each re-reads it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -252,6 +253,7 @@ int cmd_dev(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	char listen[64], sched_addr[64], slots_s[16], wid[64];
@@ -331,6 +333,13 @@ int cmd_dev(int argc, char **argv)
 		if (sig == SIGINT || sig == SIGTERM) {
 			fprintf(stderr, "orchd dev: stopping\n");
 			break;
+		}
+		if (sig == SIGHUP) {
+			/* Each role re-reads its token file. */
+			for (int i = 0; i < nkids; i++)
+				if (kids[i].pid)
+					kill(kids[i].pid, SIGHUP);
+			continue;
 		}
 		if (sig != SIGCHLD)
 			continue;

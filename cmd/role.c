@@ -60,9 +60,17 @@ int cmd_tls_check(const char *cmd, const struct tls_flags *f)
 	return 0;
 }
 
-/* Loads a token file into a (reported as cmd's error on failure). Warns
- * when the file is readable by others: it holds secrets. Returns 0 or
- * EXIT_USAGE. */
+/* Warns when a token file is readable by others: it holds secrets. */
+static void warn_exposed(const char *file)
+{
+	struct stat st;
+	if (stat(file, &st) == 0 && (st.st_mode & 077))
+		log_warn("token_file_exposed", "file=%s mode=%04o hint=%s", log_quote(file),
+			 (unsigned)(st.st_mode & 07777), log_quote("chmod 600 it"));
+}
+
+/* Loads a token file into a (reported as cmd's error on failure). Returns
+ * 0 or EXIT_USAGE. */
 static int load_tokens(const char *cmd, struct auth *a, const char *file)
 {
 	char err[512];
@@ -70,10 +78,7 @@ static int load_tokens(const char *cmd, struct auth *a, const char *file)
 		cmd_error(cmd, "%s", err);
 		return EXIT_USAGE;
 	}
-	struct stat st;
-	if (stat(file, &st) == 0 && (st.st_mode & 077))
-		log_warn("token_file_exposed", "file=%s mode=%04o hint=%s", log_quote(file),
-			 (unsigned)(st.st_mode & 07777), log_quote("chmod 600 it"));
+	warn_exposed(file);
 	return 0;
 }
 
@@ -134,6 +139,7 @@ static int listen_opts(struct role *r, const struct role_flags *f, struct rpc_op
 			return rc;
 		so->authorize = auth_authorize;
 		so->authorize_arg = r->auth;
+		r->token_file = f->token_file;
 		auth_bearer_md(&r->auth_md, auth_first(r->auth));
 	}
 	return 0;
@@ -143,6 +149,30 @@ void role_dial_opts(const struct role *r, struct rpc_opts *o)
 {
 	o->tls = r->dial_tls_on ? &r->dial_tls : NULL;
 	o->default_md = r->auth_md.n ? &r->auth_md : NULL;
+	/* Shared, not copied: a reload changes the token we present. */
+	o->default_md_shared = 1;
+}
+
+/* SIGHUP: re-reads the token file, which both the listener's tokens and
+ * the one we present come from. A file that does not load changes
+ * nothing: a bad edit must not lock every client and peer out. */
+static void reload_tokens(struct role *r)
+{
+	if (!r->auth) {
+		log_info("tokens_reload_skipped", "reason=%s", log_quote("no --auth-token-file"));
+		return;
+	}
+	char err[512];
+	int n = auth_reload_file(r->auth, r->token_file, err, sizeof err);
+	if (n < 0) {
+		log_error("tokens_reload_failed", "file=%s error=%s tokens_kept=%zu",
+			  log_quote(r->token_file), log_quote(err), auth_count(r->auth));
+		return;
+	}
+	warn_exposed(r->token_file);
+	meta_free(&r->auth_md);
+	auth_bearer_md(&r->auth_md, auth_first(r->auth));
+	log_info("tokens_reloaded", "file=%s tokens=%d", log_quote(r->token_file), n);
 }
 
 /* ---- the role's life ---------------------------------------------------------- */
@@ -216,6 +246,10 @@ static void drained(void *arg)
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct role *r = arg;
+	if (sig == SIGHUP) {
+		reload_tokens(r);
+		return;
+	}
 	log_info("shutdown", "signal=%d grace_ms=%lld", (int)sig, (long long)r->grace_ms);
 	event_del(r->sig[0]);
 	event_del(r->sig[1]);
@@ -245,10 +279,11 @@ int role_run(struct role *r)
 	 * everything the role needs (its store, say) is set up. */
 	printf("PORT %d\n", r->port);
 	fflush(stdout);
-	r->sig[0] = evsignal_new(r->base, SIGTERM, on_signal, r);
-	r->sig[1] = evsignal_new(r->base, SIGINT, on_signal, r);
-	event_add(r->sig[0], NULL);
-	event_add(r->sig[1], NULL);
+	static const int sigs[ROLE_NSIG] = {SIGTERM, SIGINT, SIGHUP};
+	for (int i = 0; i < ROLE_NSIG; i++) {
+		r->sig[i] = evsignal_new(r->base, sigs[i], on_signal, r);
+		event_add(r->sig[i], NULL);
+	}
 	event_base_dispatch(r->base);
 	log_info("stopped", NULL);
 	return EXIT_OK;
@@ -261,7 +296,7 @@ void role_free(struct role *r)
 	reflect_del(r->reflect); /* its calls ended with the server */
 	auth_del(r->auth);	 /* the server's authorize hook is gone */
 	meta_free(&r->auth_md);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < ROLE_NSIG; i++)
 		if (r->sig[i])
 			event_free(r->sig[i]);
 	if (r->base) {

@@ -131,6 +131,24 @@ int auth_load_file(struct auth *a, const char *path, char *err, size_t errlen)
 	return rv ? rv : added;
 }
 
+int auth_reload_file(struct auth *a, const char *path, char *err, size_t errlen)
+{
+	struct auth *fresh = auth_new(a->protect_health);
+	int rv = auth_load_file(fresh, path, err, errlen);
+	if (rv > 0) {
+		/* Swap the tokens; auth_del wipes the old ones. */
+		struct auth old = *fresh;
+		fresh->digests = a->digests;
+		fresh->n = a->n;
+		fresh->first = a->first;
+		a->digests = old.digests;
+		a->n = old.n;
+		a->first = old.first;
+	}
+	auth_del(fresh);
+	return rv;
+}
+
 size_t auth_count(const struct auth *a)
 {
 	return a->n;

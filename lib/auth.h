@@ -50,6 +50,13 @@ int auth_add_token(struct auth *a, const char *token, size_t len);
  * message in err (which names the file and the line, never the token). */
 int auth_load_file(struct auth *a, const char *path, char *err, size_t errlen);
 
+/* Replaces the set's tokens with those of a file (as auth_load_file),
+ * all or nothing: when the file cannot be loaded the set keeps its tokens,
+ * so a bad edit never locks everybody out. The first token becomes the new
+ * file's first. Returns the number of tokens now in the set (> 0), or the
+ * error of auth_load_file with its message in err. */
+int auth_reload_file(struct auth *a, const char *path, char *err, size_t errlen);
+
 /* Number of tokens in the set. */
 size_t auth_count(const struct auth *a);
 /* The first token added (borrowed from the set), or NULL. */

@@ -40,6 +40,7 @@ struct rpc_channel {
 	int backoff_ms;
 	char last_error[160];
 	struct meta default_md; /* rpc_opts.default_md, copied */
+	const struct meta *md;  /* &default_md, or the caller's if shared */
 	void (*state_cb)(struct rpc_channel *, enum rpc_channel_state, void *);
 	void *state_arg;
 };
@@ -69,7 +70,10 @@ struct rpc_channel *rpc_channel_new(struct event_base *base, const char *target,
 		snprintf(ch->host, sizeof ch->host, "127.0.0.1");
 	ch->target = xstrdup(target);
 	meta_init(&ch->default_md);
-	if (ch->opts.default_md)
+	ch->md = &ch->default_md;
+	if (ch->opts.default_md && ch->opts.default_md_shared)
+		ch->md = ch->opts.default_md;
+	else if (ch->opts.default_md)
 		for (size_t i = 0; i < ch->opts.default_md->n; i++) {
 			const struct meta_kv *kv = &ch->opts.default_md->v[i];
 			meta_add(&ch->default_md, kv->key, kv->keylen, kv->val, kv->vallen);
@@ -352,8 +356,8 @@ struct rpc_call *rpc_call_start(struct rpc_channel *ch, const char *path,
 	call->cbs = cbs;
 	call->arg = arg;
 	call->path = xstrdup(path);
-	for (size_t i = 0; i < ch->default_md.n; i++) {
-		const struct meta_kv *kv = &ch->default_md.v[i];
+	for (size_t i = 0; i < ch->md->n; i++) {
+		const struct meta_kv *kv = &ch->md->v[i];
 		if (!opts || !opts->metadata || !meta_get(opts->metadata, kv->key))
 			meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
 	}

@@ -26,7 +26,9 @@ void map_free(struct map *m)
 	map_init(m);
 }
 
-static size_t find(const struct map *m, const char *key)
+/* inline: map_get is hot (the scheduler's queue looks up a task name per
+ * push and per name per pop). */
+static inline size_t find(const struct map *m, const char *key)
 {
 	size_t mask = m->cap - 1;
 	size_t i = hash(key) & mask;
@@ -100,7 +102,18 @@ done:
 
 void map_foreach(const struct map *m, void (*fn)(const char *key, void *val, void *arg), void *arg)
 {
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->e[i].key)
-			fn(m->e[i].key, m->e[i].val, arg);
+	size_t pos = 0;
+	const struct map_ent *e;
+	while ((e = map_next(m, &pos)))
+		fn(e->key, e->val, arg);
+}
+
+const struct map_ent *map_next(const struct map *m, size_t *pos)
+{
+	while (*pos < m->cap) {
+		const struct map_ent *e = &m->e[(*pos)++];
+		if (e->key)
+			return e;
+	}
+	return NULL;
 }

@@ -30,5 +30,10 @@ void *map_put(struct map *m, const char *key, void *val);
 void *map_del(struct map *m, const char *key);
 /* Calls fn for each entry; fn must not modify the map. */
 void map_foreach(const struct map *m, void (*fn)(const char *key, void *val, void *arg), void *arg);
+/* Walks the entries in no particular order, for walks that may stop early:
+ * start with *pos = 0; each call returns the next entry (borrowed) and
+ * advances *pos, or NULL after the last. The map must not change during a
+ * walk. */
+const struct map_ent *map_next(const struct map *m, size_t *pos);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "map.h"
 #include "task.h"
 #include "xalloc.h"
 
@@ -25,16 +26,14 @@ struct heap {
 	uint32_t n, cap;
 };
 
-struct name_slot {
-	char *name; /* NULL = empty slot */
-	uint32_t hash;
+/* One per task name ever seen; the name is the key in queue.names. */
+struct named {
 	struct heap h;
+	char name[];
 };
 
 struct queue {
-	struct name_slot *slots; /* open addressing, linear probing */
-	size_t nslots;           /* a power of two */
-	size_t nnames;
+	struct map names; /* task name -> struct named */
 	struct heap held;
 	size_t total;
 	uint64_t next_seq;
@@ -121,58 +120,24 @@ static struct task *heap_take(struct heap *h, uint32_t i)
 }
 
 /* ------------------------------------------------------------------------
- * Name table
+ * Names
  * ------------------------------------------------------------------------ */
-
-static uint32_t hash_str(const char *s)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
-static struct name_slot *lookup(const struct queue *q, const char *name, uint32_t h)
-{
-	size_t mask = q->nslots - 1;
-	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		struct name_slot *s = &q->slots[i];
-		if (!s->name || (s->hash == h && strcmp(s->name, name) == 0))
-			return s;
-	}
-}
-
-static void grow(struct queue *q)
-{
-	struct name_slot *old = q->slots;
-	size_t n = q->nslots;
-	q->nslots = n * 2;
-	q->slots = xcalloc(q->nslots, sizeof *q->slots);
-	for (size_t i = 0; i < n; i++)
-		if (old[i].name)
-			*lookup(q, old[i].name, old[i].hash) = old[i];
-	free(old);
-}
 
 /* Returns the heap for name, creating it when create is set (else NULL if
  * the name was never seen). Names are never removed: there are few of them
  * and an empty heap holds no array. */
 static struct heap *heap_for(struct queue *q, const char *name, int create)
 {
-	uint32_t h = hash_str(name);
-	struct name_slot *s = lookup(q, name, h);
-	if (s->name)
-		return &s->h;
+	struct named *nd = map_get(&q->names, name);
+	if (nd)
+		return &nd->h;
 	if (!create)
 		return NULL;
-	if ((q->nnames + 1) * 2 > q->nslots) {
-		grow(q);
-		s = lookup(q, name, h);
-	}
-	s->name = xstrdup(name);
-	s->hash = h;
-	q->nnames++;
-	return &s->h;
+	size_t len = strlen(name) + 1;
+	nd = xcalloc(1, sizeof *nd + len);
+	memcpy(nd->name, name, len);
+	map_put(&q->names, nd->name, nd);
+	return &nd->h;
 }
 
 /* ------------------------------------------------------------------------
@@ -182,8 +147,7 @@ static struct heap *heap_for(struct queue *q, const char *name, int create)
 struct queue *queue_new(void)
 {
 	struct queue *q = xcalloc(1, sizeof *q);
-	q->nslots = 16;
-	q->slots = xcalloc(q->nslots, sizeof *q->slots);
+	map_init(&q->names);
 	q->next_seq = 1;
 	return q;
 }
@@ -197,18 +161,20 @@ static void heap_drop(struct heap *h)
 	free(h->v);
 }
 
+static void drop_named(const char *name, void *val, void *arg)
+{
+	struct named *nd = val;
+	heap_drop(&nd->h);
+	free(nd);
+}
+
 void queue_del(struct queue *q)
 {
 	if (!q)
 		return;
-	for (size_t i = 0; i < q->nslots; i++) {
-		if (q->slots[i].name) {
-			heap_drop(&q->slots[i].h);
-			free(q->slots[i].name);
-		}
-	}
+	map_foreach(&q->names, drop_named, NULL);
+	map_free(&q->names);
 	heap_drop(&q->held);
-	free(q->slots);
 	free(q);
 }
 
@@ -299,8 +265,8 @@ struct task *queue_peek(struct queue *q, const char *const *names, size_t n, int
 
 size_t queue_ready(const struct queue *q, const char *name)
 {
-	struct name_slot *s = lookup(q, name, hash_str(name));
-	return s->name ? s->h.n : 0;
+	const struct named *nd = map_get(&q->names, name);
+	return nd ? nd->h.n : 0;
 }
 
 size_t queue_held(const struct queue *q)
@@ -315,10 +281,12 @@ size_t queue_size(const struct queue *q)
 
 int queue_foreach_ready(const struct queue *q, queue_name_cb cb, void *arg)
 {
-	for (size_t i = 0; i < q->nslots; i++) {
-		const struct name_slot *s = &q->slots[i];
-		if (s->name && s->h.n) {
-			int r = cb(s->name, s->h.n, arg);
+	size_t pos = 0;
+	const struct map_ent *e;
+	while ((e = map_next(&q->names, &pos))) {
+		const struct named *nd = e->val;
+		if (nd->h.n) {
+			int r = cb(nd->name, nd->h.n, arg);
 			if (r)
 				return r;
 		}

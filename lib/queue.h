@@ -6,7 +6,7 @@
  * retries, so a retried task does not lose its place to newer ones).
  * Push, pop and removal of any queued task (cancel) are O(log n): the
  * queues are binary heaps and each task records its heap position in
- * task.qidx/qwhere. Names map to their heaps through a hash table, so "the
+ * task.qidx/qwhere. Names map to their heaps through lib/map, so "the
  * next task for any of these names" costs O(k log n) for k names.
  *
  * The queue borrows tasks: it never frees them and does not look at their

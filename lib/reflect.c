@@ -500,123 +500,38 @@ static int answer(struct reflect *r, struct rpc_call *call, Request *req)
 	return rv;
 }
 
-/*
- * Per-stream state, made when a stream's send queue first fills up. We
- * then pause the stream, but rpc_call_pause_recv() holds back the next
- * chunk only, not the rest of the one being delivered, so a few requests
- * may still arrive; they wait here, in order (flow control bounds them).
- */
-struct pending {
-	struct pending *next;
-	size_t len;
-	uint8_t msg[];
-};
-
-struct stream {
-	struct pending *head, **tail;
-	int full;        /* queue at its high-water mark: recv paused */
-	int half_closed; /* finish once the backlog is answered */
-};
-
-static struct stream *stream_of(struct rpc_call *call)
-{
-	struct stream *s = rpc_call_data(call);
-	if (!s) {
-		s = xcalloc(1, sizeof *s);
-		s->tail = &s->head;
-		rpc_call_set_data(call, s);
-	}
-	return s;
-}
-
-/* Answers one serialized request. Returns 0, or a gRPC status to end the
- * call with. */
-static int answer_bytes(struct reflect *r, struct rpc_call *call, const uint8_t *msg, size_t len)
+/* Answers one request. A client that does not read its answers is held
+ * back by flow control instead of filling our memory: once the send queue
+ * is full the call delivers no more requests (nor the half-close) until
+ * on_writable resumes it. */
+static int info_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
 	Request *req = grpc__reflection__v1__server_reflection_request__unpack(NULL, len, msg);
 	if (!req)
 		return GRPC_STATUS_INVALID_ARGUMENT;
-	int rv = answer(r, call, req);
+	int rv = answer(arg, call, req);
 	grpc__reflection__v1__server_reflection_request__free_unpacked(req, NULL);
-	if (rv == RPC_SEND_FULL) {
-		/* A client that does not read its answers is held back by
-		 * flow control instead of filling our memory. */
-		stream_of(call)->full = 1;
+	if (rv == RPC_SEND_FULL)
 		rpc_call_pause_recv(call, 1);
-	} else if (rv < 0) {
+	else if (rv < 0)
 		return GRPC_STATUS_RESOURCE_EXHAUSTED;
-	}
 	return 0;
-}
-
-static int info_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
-{
-	struct stream *s = rpc_call_data(call);
-	if (s && s->full) {
-		struct pending *p = xmalloc(sizeof *p + len);
-		p->next = NULL;
-		p->len = len;
-		memcpy(p->msg, msg, len);
-		*s->tail = p;
-		s->tail = &p->next;
-		return 0;
-	}
-	return answer_bytes(arg, call, msg, len);
 }
 
 static void info_writable(struct rpc_call *call, void *arg)
 {
-	struct stream *s = rpc_call_data(call);
-	if (!s)
-		return;
-	s->full = 0;
-	while (!s->full && s->head) {
-		struct pending *p = s->head;
-		s->head = p->next;
-		if (!s->head)
-			s->tail = &s->head;
-		int st = answer_bytes(arg, call, p->msg, p->len);
-		free(p);
-		if (st) {
-			rpc_call_finish(call, st, status_name(st));
-			return;
-		}
-	}
-	if (s->full)
-		return;
-	if (s->half_closed)
-		rpc_call_finish(call, GRPC_STATUS_OK, NULL);
-	else
-		rpc_call_pause_recv(call, 0);
+	rpc_call_pause_recv(call, 0);
 }
 
 static void info_half_close(struct rpc_call *call, void *arg)
 {
-	struct stream *s = rpc_call_data(call);
-	if (s && s->full)
-		s->half_closed = 1;
-	else
-		rpc_call_finish(call, GRPC_STATUS_OK, NULL);
-}
-
-static void info_done(struct rpc_call *call, int status, const char *message, void *arg)
-{
-	struct stream *s = rpc_call_data(call);
-	if (!s)
-		return;
-	while (s->head) {
-		struct pending *p = s->head;
-		s->head = p->next;
-		free(p);
-	}
-	free(s);
+	rpc_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
 static const struct rpc_call_cbs info_cbs = {
     .on_message = info_msg,
     .on_half_close = info_half_close,
     .on_writable = info_writable,
-    .on_done = info_done,
 };
 
 struct reflect *reflect_new(struct rpc_server *srv, const uint8_t *set, size_t len, int *err)

@@ -177,6 +177,10 @@ struct rpc_opts {
 	 * call's own (a key the call sets itself is not sent twice), e.g.
 	 * "authorization". Borrowed: rpc_channel_new() copies it. */
 	const struct meta *default_md;
+	/* Client: default_md is borrowed for the channel's life instead of
+	 * copied, and read as each call starts, so its owner may change it
+	 * between calls (a role's token after a reload). */
+	int default_md_shared;
 };
 
 /* ---- server ------------------------------------------------------------ */

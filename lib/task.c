@@ -197,6 +197,17 @@ int32_t task_max_attempts(const struct task *t, const struct task_policy *p)
 	return p->default_max_attempts > 0 ? p->default_max_attempts : 1;
 }
 
+/* The end of a check: 0 when nothing was wrong (why is NULL), else -EINVAL
+ * with why copied into err. */
+static int verdict(const char *why, char *err, size_t errlen)
+{
+	if (!why)
+		return 0;
+	if (err && errlen)
+		snprintf(err, errlen, "%s", why);
+	return -EINVAL;
+}
+
 int task_spec_check(const char *name, size_t payload_len, int32_t max_attempts, int64_t timeout_ms,
                     size_t max_payload, char *err, size_t errlen)
 {
@@ -222,11 +233,7 @@ int task_spec_check(const char *name, size_t payload_len, int32_t max_attempts, 
 		         "timeout_ms is %" PRId64 ", it must be 0 (none) or positive", timeout_ms);
 		why = buf;
 	}
-	if (!why)
-		return 0;
-	if (err && errlen)
-		snprintf(err, errlen, "%s", why);
-	return -EINVAL;
+	return verdict(why, err, errlen);
 }
 
 int task_labels_check(const struct task_label *labels, size_t n, char *err, size_t errlen)
@@ -253,11 +260,7 @@ int task_labels_check(const struct task_label *labels, size_t n, char *err, size
 			why = buf;
 		}
 	}
-	if (!why)
-		return 0;
-	if (err && errlen)
-		snprintf(err, errlen, "%s", why);
-	return -EINVAL;
+	return verdict(why, err, errlen);
 }
 
 /* ------------------------------------------------------------------------

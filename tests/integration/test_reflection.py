@@ -182,10 +182,11 @@ def check_role(port, role, service):
             check(r.error_code(all_extension_numbers_of_type="orchestrator.v1.NoSuch")
                   == NOT_FOUND, "all_extension_numbers_of_type of an unknown type: NOT_FOUND")
 
-            # One stream, many requests, errors in between, read late so
-            # the answers pass the send high-water mark (the server pauses
-            # the stream and queues what still arrives): all answered, in
-            # order.
+            # One stream, many requests pipelined, errors in between, read
+            # late so the answers pass the send high-water mark (the server
+            # pauses the call's receive side, and the rpc layer holds back
+            # what still arrives, half-close included, until the answers
+            # drain): all answered, in order, then the stream ends OK.
             reqs = []
             for i in range(1500):
                 if i % 3 == 0:

@@ -15,6 +15,11 @@ stranger's CA whose certificates must be refused). Checks:
     (UNAUTHENTICATED) and gets no task; a gateway whose own (first) token
     the scheduler does not know has its forwarded calls refused; health and
     reflection stay open, and need the token with --auth-health;
+  * SIGHUP re-reads a role's token file: a new token refused before is
+    accepted after, a removed one refused, and the token the gateway
+    presents upstream changes too; a malformed, empty or missing file keeps
+    the tokens (logged, the role lives on); without a token file SIGHUP is
+    logged and changes nothing;
   * no token ever appears in any role's log;
   * exec handlers: the environment is clean (PATH, ORCHD_TASK_ID,
     ORCHD_TASK_NAME and what --handler-env names; the worker's own
@@ -56,7 +61,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 INTERNAL = "orchd-internal-5f2a9c7d"  # roles present it to the scheduler
 CLIENT = "client-tok-93be1d04"        # clients present it to the gateway
 WRONG = "not-a-token-1234"
-SECRETS = (INTERNAL, CLIENT, WRONG)
+ROTATED = "rotated-tok-7c41e0aa"      # replaces CLIENT in a reloaded file
+SECRETS = (INTERNAL, CLIENT, WRONG, ROTATED)
 
 roles = []
 tmp = None
@@ -247,6 +253,8 @@ def security(c, stranger):
     eq(h3.Check(health_pb2.HealthCheckRequest(), timeout=5, metadata=ok).status,
        health_pb2.HealthCheckResponse.SERVING, "grpc.health.v1 with a token, --auth-health")
 
+    reload_tokens(gw2, stub2, spec, ok, rogue_id)
+
     log("handlers: a clean environment and the limits")
     last = run_task(stub, ok, name="env")
     eq(last.status, COMPLETED, "env task")
@@ -269,6 +277,56 @@ def security(c, stranger):
     return [gw, gw2, gw3, good, nocert, foreign, badtok, sched]
 
 
+def reload_tokens(gw2, stub2, spec, ok, rogue_id):
+    """SIGHUP re-reads gw2's token file: the tokens it accepts and the one it
+    presents to the scheduler (which lacks gw2's first token so far). A file
+    that does not load keeps the tokens."""
+    log("tokens: SIGHUP re-reads the token file")
+    rotated = bearer(ROTATED)
+
+    def get(md):
+        return stub2.GetTask(pb.GetTaskRequest(task_id=rogue_id), timeout=5, metadata=md)
+
+    code, _ = code_of(lambda: get(rotated))
+    eq(code, SC.UNAUTHENTICATED, "a token not (yet) in the gateway's file")
+    path = write("gw2-tokens", "# rotated\n%s\n%s\n" % (INTERNAL, ROTATED))
+    gw2.proc.send_signal(signal.SIGHUP)
+
+    def submit_rotated():
+        """The accepted answer, or None while the reload has not happened
+        (gw2 refuses ROTATED, or the scheduler gw2's old token)."""
+        try:
+            return stub2.SubmitTask(spec, timeout=5, metadata=rotated)
+        except grpc.RpcError as e:
+            if e.code() != SC.UNAUTHENTICATED:
+                raise
+            return None
+
+    poll(submit_rotated, 15, "a submit with the new token through gw2 after SIGHUP")
+    get(rotated)
+    code, _ = code_of(lambda: get(ok))
+    eq(code, SC.UNAUTHENTICATED, "the token removed from the file, after SIGHUP")
+    lines = [x for x in gw2.log().splitlines() if "event=tokens_reloaded" in x]
+    check(len(lines) == 1 and "tokens=2" in lines[0], "reload logged with 2 tokens: %r", lines)
+
+    for why in ("a malformed line", "no token", "a missing file"):
+        if why == "a missing file":
+            os.remove(path)
+        else:
+            write("gw2-tokens", "%s\nhas a blank\n" % CLIENT if why == "a malformed line"
+                  else "# nothing\n")
+        n = gw2.log().count("event=tokens_reload_failed")
+        gw2.proc.send_signal(signal.SIGHUP)
+        poll(lambda: gw2.log().count("event=tokens_reload_failed") > n, 15,
+             "the failed reload (%s) logged" % why)
+        check(gw2.proc.poll() is None, "gw2 died on a reload with %s", why)
+        last = [x for x in gw2.log().splitlines() if "event=tokens_reload_failed" in x][-1]
+        check("tokens_kept=2" in last, "the failed reload keeps the 2 tokens: %r", last)
+        stub2.SubmitTask(spec, timeout=5, metadata=rotated)
+        code, _ = code_of(lambda: get(ok))
+        eq(code, SC.UNAUTHENTICATED, "CLIENT after a reload with %s" % why)
+
+
 # ---------------------------------------------------------------------------
 # Limits
 # ---------------------------------------------------------------------------
@@ -280,6 +338,12 @@ def limits():
                            "--max-payload", "1M"], sched)
     stub = gw.stub()
     sstub = sched.stub()
+
+    log("tokens: SIGHUP without --auth-token-file changes nothing")
+    sched.proc.send_signal(signal.SIGHUP)
+    poll(lambda: "event=tokens_reload_skipped" in sched.log(), 15, "the skipped reload logged")
+    check(sched.proc.poll() is None, "the scheduler died on SIGHUP")
+    sstub.HealthCheck(pb.HealthCheckRequest(), timeout=5)
 
     log("limits: labels")
     for labels, word in (({"k%d" % i: "v" for i in range(65)}, "65 labels"),

@@ -7,7 +7,6 @@
  * matching struct rpc_opts limits, for the tests that check them.
  */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include "reflect.h"
 #include "rpc.h"
 #include "xalloc.h"
+#include "../serve.h"
 
 /* grpc.testing's descriptors for reflection, embedded by the Makefile. */
 extern const uint8_t reflect_interop_set[];
@@ -281,16 +281,6 @@ static const struct rpc_call_cbs cbs = {
 	.on_done = on_done,
 };
 
-static void stopped(void *arg)
-{
-	event_base_loopbreak(base);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	rpc_server_shutdown(arg, 5000, stopped, NULL);
-}
-
 int main(int argc, char **argv)
 {
 	int port = 0, use_tls = 0;
@@ -332,10 +322,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	log_set_role("interop_server");
-	log_set_level(LOG_WARN);
-	signal(SIGPIPE, SIG_IGN);
-	base = event_base_new();
+	base = serve_init("interop_server");
 	struct rpc_tls_opts tls = {.cert_file = cert, .key_file = key};
 	opts.tls = use_tls ? &tls : NULL;
 	int err = 0;
@@ -362,24 +349,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "interop_server: cannot index descriptors: %s\n", err_str(err));
 		return 1;
 	}
-	char addr[32];
-	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-	int bound = rpc_server_listen(srv, addr);
-	if (bound < 0) {
-		fprintf(stderr, "interop_server: cannot listen on %s: %s\n", addr, err_str(bound));
-		return 1;
-	}
-	printf("PORT %d\n", bound);
-	fflush(stdout);
-	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, srv);
-	struct event *sigint = evsignal_new(base, SIGINT, on_signal, srv);
-	event_add(sigterm, NULL);
-	event_add(sigint, NULL);
-	event_base_dispatch(base);
-	event_free(sigterm);
-	event_free(sigint);
-	rpc_server_del(srv);
+	int rc = serve_run(base, srv, port, 5000, "interop_server");
 	reflect_del(reflect);
 	event_base_free(base);
-	return 0;
+	return rc;
 }

@@ -133,6 +133,42 @@ START_TEST(bad_token_files_say_why_without_the_token)
 }
 END_TEST
 
+START_TEST(reload_replaces_all_tokens_or_none)
+{
+	char err[256];
+	struct auth *a = auth_new(0);
+	const char *p = tmpfile_with("old-one\nold-two\n");
+	ck_assert_int_eq(auth_load_file(a, p, err, sizeof err), 2);
+	unlink(p);
+	p = tmpfile_with("new-one\nold-two\nnew-three\n");
+	ck_assert_int_eq(auth_reload_file(a, p, err, sizeof err), 3);
+	unlink(p);
+	ck_assert_uint_eq(auth_count(a), 3);
+	ck_assert_str_eq(auth_first(a), "new-one");
+	ck_assert_int_eq(check_str(a, "Bearer old-one"), AUTH_DENIED);
+	ck_assert_int_eq(check_str(a, "Bearer old-two"), AUTH_OK);
+	ck_assert_int_eq(check_str(a, "Bearer new-three"), AUTH_OK);
+	/* A file that fails half-way, an empty one or a missing one changes
+	 * nothing: not even the tokens before the bad line get in. */
+	const char *bad[] = {"half-good\nhas a blank\n", "# none\n"};
+	const int why[] = {-EINVAL, -ENODATA};
+	for (int i = 0; i < 2; i++) {
+		p = tmpfile_with(bad[i]);
+		ck_assert_int_eq(auth_reload_file(a, p, err, sizeof err), why[i]);
+		unlink(p);
+		ck_assert_uint_eq(auth_count(a), 3);
+		ck_assert_str_eq(auth_first(a), "new-one");
+		ck_assert_int_eq(check_str(a, "Bearer half-good"), AUTH_DENIED);
+		ck_assert_int_eq(check_str(a, "Bearer new-three"), AUTH_OK);
+	}
+	ck_assert_int_eq(auth_reload_file(a, "/nonexistent/orchd-tokens", err, sizeof err),
+	                 -ENOENT);
+	ck_assert_uint_eq(auth_count(a), 3);
+	ck_assert_int_eq(check_str(a, "Bearer new-one"), AUTH_OK);
+	auth_del(a);
+}
+END_TEST
+
 START_TEST(health_and_reflection_are_open_unless_protected)
 {
 	struct auth *a = auth_new(0);
@@ -183,6 +219,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, tokens_must_be_printable_without_blanks);
 	tcase_add_test(tc, token_file_skips_comments_and_blanks);
 	tcase_add_test(tc, bad_token_files_say_why_without_the_token);
+	tcase_add_test(tc, reload_replaces_all_tokens_or_none);
 	tcase_add_test(tc, health_and_reflection_are_open_unless_protected);
 	tcase_add_test(tc, bearer_metadata_round_trips);
 	suite_add_tcase(s, tc);

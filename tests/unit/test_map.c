@@ -48,12 +48,53 @@ START_TEST(test_map_empty_lookups)
 }
 END_TEST
 
+START_TEST(test_map_next_visits_each_entry_once)
+{
+	enum { N = 300 };
+	static char keys[N][16];
+	int seen[N] = {0};
+	struct map m;
+	map_init(&m);
+	size_t pos = 0;
+	ck_assert_ptr_null(map_next(&m, &pos));
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof keys[i], "k%d", i);
+		map_put(&m, keys[i], &seen[i]);
+	}
+	for (int i = 0; i < N; i += 3)
+		map_del(&m, keys[i]);
+	const struct map_ent *e;
+	size_t walked = 0;
+	pos = 0;
+	while ((e = map_next(&m, &pos)) && walked <= N) {
+		int *v = e->val;
+		ck_assert_ptr_eq(map_get(&m, e->key), v);
+		(*v)++;
+		walked++;
+	}
+	ck_assert_uint_eq(walked, m.n);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(seen[i], i % 3 ? 1 : 0);
+	/* The walk ended for good, and a walk may stop and be resumed. */
+	ck_assert_ptr_null(map_next(&m, &pos));
+	pos = 0;
+	const struct map_ent *first = map_next(&m, &pos);
+	size_t resumed = 1;
+	while (map_next(&m, &pos) && resumed <= N)
+		resumed++;
+	ck_assert_ptr_nonnull(first);
+	ck_assert_uint_eq(resumed, m.n);
+	map_free(&m);
+}
+END_TEST
+
 Suite *map_suite(void)
 {
 	Suite *s = suite_create("map");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_map_put_get_del_against_model);
 	tcase_add_test(tc, test_map_empty_lookups);
+	tcase_add_test(tc, test_map_next_visits_each_entry_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
