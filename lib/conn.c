@@ -343,7 +343,8 @@ static int feed(struct conn *c, const uint8_t *data, size_t len)
 	ssize_t rv = nghttp2_session_mem_recv(c->ng, data, len);
 	if (rv >= 0)
 		return 0;
-	log_debug("h2_recv_error", "peer=%s error=%s", c->peer, log_quote(nghttp2_strerror((int)rv)));
+	log_debug("h2_recv_error", "peer=%s error=%s", c->peer,
+		  log_quote(nghttp2_strerror((int)rv)));
 	if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
 		/* Not HTTP/2 at all: a GOAWAY tells a confused HTTP/2 peer
 		 * why; then close. */
@@ -397,7 +398,9 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
 		if ((size_t)n < sizeof buf)
 			break;
 	}
-	flush(c);
+	/* Flushed from the flush event, after the loop pass's other
+	 * callbacks, so what they answer goes out in the same write. */
+	conn_schedule(c);
 }
 
 static void plain_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -420,7 +423,7 @@ static void tls_read_cb(struct bufferevent *bev, void *arg)
 		}
 		evbuffer_drain(in, len);
 	}
-	flush(c);
+	conn_schedule(c);
 }
 
 static void tls_write_cb(struct bufferevent *bev, void *arg)

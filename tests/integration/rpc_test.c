@@ -105,6 +105,14 @@ static struct rpc_channel *channel(int port, const struct rpc_opts *o)
 	return rpc_channel_new(base, t, o, NULL);
 }
 
+/* Runs the loop for ms milliseconds. */
+static void run_for(int ms)
+{
+	struct event *e = after(ms, (void (*)(evutil_socket_t, short, void *))stop, NULL);
+	run(ms + 2000);
+	event_free(e);
+}
+
 /* A plain TCP client socket connected to s on port, returned once s has
  * accepted it (or after a bounded wait: the caller checks). */
 static int raw_connect(struct rpc_server *s, int port)
@@ -117,11 +125,8 @@ static int raw_connect(struct rpc_server *s, int port)
 		perror("connect");
 		exit(1);
 	}
-	for (int i = 0; i < 40 && rpc_server_conn_count(s) == before; i++) {
-		struct event *e = after(25, (void (*)(evutil_socket_t, short, void *))stop, NULL);
-		run(2000);
-		event_free(e);
-	}
+	for (int i = 0; i < 40 && rpc_server_conn_count(s) == before; i++)
+		run_for(25);
 	return fd;
 }
 
@@ -863,9 +868,7 @@ static void split(void)
 		while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
 			nghttp2_session_mem_recv(ng, buf, (size_t)n);
 		if (!sp.closed) {
-			struct event *e = after(5, (void (*)(evutil_socket_t, short, void *))stop, NULL);
-			run(2000);
-			event_free(e);
+			run_for(5);
 		}
 	}
 	CHECK(sent > 100, "only %zu request bytes", sent);
