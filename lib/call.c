@@ -265,7 +265,7 @@ int call_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fra
 {
 	struct conn *c = ud;
 	struct rpc_call *call = src->ptr;
-	struct evbuffer *o = bufferevent_get_output(c->bev);
+	struct evbuffer *o = c->out;
 	if (evbuffer_get_length(o) >= CONN_OUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	evbuffer_add(o, framehd, 9);

@@ -1,15 +1,22 @@
 /*
  * conn: one HTTP/2 connection, server or client side (see rpc_int.h).
  *
- * Bytes come in through the bufferevent's read callback and go to
- * nghttp2_session_mem_recv straight from the input buffer's chains; frames
- * go out through one nghttp2_session_send per loop turn (conn_schedule),
- * DATA payload moved from a call's queue into the socket buffer without a
- * copy (NGHTTP2_DATA_FLAG_NO_COPY). A connection is never freed inside an
- * nghttp2 callback: conn_fail marks it and the flush event frees it.
+ * A plaintext connection owns its socket: one recv into a stack buffer
+ * feeds nghttp2_session_mem_recv, and each flush writes the output with
+ * one sendmsg, waiting for writability only when the socket is full. A
+ * TLS connection goes through bufferevent_openssl instead (its input
+ * chains fed to nghttp2 without a copy, its output written by libevent).
+ * Frames go out through one nghttp2_session_send per loop turn
+ * (conn_schedule), DATA payload moved from a call's queue into the output
+ * buffer without a copy (NGHTTP2_DATA_FLAG_NO_COPY). A connection is
+ * never freed inside an nghttp2 callback: conn_fail marks it and the
+ * flush event frees it.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -60,10 +67,9 @@ void rpc_opts_fill(struct rpc_opts *d, const struct rpc_opts *s)
 static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *ud)
 {
 	struct conn *c = ud;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) >= CONN_OUT_HIGH)
+	if (evbuffer_get_length(c->out) >= CONN_OUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
-	evbuffer_add(out, data, len);
+	evbuffer_add(c->out, data, len);
 	return (ssize_t)len;
 }
 
@@ -223,14 +229,70 @@ static nghttp2_session_callbacks *callbacks(void)
 
 /* ---- I/O ---------------------------------------------------------------- */
 
+/* A plaintext connection reads with recv into a stack buffer of this size,
+ * straight into nghttp2: one system call per read, where a bufferevent
+ * spends an ioctl(FIONREAD) and a readv. At most CONN_READS_PER_EVENT
+ * full buffers per wake-up, so one busy peer cannot starve the others;
+ * epoll is level-triggered and brings the rest on the next turn. */
+#define CONN_READ_BUF (64u << 10)
+#define CONN_READS_PER_EVENT 4
+/* Buffer chains handed to one sendmsg. */
+#define CONN_WRITE_IOV 64
+
+/* Frees c if it waits only for its output to drain and the output has.
+ * Returns 1 if c was freed. */
+static int free_if_flushed(struct conn *c)
+{
+	if (!c->close_when_flushed || evbuffer_get_length(c->out) != 0)
+		return 0;
+	conn_free(c, c->dead ? c->dead_status : GRPC_STATUS_UNAVAILABLE,
+		  c->dead ? c->dead_msg : "connection closed");
+	return 1;
+}
+
+/* Plaintext: hands what c->out holds to the socket with one sendmsg
+ * (MSG_NOSIGNAL: lib/ must not depend on the process ignoring SIGPIPE),
+ * and waits for the socket to be writable only when something is left,
+ * so a connection whose writes fit costs no epoll_ctl and no extra
+ * wake-up. Returns 0, or -1 after failing c. */
+static int write_out(struct conn *c)
+{
+	struct evbuffer_iovec v[CONN_WRITE_IOV];
+	struct iovec iov[CONN_WRITE_IOV];
+	int n = evbuffer_peek(c->out, -1, NULL, v, CONN_WRITE_IOV);
+	if (n > CONN_WRITE_IOV)
+		n = CONN_WRITE_IOV;
+	if (n > 0) {
+		for (int i = 0; i < n; i++)
+			iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			log_debug("conn_closed", "peer=%s reason=%s", c->peer,
+				  log_quote(strerror(errno)));
+			evbuffer_drain(c->out, evbuffer_get_length(c->out));
+			c->close_when_flushed = 0;
+			conn_fail(c, GRPC_STATUS_UNAVAILABLE, "connection error");
+			return -1;
+		}
+		if (w > 0)
+			evbuffer_drain(c->out, (size_t)w);
+	}
+	/* nghttp2 still wanting to write here means on_send stopped it at
+	 * CONN_OUT_HIGH: go on once the socket takes more. */
+	if (evbuffer_get_length(c->out) || nghttp2_session_want_write(c->ng))
+		event_add(c->wr_ev, NULL);
+	else
+		event_del(c->wr_ev);
+	return 0;
+}
+
 static void flush(struct conn *c)
 {
 	if (c->dead) {
 		conn_free(c, c->dead_status, c->dead_msg);
 		return;
 	}
-	if (!c->ng)
-		return;
 	int rv = nghttp2_session_send(c->ng);
 	if (rv != 0) {
 		conn_free(c, GRPC_STATUS_UNAVAILABLE, nghttp2_strerror(rv));
@@ -244,14 +306,13 @@ static void flush(struct conn *c)
 		conn_free(c, c->dead_status, c->dead_msg);
 		return;
 	}
-	if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng)) {
-		/* Session over (GOAWAY exchanged, all streams done): close
-		 * once the last bytes are on the wire. */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			conn_free(c, GRPC_STATUS_UNAVAILABLE, "connection closed");
-		else
-			c->close_when_flushed = 1;
-	}
+	/* Session over (GOAWAY exchanged, all streams done): close once the
+	 * last bytes are on the wire. */
+	if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng))
+		c->close_when_flushed = 1;
+	if (c->fd >= 0 && write_out(c) < 0)
+		return;
+	free_if_flushed(c);
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -275,65 +336,109 @@ void conn_fail(struct conn *c, int status, const char *msg)
 	conn_schedule(c);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* Hands received bytes to nghttp2. Returns 0, or -1 after a protocol
+ * error, when c is failing (its GOAWAY on the way if it fits). */
+static int feed(struct conn *c, const uint8_t *data, size_t len)
+{
+	ssize_t rv = nghttp2_session_mem_recv(c->ng, data, len);
+	if (rv >= 0)
+		return 0;
+	log_debug("h2_recv_error", "peer=%s error=%s", c->peer,
+		  log_quote(nghttp2_strerror((int)rv)));
+	if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+		/* Not HTTP/2 at all: a GOAWAY tells a confused HTTP/2 peer
+		 * why; then close. */
+		nghttp2_session_terminate_session(c->ng, NGHTTP2_PROTOCOL_ERROR);
+	else
+		nghttp2_session_terminate_session(c->ng, NGHTTP2_INTERNAL_ERROR);
+	nghttp2_session_send(c->ng);
+	c->close_when_flushed = 1;
+	if (c->fd >= 0)
+		write_out(c);
+	conn_fail(c, GRPC_STATUS_UNAVAILABLE, "protocol error");
+	return -1;
+}
+
+/* The peer closed or the socket failed (e: an OpenSSL error, or 0). */
+static void lost(struct conn *c, int eof, unsigned long e)
+{
+	const char *why = eof ? "connection closed by peer" : "connection error";
+	char buf[160];
+	if (e)
+		why = tls_error_string(e, buf, sizeof buf);
+	/* A TLS failure (a peer without a valid certificate, plaintext on a
+	 * TLS port) is worth an operator's attention; a plain close is not. */
+	log_emit(e ? LOG_WARN : LOG_DEBUG, e ? "tls_failed" : "conn_closed", "peer=%s reason=%s",
+		 c->peer, log_quote(why));
+	conn_free(c, GRPC_STATUS_UNAVAILABLE, why);
+}
+
+static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	uint8_t buf[CONN_READ_BUF];
+	c->last_recv = rpc_now_ms();
+	for (int i = 0; i < CONN_READS_PER_EVENT && !c->dead; i++) {
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			if (n < 0)
+				log_debug("conn_error", "peer=%s error=%s", c->peer,
+					  log_quote(strerror(errno)));
+			lost(c, n == 0, 0);
+			return;
+		}
+		if (feed(c, buf, (size_t)n) < 0)
+			return;
+		/* A short read emptied the socket: save the recv that would
+		 * say EAGAIN. */
+		if ((size_t)n < sizeof buf)
+			break;
+	}
+	/* Flushed from the flush event, after the loop pass's other
+	 * callbacks, so what they answer goes out in the same write. */
+	conn_schedule(c);
+}
+
+static void plain_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	flush(arg);
+}
+
+/* TLS: bufferevent_openssl reads and decrypts; its input chains go to
+ * nghttp2 without a copy. */
+static void tls_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len;
 	c->last_recv = rpc_now_ms();
 	while (!c->dead && (len = evbuffer_get_contiguous_space(in)) > 0) {
-		const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
-		ssize_t rv = nghttp2_session_mem_recv(c->ng, data, len);
-		if (rv < 0) {
-			log_debug("h2_recv_error", "peer=%s error=%s", c->peer,
-				  log_quote(nghttp2_strerror((int)rv)));
-			if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
-				/* Not HTTP/2 at all: a GOAWAY tells a
-				 * confused HTTP/2 peer why; then close. */
-				nghttp2_session_terminate_session(c->ng, NGHTTP2_PROTOCOL_ERROR);
-			else
-				nghttp2_session_terminate_session(c->ng, NGHTTP2_INTERNAL_ERROR);
+		if (feed(c, evbuffer_pullup(in, (ssize_t)len), len) < 0) {
 			evbuffer_drain(in, evbuffer_get_length(in));
-			nghttp2_session_send(c->ng);
-			c->close_when_flushed = 1;
-			conn_fail(c, GRPC_STATUS_UNAVAILABLE, "protocol error");
 			return;
 		}
 		evbuffer_drain(in, len);
 	}
-	flush(c);
+	conn_schedule(c);
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
+static void tls_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
-	if (c->close_when_flushed && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		conn_free(c, c->dead ? c->dead_status : GRPC_STATUS_UNAVAILABLE,
-			  c->dead ? c->dead_msg : "connection closed");
-		return;
-	}
-	flush(c);
+	if (!free_if_flushed(c))
+		flush(c);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct conn *c = arg;
 	if (what & BEV_EVENT_CONNECTED)
 		return; /* handled by the channel before conn_new */
-	const char *why = (what & BEV_EVENT_EOF) ? "connection closed by peer" : "connection error";
-	unsigned long e = 0;
-	if (what & BEV_EVENT_ERROR) {
-		e = c->ssl ? bufferevent_get_openssl_error(bev) : 0;
-		if (e) {
-			static char buf[160];
-			why = tls_error_string(e, buf, sizeof buf);
-		}
-	}
-	/* A TLS failure (a peer without a valid certificate, plaintext on a
-	 * TLS port) is worth an operator's attention; a plain close is not. */
-	log_emit(e ? LOG_WARN : LOG_DEBUG, e ? "tls_failed" : "conn_closed", "peer=%s reason=%s",
-		 c->peer, log_quote(why));
-	conn_free(c, GRPC_STATUS_UNAVAILABLE, why);
+	lost(arg, (what & BEV_EVENT_EOF) != 0,
+	     (what & BEV_EVENT_ERROR) ? bufferevent_get_openssl_error(bev) : 0);
 }
 
 /* ---- keepalive ---------------------------------------------------------- */
@@ -375,8 +480,21 @@ struct conn *conn_new(struct event_base *base, struct bufferevent *bev, SSL *ssl
 {
 	struct conn *c = xcalloc(1, sizeof *c);
 	c->base = base;
-	c->bev = bev;
 	c->ssl = ssl;
+	if (ssl) {
+		c->bev = bev;
+		c->fd = -1;
+		c->out = bufferevent_get_output(bev);
+	} else {
+		/* A plaintext bufferevent only carried the socket (through the
+		 * channel's connect): take the descriptor, let the rest go. */
+		c->fd = bufferevent_getfd(bev);
+		bufferevent_setfd(bev, -1);
+		bufferevent_free(bev);
+		c->out = evbuffer_new();
+		c->rd_ev = event_new(base, c->fd, EV_READ | EV_PERSIST, plain_read_cb, c);
+		c->wr_ev = event_new(base, c->fd, EV_WRITE, plain_write_cb, c);
+	}
 	c->opts = opts;
 	c->srv = srv;
 	c->ch = ch;
@@ -423,13 +541,17 @@ struct conn *conn_new(struct event_base *base, struct bufferevent *bev, SSL *ssl
 
 void conn_start_io(struct conn *c)
 {
-	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	conn_schedule(c);
+	if (c->fd >= 0) {
+		event_add(c->rd_ev, NULL);
+		return;
+	}
+	bufferevent_setcb(c->bev, tls_read_cb, tls_write_cb, tls_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_HIGH / 2, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	conn_schedule(c);
 	/* Bytes that arrived with the TLS handshake are already buffered. */
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-		read_cb(c->bev, c);
+		tls_read_cb(c->bev, c);
 }
 
 void conn_goaway(struct conn *c)
@@ -465,11 +587,14 @@ void conn_free(struct conn *c, int status, const char *msg)
 	free(m);
 	nghttp2_session_del(c->ng);
 	if (c->bev) {
-		if (c->ssl) {
-			SSL_set_shutdown(c->ssl, SSL_RECEIVED_SHUTDOWN);
-			SSL_shutdown(c->ssl);
-		}
+		SSL_set_shutdown(c->ssl, SSL_RECEIVED_SHUTDOWN);
+		SSL_shutdown(c->ssl);
 		bufferevent_free(c->bev);
+	} else {
+		event_free(c->rd_ev);
+		event_free(c->wr_ev);
+		evbuffer_free(c->out);
+		close(c->fd);
 	}
 	if (c->ka_ev)
 		event_free(c->ka_ev);

@@ -87,7 +87,11 @@ struct rpc_call {
 
 struct conn {
 	struct event_base *base;
-	struct bufferevent *bev;
+	struct bufferevent *bev;  /* TLS only; NULL for plaintext */
+	int fd;			  /* plaintext: the socket, owned; -1 with TLS */
+	struct evbuffer *out;	  /* bytes for the peer: ours (plaintext) or bev's */
+	struct event *rd_ev;	  /* plaintext: socket readable (persistent) */
+	struct event *wr_ev;	  /* plaintext: socket writable, armed while output waits */
 	nghttp2_session *ng;
 	SSL *ssl;
 	const struct rpc_opts *opts;
@@ -113,8 +117,9 @@ struct conn {
 };
 
 /* ---- conn.c ---- */
-/* Takes ownership of bev. Creates the nghttp2 session (server or client
- * role), sends our SETTINGS, arms keepalive. */
+/* Takes ownership of bev (without ssl, only its socket is kept and bev is
+ * freed). Creates the nghttp2 session (server or client role), sends our
+ * SETTINGS, arms keepalive. */
 struct conn *conn_new(struct event_base *base, struct bufferevent *bev, SSL *ssl,
 		      const struct rpc_opts *opts, struct rpc_server *srv, struct rpc_channel *ch,
 		      const char *peer);

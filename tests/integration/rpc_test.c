@@ -15,8 +15,15 @@
  *   mtls         a client without a certificate is refused (needs CERTS=dir)
  *   authorize    the server's authorize hook sees the channel's default
  *                metadata; a refused call never reaches its handler
+ *   bigmsg       a 3 MiB message echoed intact, plaintext and TLS: larger
+ *                than a read buffer, a read event's reads, the output
+ *                high-water mark and the socket's buffer
+ *   split        a request that arrives one byte per read (preface, frame
+ *                headers and HPACK cut everywhere) is answered as a whole
  */
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <nghttp2/nghttp2.h>
 
 #include "error.h"
 #include "log.h"
@@ -95,6 +103,31 @@ static struct rpc_channel *channel(int port, const struct rpc_opts *o)
 	char t[32];
 	snprintf(t, sizeof t, "127.0.0.1:%d", port);
 	return rpc_channel_new(base, t, o, NULL);
+}
+
+/* Runs the loop for ms milliseconds. */
+static void run_for(int ms)
+{
+	struct event *e = after(ms, (void (*)(evutil_socket_t, short, void *))stop, NULL);
+	run(ms + 2000);
+	event_free(e);
+}
+
+/* A plain TCP client socket connected to s on port, returned once s has
+ * accepted it (or after a bounded wait: the caller checks). */
+static int raw_connect(struct rpc_server *s, int port)
+{
+	size_t before = rpc_server_conn_count(s);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		perror("connect");
+		exit(1);
+	}
+	for (int i = 0; i < 40 && rpc_server_conn_count(s) == before; i++)
+		run_for(25);
+	return fd;
 }
 
 /* ---- handlers ---------------------------------------------------------- */
@@ -397,18 +430,7 @@ static void handshake(void)
 	struct rpc_opts o = {.handshake_timeout_ms = 300, .max_conns = 1};
 	int port;
 	struct rpc_server *s = server(&o, &port);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		perror("connect");
-		exit(1);
-	}
-	for (int i = 0; i < 40 && rpc_server_conn_count(s) == 0; i++) {
-		struct event *e = after(25, (void (*)(evutil_socket_t, short, void *))stop, NULL);
-		run(2000);
-		event_free(e);
-	}
+	int fd = raw_connect(s, port);
 	CHECK(rpc_server_conn_count(s) == 1, "silent client not accepted");
 	for (int i = 0; i < 80 && rpc_server_conn_count(s) == 1; i++) {
 		struct event *e = after(25, (void (*)(evutil_socket_t, short, void *))stop, NULL);
@@ -676,6 +698,189 @@ static void authorize(void)
 	rpc_server_del(s);
 }
 
+/* ---- big messages and split reads -------------------------------------- */
+
+enum { BIG_LEN = 3u << 20 };
+static uint8_t *big;
+static int big_ok;
+
+static void big_fill(void)
+{
+	big = malloc(BIG_LEN);
+	for (size_t i = 0; i < BIG_LEN; i++)
+		big[i] = (uint8_t)(i * 7 + i / 251);
+}
+
+static int big_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	big_ok = len == BIG_LEN && memcmp(msg, big, len) == 0;
+	return 0;
+}
+static const struct rpc_call_cbs big_cbs = {.on_message = big_message, .on_done = cli_done};
+
+/* One echo of the big message on a fresh server and channel. */
+static void big_echo(const struct rpc_opts *so, const struct rpc_opts *co, const char *what)
+{
+	int port;
+	struct rpc_server *s = server(so, &port);
+	rpc_server_add_method(s, "/t.T/Echo", &echo_cbs, NULL);
+	struct rpc_channel *ch = channel(port, co);
+	struct rpc_call_opts o = {.timeout_ms = 20000};
+	cli_status = -1;
+	big_ok = 0;
+	struct rpc_call *c = rpc_call_start(ch, "/t.T/Echo", &big_cbs, (void *)1, &o);
+	rpc_call_send(c, big, BIG_LEN, RPC_SEND_NOCOMPRESS);
+	rpc_call_close_send(c);
+	run(25000);
+	CHECK(cli_status == GRPC_STATUS_OK, "%s: status %d %s", what, cli_status, cli_msg);
+	CHECK(big_ok, "%s: the echo differs from the message", what);
+	rpc_channel_del(ch);
+	rpc_server_del(s);
+}
+
+static void bigmsg(void)
+{
+	big_fill();
+	big_echo(NULL, NULL, "plaintext");
+	const char *d = getenv("CERTS");
+	if (d) {
+		char ca[256], cert[256], key[256];
+		snprintf(ca, sizeof ca, "%s/ca.pem", d);
+		snprintf(cert, sizeof cert, "%s/server.pem", d);
+		snprintf(key, sizeof key, "%s/server.key", d);
+		struct rpc_tls_opts st = {.cert_file = cert, .key_file = key};
+		struct rpc_opts so = {.tls = &st};
+		struct rpc_tls_opts ct = {.ca_file = ca, .server_name = "localhost"};
+		struct rpc_opts co = {.tls = &ct};
+		big_echo(&so, &co, "TLS");
+	} else {
+		fprintf(stderr, "bigmsg: CERTS not set\n");
+		failures++;
+	}
+	free(big);
+}
+
+/* split: an nghttp2 client session in the test writes the request bytes,
+ * the socket gets them one at a time, and one loop pass per byte lets the
+ * server read each on its own. */
+struct split {
+	uint8_t req[64];
+	size_t req_len, req_off;
+	uint8_t resp[256];
+	size_t resp_len;
+	int grpc_status;
+	int closed;
+};
+
+static ssize_t split_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
+			  uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct split *sp = ud;
+	size_t n = sp->req_len - sp->req_off;
+	if (n > len)
+		n = len;
+	memcpy(buf, sp->req + sp->req_off, n);
+	sp->req_off += n;
+	if (sp->req_off == sp->req_len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static int split_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+		      size_t len, void *ud)
+{
+	struct split *sp = ud;
+	if (sp->resp_len + len <= sizeof sp->resp) {
+		memcpy(sp->resp + sp->resp_len, data, len);
+		sp->resp_len += len;
+	}
+	return 0;
+}
+
+static int split_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+			size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+			void *ud)
+{
+	struct split *sp = ud;
+	if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0)
+		sp->grpc_status = atoi((const char *)value);
+	return 0;
+}
+
+static int split_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+	((struct split *)ud)->closed = 1;
+	return 0;
+}
+
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, NGHTTP2_NV_FLAG_NONE \
+	}
+
+static void split(void)
+{
+	int port;
+	struct rpc_server *s = server(NULL, &port);
+	rpc_server_add_method(s, "/t.T/Echo", &echo_cbs, NULL);
+	struct split sp = {.grpc_status = -1};
+	static const char msg[] = "split across reads";
+	sp.req_len = 5 + sizeof msg - 1;
+	sp.req[4] = (uint8_t)(sizeof msg - 1);
+	memcpy(sp.req + 5, msg, sizeof msg - 1);
+
+	nghttp2_session_callbacks *cbs;
+	nghttp2_session_callbacks_new(&cbs);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, split_data);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, split_header);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, split_close);
+	nghttp2_session *ng;
+	nghttp2_session_client_new(&ng, cbs, &sp);
+	nghttp2_session_callbacks_del(cbs);
+	nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, NULL, 0);
+	const nghttp2_nv nv[] = {
+	    NV(":method", "POST"),	       NV(":scheme", "http"),
+	    NV(":path", "/t.T/Echo"),	       NV(":authority", "localhost"),
+	    NV("content-type", "application/grpc"), NV("te", "trailers"),
+	};
+	nghttp2_data_provider dp = {.read_callback = split_read};
+	nghttp2_submit_request(ng, NULL, nv, sizeof nv / sizeof nv[0], &dp, NULL);
+
+	int fd = raw_connect(s, port);
+	CHECK(rpc_server_conn_count(s) == 1, "connection not accepted");
+	/* Without Nagle every byte is a segment of its own. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	const uint8_t *out;
+	ssize_t n;
+	size_t sent = 0;
+	while ((n = nghttp2_session_mem_send(ng, &out)) > 0) {
+		for (ssize_t i = 0; i < n; i++, sent++) {
+			CHECK(send(fd, out + i, 1, 0) == 1, "send byte %zu", sent);
+			event_base_loop(base, EVLOOP_NONBLOCK);
+		}
+	}
+	/* The answer: whatever the server writes, until the stream closes. */
+	uint8_t buf[4096];
+	for (int i = 0; i < 400 && !sp.closed; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+			nghttp2_session_mem_recv(ng, buf, (size_t)n);
+		if (!sp.closed) {
+			run_for(5);
+		}
+	}
+	CHECK(sent > 100, "only %zu request bytes", sent);
+	CHECK(sp.closed && sp.grpc_status == GRPC_STATUS_OK, "closed %d grpc-status %d", sp.closed,
+	      sp.grpc_status);
+	CHECK(sp.resp_len == sp.req_len && memcmp(sp.resp, sp.req, sp.req_len) == 0,
+	      "echo of %zu bytes, want %zu", sp.resp_len, sp.req_len);
+	nghttp2_session_del(ng);
+	close(fd);
+	rpc_server_del(s);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -683,7 +888,8 @@ static const struct {
 	{"deadline", deadline},	      {"cancel", cancel},	{"backpressure", backpressure},
 	{"shutdown", shutdown_},      {"keepalive", keepalive}, {"handshake", handshake},
 	{"reconnect", reconnect},     {"metadata", metadata},
-	{"mtls", mtls},		      {"authorize", authorize},
+	{"mtls", mtls},		      {"authorize", authorize}, {"bigmsg", bigmsg},
+	{"split", split},
 };
 
 int main(int argc, char **argv)
