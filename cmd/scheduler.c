@@ -5,6 +5,8 @@
  * after every request of the turn): submits are acknowledged only after it.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -35,6 +37,8 @@ static struct {
 	int stopping;
 	struct wstream *wstreams; /* open RegisterWorker streams */
 	struct watch *watches;	  /* open WatchTask streams */
+	struct sstream *streams;  /* open SubmitStream calls */
+	size_t max_stream_inflight;
 } S;
 
 static int64_t now_ms(void)
@@ -56,54 +60,61 @@ static int store_status(int rv)
 	return rv == -ENOSPC ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAVAILABLE;
 }
 
-/* ---- SubmitTask: answered after the commit ------------------------------------ */
+/* ---- submits: stored in the turn's transaction, answered after its commit ------- */
 
+/*
+ * A submit that waits for the turn's commit: a SubmitTask call's, or one
+ * on a SubmitStream (embedded in its struct ssub), on one list, so one
+ * commit answers both. answer runs once, with the commit's result (0 or
+ * the store's error), and owns a from then on.
+ */
 struct ack {
-	struct rpc_call *call; /* NULL once the client went away */
+	void (*answer)(struct ack *a, int rv);
 	char id[ID_LEN + 1];
 	int64_t accepted_ms;
 	int dup;
-	struct ack *next;
+	struct ack *next; /* S.acks */
 };
 
-static int submit_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+#define CONTAINER(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+/* Submits spec (borrowed) through sched_submit and, when stored, queues a
+ * (taken by the list until its answer; a->answer set by the caller) for
+ * the commit. Returns 0, or the gRPC status the submit fails with, its
+ * message in err. */
+static int submit_spec(const Orchestrator__V1__TaskSpec *spec, struct ack *a, char *err,
+		       size_t errlen)
 {
-	Orchestrator__V1__TaskSpec *spec =
-		(void *)pb_request(call, &orchestrator__v1__task_spec__descriptor, msg, len);
-	if (!spec)
-		return 0;
 	int64_t now = now_ms();
 	struct task *t = taskpb_to_task(spec, now);
-	orchestrator__v1__task_spec__free_unpacked(spec, NULL);
 	const struct task *out;
-	int dup;
-	char err[256];
-	int rv = sched_submit(S.sched, t, S.max_payload, now, &out, &dup, err, sizeof err);
-	if (rv < 0) {
-		rpc_call_finish(call,
-				rv == -EINVAL	? GRPC_STATUS_INVALID_ARGUMENT
-				: rv == -ENOSPC ? GRPC_STATUS_RESOURCE_EXHAUSTED
-						: store_status(rv),
-				err);
-		return 0;
-	}
-	struct ack *a = xcalloc(1, sizeof *a);
-	a->call = call;
+	int rv = sched_submit(S.sched, t, S.max_payload, now, &out, &a->dup, err, errlen);
+	if (rv < 0)
+		return rv == -EINVAL   ? GRPC_STATUS_INVALID_ARGUMENT
+		       : rv == -ENOSPC ? GRPC_STATUS_RESOURCE_EXHAUSTED
+				       : store_status(rv);
 	memcpy(a->id, out->id, sizeof a->id);
 	a->accepted_ms = out->created_ms;
-	a->dup = dup;
 	a->next = S.acks;
 	S.acks = a;
-	rpc_call_set_data(call, a);
 	touch();
 	return 0;
 }
 
-static void submit_done(struct rpc_call *call, int status, const char *message, void *arg)
+/* The answer to a stored submit (points into a). */
+static void accepted_msg(const struct ack *a, Orchestrator__V1__TaskAccepted *r)
 {
-	struct ack *a = rpc_call_data(call);
-	if (a)
-		a->call = NULL;
+	orchestrator__v1__task_accepted__init(r);
+	r->task_id = (char *)a->id;
+	r->accepted_at_unix_ms = a->accepted_ms;
+	r->duplicate = a->dup;
+}
+
+/* The message of a submit whose commit failed with rv (its status is
+ * store_status(rv)). */
+static void not_stored_msg(int rv, char *m, size_t len)
+{
+	snprintf(m, len, "task not stored: %s", err_str(rv));
 }
 
 static void answer_acks(int rv)
@@ -112,23 +123,62 @@ static void answer_acks(int rv)
 	S.acks = NULL;
 	while (a) {
 		struct ack *next = a->next;
-		if (a->call) {
-			rpc_call_set_data(a->call, NULL);
-			if (rv == 0) {
-				Orchestrator__V1__TaskAccepted r = ORCHESTRATOR__V1__TASK_ACCEPTED__INIT;
-				r.task_id = a->id;
-				r.accepted_at_unix_ms = a->accepted_ms;
-				r.duplicate = a->dup;
-				pb_reply(a->call, &r.base);
-			} else {
-				char m[160];
-				snprintf(m, sizeof m, "task not stored: %s", err_str(rv));
-				rpc_call_finish(a->call, store_status(rv), m);
-			}
-		}
-		free(a);
+		a->answer(a, rv);
 		a = next;
 	}
+}
+
+/* ---- SubmitTask ------------------------------------------------------------------ */
+
+struct submit_call {
+	struct ack ack;
+	struct rpc_call *call; /* NULL once the client went away */
+};
+
+static void submit_answer(struct ack *a, int rv)
+{
+	struct submit_call *c = CONTAINER(a, struct submit_call, ack);
+	if (c->call) {
+		rpc_call_set_data(c->call, NULL);
+		if (rv == 0) {
+			Orchestrator__V1__TaskAccepted r;
+			accepted_msg(a, &r);
+			pb_reply(c->call, &r.base);
+		} else {
+			char m[160];
+			not_stored_msg(rv, m, sizeof m);
+			rpc_call_finish(c->call, store_status(rv), m);
+		}
+	}
+	free(c);
+}
+
+static int submit_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	Orchestrator__V1__TaskSpec *spec =
+		(void *)pb_request(call, &orchestrator__v1__task_spec__descriptor, msg, len);
+	if (!spec)
+		return 0;
+	struct submit_call *c = xcalloc(1, sizeof *c);
+	c->ack.answer = submit_answer;
+	char err[256];
+	int code = submit_spec(spec, &c->ack, err, sizeof err);
+	orchestrator__v1__task_spec__free_unpacked(spec, NULL);
+	if (code) {
+		free(c);
+		rpc_call_finish(call, code, err);
+		return 0;
+	}
+	c->call = call;
+	rpc_call_set_data(call, c);
+	return 0;
+}
+
+static void submit_done(struct rpc_call *call, int status, const char *message, void *arg)
+{
+	struct submit_call *c = rpc_call_data(call);
+	if (c)
+		c->call = NULL;
 }
 
 static void commit_cb(evutil_socket_t fd, short what, void *arg)
@@ -373,14 +423,69 @@ static int workers_msg(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 	return 0;
 }
 
+/* ---- following a task: WatchTask, and SubmitStream's follow ---------------------- */
+
+/*
+ * The context every sched_watch gets, first member of the struct of each
+ * kind of follower (a WatchTask call, a followed submit), so ops.update
+ * hands each update to its own kind without guessing. send gets the
+ * update as TaskProgress (p and its strings borrowed for the call); on a
+ * final one the task is no longer watched and f may be freed.
+ */
+struct follow {
+	void (*send)(struct follow *f, const Orchestrator__V1__TaskProgress *p, int final);
+	char id[ID_LEN + 1];
+	int watching;
+};
+
+static void follow_stop(struct follow *f)
+{
+	if (f->watching) {
+		sched_unwatch(S.sched, f->id, f);
+		f->watching = 0;
+	}
+}
+
+static void follow_update(struct follow *f, const struct task *t)
+{
+	struct taskpb b = {0};
+	Orchestrator__V1__TaskProgress p;
+	taskpb_progress(&b, t, now_ms(), &p);
+	int final = task_state_final(t->status);
+	if (final)
+		follow_stop(f);
+	f->send(f, &p, final);
+	taskpb_free(&b);
+}
+
+static void on_update(void *ctx, const struct task *t)
+{
+	follow_update(ctx, t);
+}
+
+/* Starts following task id (f->send set): its current state is sent at
+ * once, then every change until the final one. Returns 0, -ENOENT or a
+ * store error (nothing sent). */
+static int follow_start(struct follow *f, const char *id)
+{
+	snprintf(f->id, sizeof f->id, "%s", id);
+	struct task *snap;
+	int rv = sched_watch(S.sched, id, f, &snap);
+	if (rv < 0)
+		return rv;
+	f->watching = rv == 0;
+	follow_update(f, snap);
+	task_del(snap);
+	return 0;
+}
+
 /* ---- WatchTask: current state, then changes; coalesced when slow ------------------ */
 
 struct watch {
+	struct follow f;
 	struct rpc_call *call;
-	char id[ID_LEN + 1];
 	struct coalesce box; /* a slow watcher gets the newest state only */
 	int final_offered;
-	int watching;
 	struct watch *next, *prev; /* S.watches */
 };
 
@@ -397,33 +502,20 @@ static void watch_maybe_end(struct watch *w)
 		rpc_call_finish(w->call, GRPC_STATUS_OK, NULL);
 }
 
-static void watch_send(struct watch *w, const struct task *t)
+static void watch_send(struct follow *f, const Orchestrator__V1__TaskProgress *p, int final)
 {
-	struct taskpb b = {0};
-	Orchestrator__V1__TaskProgress p;
-	taskpb_progress(&b, t, now_ms(), &p);
-	int final = task_state_final(t->status);
+	struct watch *w = CONTAINER(f, struct watch, f);
 	uint8_t stackbuf[512];
-	size_t n = orchestrator__v1__task_progress__get_packed_size(&p);
+	size_t n = orchestrator__v1__task_progress__get_packed_size(p);
 	uint8_t *buf = n <= sizeof stackbuf ? stackbuf : xmalloc(n);
-	orchestrator__v1__task_progress__pack(&p, buf);
+	orchestrator__v1__task_progress__pack(p, buf);
 	coalesce_offer(&w->box, buf, n, final);
 	if (buf != stackbuf)
 		free(buf);
-	taskpb_free(&b);
 	if (final) {
 		w->final_offered = 1;
-		if (w->watching) {
-			sched_unwatch(S.sched, w->id, w);
-			w->watching = 0;
-		}
 		watch_maybe_end(w);
 	}
-}
-
-static void on_update(void *ctx, const struct task *t)
-{
-	watch_send(ctx, t);
 }
 
 static void watch_writable(struct rpc_call *call, void *arg)
@@ -442,23 +534,17 @@ static int watch_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void
 	if (!req)
 		return 0;
 	struct watch *w = xcalloc(1, sizeof *w);
+	w->f.send = watch_send;
 	w->call = call;
 	coalesce_init(&w->box, watch_send_cb, w);
 	w->next = S.watches;
 	if (S.watches)
 		S.watches->prev = w;
 	S.watches = w;
-	snprintf(w->id, sizeof w->id, "%s", req->task_id);
 	rpc_call_set_data(call, w);
-	struct task *snap;
-	int rv = sched_watch(S.sched, req->task_id, w, &snap);
-	if (rv < 0) {
+	int rv = follow_start(&w->f, req->task_id);
+	if (rv < 0)
 		reply_task_error(call, req->task_id, rv);
-	} else {
-		w->watching = rv == 0;
-		watch_send(w, snap);
-		task_del(snap);
-	}
 	orchestrator__v1__progress_request__free_unpacked(req, NULL);
 	return 0;
 }
@@ -468,8 +554,7 @@ static void watch_done(struct rpc_call *call, int status, const char *message, v
 	struct watch *w = rpc_call_data(call);
 	if (!w)
 		return;
-	if (w->watching)
-		sched_unwatch(S.sched, w->id, w);
+	follow_stop(&w->f);
 	if (w->prev)
 		w->prev->next = w->next;
 	else
@@ -478,6 +563,242 @@ static void watch_done(struct rpc_call *call, int status, const char *message, v
 		w->next->prev = w->prev;
 	coalesce_free(&w->box);
 	free(w);
+}
+
+/* ---- SubmitStream: many submits on one call, each answered, optionally followed -- */
+
+/*
+ * One submit on a SubmitStream, from its request until its answer or, when
+ * followed, its final update: one allocation is its ack (on S.acks until
+ * the commit) and its watch context.
+ */
+struct ssub {
+	struct follow f;
+	struct ack ack;
+	struct sstream *ss; /* NULL once the stream ended before the commit */
+	uint64_t ref;
+	int follow;
+	int answered;
+	int last_status;	  /* status of the last progress sent */
+	struct ssub *next, *prev; /* ss->subs */
+};
+
+struct sstream {
+	struct rpc_call *call;
+	struct ssub *subs; /* in flight: unanswered, or followed and not final */
+	size_t inflight;
+	int half_closed;
+	int full; /* the send queue is at its high-water mark: receiving paused */
+	uint64_t submits, rejected, dropped; /* for the debug line at the end */
+	struct sstream *next, *prev;	     /* S.streams */
+};
+
+/*
+ * Sends ev. An event that must not be lost (accepted, rejected, a status
+ * change) is queued even past the high-water mark; any other (a
+ * percent-only update) is dropped then. Either way a full queue pauses
+ * receiving until on_writable: no new submit arrives, so what is queued
+ * stays within a few events per submit in flight. Returns rpc_call_send's
+ * result.
+ */
+static int stream_send(struct sstream *ss, Orchestrator__V1__SubmitStreamEvent *ev, int must)
+{
+	int rv = pb_send(ss->call, &ev->base, must ? RPC_SEND_FORCE : 0);
+	if (rv == E_AGAIN)
+		ss->dropped++;
+	if ((rv == RPC_SEND_FULL || rv == E_AGAIN) && !ss->full) {
+		ss->full = 1;
+		rpc_call_pause_recv(ss->call, 1);
+	}
+	return rv;
+}
+
+static void stream_reject(struct sstream *ss, uint64_t ref, int code, const char *msg)
+{
+	Orchestrator__V1__SubmitRejected r = ORCHESTRATOR__V1__SUBMIT_REJECTED__INIT;
+	r.code = code;
+	r.message = (char *)msg;
+	Orchestrator__V1__SubmitStreamEvent ev = ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__INIT;
+	ev.ref = ref;
+	ev.event_case = ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__EVENT_REJECTED;
+	ev.rejected = &r;
+	ss->rejected++;
+	stream_send(ss, &ev, 1);
+}
+
+/* The stream is over once the client half-closed and nothing is in flight. */
+static void stream_maybe_end(struct sstream *ss)
+{
+	if (ss->half_closed && !ss->subs)
+		rpc_call_finish(ss->call, GRPC_STATUS_OK, NULL);
+}
+
+/* The submit is answered and, if followed, final: u is freed. */
+static void sub_end(struct ssub *u)
+{
+	struct sstream *ss = u->ss;
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		ss->subs = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	ss->inflight--;
+	free(u);
+	stream_maybe_end(ss);
+}
+
+static void sub_send(struct follow *f, const Orchestrator__V1__TaskProgress *p, int final)
+{
+	struct ssub *u = CONTAINER(f, struct ssub, f);
+	Orchestrator__V1__SubmitStreamEvent ev = ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__INIT;
+	ev.ref = u->ref;
+	ev.event_case = ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__EVENT_PROGRESS;
+	ev.progress = (Orchestrator__V1__TaskProgress *)p;
+	int change = final || (int)p->status != u->last_status;
+	u->last_status = (int)p->status;
+	stream_send(u->ss, &ev, change);
+	if (final)
+		sub_end(u);
+}
+
+static void sub_answer(struct ack *a, int rv)
+{
+	struct ssub *u = CONTAINER(a, struct ssub, ack);
+	struct sstream *ss = u->ss;
+	if (!ss) {
+		free(u);
+		return;
+	}
+	u->answered = 1;
+	if (rv < 0) {
+		char m[160];
+		not_stored_msg(rv, m, sizeof m);
+		stream_reject(ss, u->ref, store_status(rv), m);
+		sub_end(u);
+		return;
+	}
+	Orchestrator__V1__TaskAccepted r;
+	accepted_msg(a, &r);
+	Orchestrator__V1__SubmitStreamEvent ev = ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__INIT;
+	ev.ref = u->ref;
+	ev.event_case = ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__EVENT_ACCEPTED;
+	ev.accepted = &r;
+	stream_send(ss, &ev, 1);
+	if (!u->follow) {
+		sub_end(u);
+		return;
+	}
+	/* May send the final update at once, and free u. */
+	rv = follow_start(&u->f, a->id);
+	if (rv < 0) {
+		/* Accepted, so not rejected: the stream fails as a WatchTask
+		 * of the task would; the task runs all the same. */
+		char m[160];
+		snprintf(m, sizeof m, "cannot follow task %s: %s", a->id, err_str(rv));
+		rpc_call_finish(ss->call, store_status(rv), m);
+		sub_end(u);
+	}
+}
+
+static int stream_start(struct rpc_call *call, void *arg)
+{
+	if (S.stopping)
+		return GRPC_STATUS_UNAVAILABLE;
+	struct sstream *ss = xcalloc(1, sizeof *ss);
+	ss->call = call;
+	ss->next = S.streams;
+	if (S.streams)
+		S.streams->prev = ss;
+	S.streams = ss;
+	rpc_call_set_data(call, ss);
+	return 0;
+}
+
+static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	struct sstream *ss = rpc_call_data(call);
+	Orchestrator__V1__SubmitStreamRequest *req = (void *)pb_request(
+		call, &orchestrator__v1__submit_stream_request__descriptor, msg, len);
+	if (!req)
+		return 0;
+	ss->submits++;
+	char err[256];
+	if (!req->spec) {
+		stream_reject(ss, req->ref, GRPC_STATUS_INVALID_ARGUMENT,
+			      "SubmitStreamRequest.spec is missing");
+	} else if (ss->inflight >= S.max_stream_inflight) {
+		snprintf(err, sizeof err,
+			 "too many submits in flight on this stream (limit %zu, "
+			 "--max-stream-inflight): wait for answers and final updates",
+			 S.max_stream_inflight);
+		stream_reject(ss, req->ref, GRPC_STATUS_RESOURCE_EXHAUSTED, err);
+	} else {
+		struct ssub *u = xcalloc(1, sizeof *u);
+		u->f.send = sub_send;
+		u->ack.answer = sub_answer;
+		int code = submit_spec(req->spec, &u->ack, err, sizeof err);
+		if (code) {
+			free(u);
+			stream_reject(ss, req->ref, code, err);
+		} else {
+			u->ss = ss;
+			u->ref = req->ref;
+			u->follow = req->follow;
+			u->next = ss->subs;
+			if (ss->subs)
+				ss->subs->prev = u;
+			ss->subs = u;
+			ss->inflight++;
+		}
+	}
+	orchestrator__v1__submit_stream_request__free_unpacked(req, NULL);
+	return 0;
+}
+
+static void stream_half_close(struct rpc_call *call, void *arg)
+{
+	struct sstream *ss = rpc_call_data(call);
+	ss->half_closed = 1;
+	stream_maybe_end(ss);
+}
+
+static void stream_writable(struct rpc_call *call, void *arg)
+{
+	struct sstream *ss = rpc_call_data(call);
+	ss->full = 0;
+	rpc_call_pause_recv(call, 0);
+}
+
+/* However the stream ended: its followed tasks are unwatched, its
+ * unanswered submits are left to the commit (stored, they run), which
+ * then only frees them. */
+static void stream_done(struct rpc_call *call, int status, const char *message, void *arg)
+{
+	struct sstream *ss = rpc_call_data(call);
+	if (!ss)
+		return;
+	struct ssub *u;
+	while ((u = ss->subs)) {
+		ss->subs = u->next;
+		if (u->answered) {
+			follow_stop(&u->f);
+			free(u);
+		} else {
+			u->ss = NULL;
+		}
+	}
+	if (ss->prev)
+		ss->prev->next = ss->next;
+	else
+		S.streams = ss->next;
+	if (ss->next)
+		ss->next->prev = ss->prev;
+	log_debug("submit_stream_ended",
+		  "peer=%s submits=%" PRIu64 " rejected=%" PRIu64 " dropped_progress=%" PRIu64
+		  " in_flight=%zu status=%d",
+		  rpc_call_peer(call), ss->submits, ss->rejected, ss->dropped, ss->inflight, status);
+	free(ss);
 }
 
 /* ---- RegisterWorker ------------------------------------------------------------------ */
@@ -642,6 +963,8 @@ static void on_stop(void *arg)
 		rpc_call_finish(ws->call, GRPC_STATUS_UNAVAILABLE, "scheduler shutting down");
 	for (struct watch *w = S.watches; w; w = w->next)
 		rpc_call_finish(w->call, GRPC_STATUS_UNAVAILABLE, "scheduler shutting down");
+	for (struct sstream *ss = S.streams; ss; ss = ss->next)
+		rpc_call_finish(ss->call, GRPC_STATUS_UNAVAILABLE, "scheduler shutting down");
 }
 
 /* ---- wiring ---------------------------------------------------------------------------- */
@@ -653,6 +976,11 @@ static const struct rpc_call_cbs list_cbs = {.on_message = list_msg};
 static const struct rpc_call_cbs workers_cbs = {.on_message = workers_msg};
 static const struct rpc_call_cbs watch_cbs = {
 	.on_message = watch_msg, .on_writable = watch_writable, .on_done = watch_done};
+static const struct rpc_call_cbs stream_cbs = {.on_start = stream_start,
+					       .on_message = stream_msg,
+					       .on_half_close = stream_half_close,
+					       .on_writable = stream_writable,
+					       .on_done = stream_done};
 static const struct rpc_call_cbs worker_cbs = {
 	.on_message = worker_msg, .on_half_close = worker_half_close, .on_done = worker_done};
 
@@ -665,7 +993,7 @@ int cmd_scheduler(int argc, char **argv)
 	const char *data_dir = "./orchd-data";
 	int64_t retention = 7 * 86400000LL, dead = 5000, heartbeat = 1000;
 	int fsync_all = 0;
-	size_t max_payload = 1 << 20, max_active = 1000000;
+	size_t max_payload = 1 << 20, max_active = 1000000, max_inflight = 10000;
 	struct opt opts[] = {
 		ROLE_OPTS(&rf, "ORCHD_SCHEDULER_"),
 		{"data-dir", "ORCHD_DATA_DIR", OPT_STR, &data_dir, "DIR",
@@ -682,6 +1010,9 @@ int cmd_scheduler(int argc, char **argv)
 		 "largest task payload (default 1M)"},
 		{"max-active", "ORCHD_MAX_ACTIVE", OPT_SIZE, &max_active, "N",
 		 "most pending+running tasks; past it SubmitTask is RESOURCE_EXHAUSTED"},
+		{"max-stream-inflight", "ORCHD_MAX_STREAM_INFLIGHT", OPT_SIZE, &max_inflight, "N",
+		 "submits in flight on one SubmitStream (unanswered, or followed and not final); "
+		 "past it a submit is rejected RESOURCE_EXHAUSTED (default 10000)"},
 		{NULL, NULL, 0, NULL, NULL, NULL},
 	};
 	int n = cmd_parse("scheduler", synopsis, opts, argc, argv);
@@ -689,6 +1020,10 @@ int cmd_scheduler(int argc, char **argv)
 		return -1 - n;
 	if (n > 0) {
 		cmd_error("scheduler", "unexpected argument '%s'", argv[0]);
+		return EXIT_USAGE;
+	}
+	if (max_inflight == 0) {
+		cmd_error("scheduler", "--max-stream-inflight must be at least 1");
 		return EXIT_USAGE;
 	}
 	static const char *const services[] = {"orchestrator.v1.Scheduler", NULL};
@@ -713,6 +1048,7 @@ int cmd_scheduler(int argc, char **argv)
 				    .retention_ms = retention,
 				    .max_active = max_active};
 	S.max_payload = max_payload;
+	S.max_stream_inflight = max_inflight;
 	S.sched = sched_new(S.store, &sopts, &ops, now_ms(), &rv);
 	if (!S.sched) {
 		cmd_error("scheduler", "cannot load tasks: %s", err_str(rv));
@@ -734,6 +1070,7 @@ int cmd_scheduler(int argc, char **argv)
 	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/ListWorkers", &workers_cbs, NULL);
 	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/WatchTask", &watch_cbs, NULL);
 	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/RegisterWorker", &worker_cbs, NULL);
+	rpc_server_add_method(srv, "/orchestrator.v1.Scheduler/SubmitStream", &stream_cbs, NULL);
 	log_info("scheduler_started", "data_dir=%s active=%zu", log_quote(data_dir),
 		 sched_active_count(S.sched));
 	rv = role_run(&S.role);
