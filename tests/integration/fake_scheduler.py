@@ -24,14 +24,15 @@ words (STORE_FAILS), as the real scheduler does when its store fails; on a
 SubmitStream, "flood" is followed by fake.flood = (n, size) progress
 updates sent as fast as the caller takes them, counted in Stream.sent
 (backpressure tests). SubmitStream requests are recorded as the bytes that
-came (Stream.raw).
+came (Stream.raw). Tasks whose name is in fake.complete are COMPLETED as
+they are stored, so a load generator (`orchd bench`) can drive the fake.
 
     fake = FakeScheduler().start()          # fake.port, fake.stop(), fake.start() again
     fake.add_task("t1", status=RUNNING)
     fake.update("t1", percent=50, message="half")
 
-Standalone: `fake_scheduler.py [--port N]` serves until SIGTERM and prints
-`PORT <n>` once listening.
+Standalone: `fake_scheduler.py [--port N] [--complete NAME]...` serves until
+SIGTERM and prints `PORT <n>` once listening.
 """
 
 import argparse
@@ -127,6 +128,7 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
         self.blocked = []      # GetTask("block") calls: dicts with their fate
         self.submit_streams = []  # Stream, every SubmitStream ever opened
         self.flood = (0, 0)    # SubmitStream "flood": (updates, message bytes)
+        self.complete = set()  # task names COMPLETED as they are stored
         self.next_id = 1
 
     # ---- life --------------------------------------------------------
@@ -258,7 +260,7 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
     def _new_id(self):
         i = self.next_id
         self.next_id += 1
-        return "t%08d" % i
+        return "t%025d" % i  # as long as a real id
 
     def _record(self, method, request, context):
         with self.cond:
@@ -305,6 +307,10 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
         if not spec.max_attempts:
             spec.max_attempts = 3
         t = pb.Task(task_id=tid, spec=spec, status=PENDING, created_unix_ms=now_ms())
+        if spec.name in self.complete:
+            t.status = COMPLETED
+            t.started_unix_ms = t.finished_unix_ms = t.created_unix_ms
+            t.result.CopyFrom(pb.TaskResult(task_id=tid, status=COMPLETED, attempt=1))
         self.tasks[tid] = t
         self.order.append(tid)
         if key:
@@ -467,8 +473,12 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--complete", action="append", default=[], metavar="NAME",
+                    help="tasks of this name are COMPLETED as they are stored")
     args = ap.parse_args()
-    fake = FakeScheduler(args.port).start()
+    fake = FakeScheduler(args.port)
+    fake.complete = set(args.complete)
+    fake.start()
     print("PORT %d" % fake.port, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
