@@ -8,10 +8,13 @@
  * Stateless: every call is forwarded over one rpc channel to the
  * Scheduler method of the same name (SubscribeProgress to WatchTask), with
  * the request bytes as they came and the scheduler's answer (message, or
- * status and text) relayed unchanged. The gateway itself only rejects what
- * it can judge alone: specs that fail task_spec_check (INVALID_ARGUMENT,
- * the same words the scheduler would use) and subscribers past
- * --max-subscribers, or past --max-subscribers-per-task on one task
+ * status and text) relayed unchanged; a SubmitStream is relayed message by
+ * message on one scheduler SubmitStream. The gateway itself only rejects
+ * what it can judge alone: specs that fail task_spec_check
+ * (INVALID_ARGUMENT, the same words the scheduler would use; on a
+ * SubmitStream as a `rejected` event with the submit's ref) and followers
+ * past --max-subscribers (progress streams and SubmitStreams together), or
+ * subscribers past --max-subscribers-per-task on one task
  * (RESOURCE_EXHAUSTED). With --auth-token-file, clients must present one
  * of its tokens, and the gateway presents the first to the scheduler
  * (its own token, never the client's). While the scheduler is
@@ -750,8 +753,8 @@ static int sstream_message(struct rpc_call *call, const uint8_t *msg, size_t len
 		orchestrator__v1__submit_stream_request__free_unpacked(r, NULL);
 		return 0;
 	}
-	Orchestrator__V1__TaskSpec none = ORCHESTRATOR__V1__TASK_SPEC__INIT;
-	int st = spec_verdict(s->gw, r->spec ? r->spec : &none, err, sizeof err);
+	/* A missing spec is the scheduler's to answer, in its words. */
+	int st = r->spec ? spec_verdict(s->gw, r->spec, err, sizeof err) : 0;
 	uint64_t ref = r->ref;
 	orchestrator__v1__submit_stream_request__free_unpacked(r, NULL);
 	if (st) {

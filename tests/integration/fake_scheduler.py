@@ -334,6 +334,11 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
                         st.raw.append(raw)
                         self.cond.notify_all()
                     r = pb.SubmitStreamRequest.FromString(raw)
+                    if not r.HasField("spec"):
+                        st.q.put(pb.SubmitStreamEvent(ref=r.ref, rejected=pb.SubmitRejected(
+                            code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                            message="SubmitStreamRequest.spec is missing")))
+                        continue
                     if r.spec.name == "store-fails":
                         failed.append(STORE_FAILS)
                         st.q.put(None)

@@ -556,10 +556,11 @@ def submit_stream_rejects_bad_specs_itself_with_their_ref_and_the_unary_words():
         eq((ev.ref, ev.WhichOneof("event")), (ref, "rejected"), "event")
         eq((ev.rejected.code, ev.rejected.message), (want[0].value[0], want[1]),
            "rejection of ref %d vs the unary path" % ref)
-    # No spec at all is an empty one.
+    # No spec at all is the scheduler's to judge: it goes up.
     s.send(pb.SubmitStreamRequest(ref=4))
     _, ev = s.event()
     eq((ev.ref, ev.rejected.code), (4, SC.INVALID_ARGUMENT.value[0]), "no spec")
+    eq(st.raw, [pb.SubmitStreamRequest(ref=4).SerializeToString()], "requests forwarded")
     # Not UTF-8: still named by its ref (field 1 = 5, spec{name = "\xff"}).
     s.send(b"\x08\x05\x12\x03\x0a\x01\xff")
     _, ev = s.event()
@@ -569,7 +570,7 @@ def submit_stream_rejects_bad_specs_itself_with_their_ref_and_the_unary_words():
     s.send(req(6))
     _, ev = s.event()
     eq((ev.ref, ev.WhichOneof("event")), (6, "accepted"), "after the rejects")
-    eq(len(st.raw), 1, "requests that reached the scheduler")
+    eq(len(st.raw), 2, "requests that reached the scheduler")
     # Bytes that are no message at all end the stream.
     s.send(b"\x0a\x05ab")
     eq(code_of(s.rest)[0], SC.INVALID_ARGUMENT, "undecodable request")
