@@ -24,12 +24,10 @@ cd "$ROOT"
 : "${MODES:=calls stream}"
 command -v valgrind >/dev/null || { echo "submit_stream_gateway: valgrind missing" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/orchd-gwstream.XXXXXX")
-pids=""
+# shellcheck source=bench/e2e/lib.sh
+. bench/e2e/lib.sh
 cleanup() {
-	for p in $pids; do
-		kill -TERM "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	stop_all
 	if [ -n "${KEEP:-}" ]; then
 		echo "submit_stream_gateway: files kept in $work" >&2
 	else
@@ -38,24 +36,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE
-
-# start NAME CMD...: runs CMD in the background (stdout to $work/NAME.out);
-# sets $port to the port it prints.
-start() {
-	local name=$1 i
-	shift
-	"$@" >"$work/$name.out" 2>"$work/$name.err" &
-	pids="$pids $!"
-	last=$!
-	port=""
-	for i in $(seq 300); do
-		port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$work/$name.out")
-		[ -n "$port" ] && return
-		sleep 0.2
-	done
-	echo "submit_stream_gateway: $name did not start: $(cat "$work/$name.err")" >&2
-	exit 1
-}
 
 # load MODE N GATEWAY_PORT [WRAPPER...]: one `orchd bench` run.
 load() {
@@ -69,24 +49,24 @@ load() {
 
 total() { awk '/^totals:/{print $2}' "$1"; }
 
-start scheduler "$B/orchd" scheduler --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn
-sp=$port
-start worker "$B/orchd" worker --scheduler "127.0.0.1:$sp" --listen 127.0.0.1:0 --slots 64 \
+spawn scheduler "$B/orchd" scheduler --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn
+sp=$(orchd_port scheduler)
+spawn worker "$B/orchd" worker --scheduler "127.0.0.1:$sp" --listen 127.0.0.1:0 --slots 64 \
 	--log-level warn
-start gateway "$B/orchd" gateway --listen 127.0.0.1:0 --scheduler "127.0.0.1:$sp" --log-level warn
-native=$port
+spawn gateway "$B/orchd" gateway --listen 127.0.0.1:0 --scheduler "127.0.0.1:$sp" --log-level warn
+native=$(orchd_port gateway)
 
 printf "%-7s %14s %14s\n" mode "gateway/task" "client/task"
 for mode in $MODES; do
-	start "cg-$mode" valgrind --tool=callgrind --callgrind-out-file="$work/gw-$mode.cg" \
+	spawn "cg-$mode" valgrind --tool=callgrind --callgrind-out-file="$work/gw-$mode.cg" \
 		"$B/orchd" gateway --listen 127.0.0.1:0 --scheduler "127.0.0.1:$sp" --log-level warn
-	cgpid=$last
+	cgpid=$spawned
+	port=$(orchd_port "cg-$mode")
 	load "$mode" "$WARM" "$port"
 	callgrind_control -z "$cgpid" >/dev/null 2>&1
 	load "$mode" "$TASKS" "$port"
 	callgrind_control -d "$cgpid" >/dev/null 2>&1
-	kill -TERM "$cgpid"
-	wait "$cgpid" || true
+	stop_pid "$cgpid"
 	gw=$(($(total "$work/gw-$mode.cg.1") / TASKS))
 	load "$mode" "$WARM" "$native" valgrind --tool=callgrind --callgrind-out-file="$work/cl-$mode-a.cg"
 	load "$mode" $((WARM + TASKS)) "$native" valgrind --tool=callgrind \
