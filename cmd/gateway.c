@@ -857,7 +857,8 @@ int cmd_gateway(int argc, char **argv)
 	    {"max-payload", "ORCHD_MAX_PAYLOAD", OPT_SIZE, &gw.max_payload, "SIZE",
 	     "largest task payload accepted (default 1M)"},
 	    {"max-subscribers", "ORCHD_GATEWAY_MAX_SUBSCRIBERS", OPT_INT, &gw.max_subs, "N",
-	     "concurrent progress streams; past it RESOURCE_EXHAUSTED (default 1000)"},
+	     "concurrent progress streams, SubscribeProgress and SubmitStream together; past it "
+	     "RESOURCE_EXHAUSTED (default 1000)"},
 	    {"max-subscribers-per-task", "ORCHD_GATEWAY_MAX_SUBSCRIBERS_PER_TASK", OPT_INT,
 	     &gw.max_subs_per_task, "N",
 	     "concurrent progress streams of one task; past it RESOURCE_EXHAUSTED (default 100)"},
