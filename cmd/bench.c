@@ -406,12 +406,12 @@ static int stream_message(struct rpc_call *call, const uint8_t *msg, size_t len,
 	} else if (ev->event_case == ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__EVENT_ACCEPTED &&
 	           !j->id[0]) {
 		st = accepted(b, j, ev->accepted);
-		if (!st && b->mode == MODE_TASKS)
-			keep(b, j);
-		else if (!st)
-			free(j);
-		if (!st && b->mode == MODE_SUBMIT)
+		if (!st && b->mode == MODE_TASKS) {
+			keep(b, j); /* the kept list's now; byref finds its progress */
+		} else if (!st) {
 			b->byref[ev->ref] = NULL;
+			free(j);
+		}
 	} else if (ev->event_case == ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__EVENT_REJECTED) {
 		call_failed(b, "SubmitStream: a submit", ev->rejected->code,
 		            ev->rejected->message ? ev->rejected->message : "");
