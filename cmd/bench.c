@@ -743,13 +743,13 @@ int cmd_bench(int argc, char **argv)
 	if (b.limit_ev)
 		event_free(b.limit_ev);
 	client_free(&b.cli);
-	for (size_t i = 0; i < b.njobs; i++)
-		free(b.jobs[i]);
-	free(b.jobs);
 	for (long i = 0; b.byref && i < b.started; i++)
 		if (b.byref[i] && !b.byref[i]->id[0])
 			free(b.byref[i]);
 	free(b.byref);
+	for (size_t i = 0; i < b.njobs; i++)
+		free(b.jobs[i]);
+	free(b.jobs);
 	free(b.page_token);
 	free(b.payload);
 	stats_free(&b.lat);
