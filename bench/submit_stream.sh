@@ -66,7 +66,9 @@ count() {
 
 printf "%-7s %14s %14s %14s\n" mode "instr/task" "store" "rest"
 for mode in $MODES; do
-	count "$mode" | while read -r m total store; do
-		printf "%-7s %14d %14d %14d\n" "$m" "$total" "$store" $((total - store))
-	done
+	# Not in a pipeline: count must run in this shell, so that a failure
+	# leaves its processes to the cleanup above.
+	count "$mode" >"$work/result"
+	read -r m total store <"$work/result"
+	printf "%-7s %14d %14d %14d\n" "$m" "$total" "$store" $((total - store))
 done

@@ -2,7 +2,8 @@
  * scheduler: `orchd scheduler`, the owner of task state. Glue between the
  * orchestrator.v1.Scheduler service and lib/scheduler.c: decode, call
  * sched_*, encode. One commit per loop turn (a lowest-priority event runs
- * after every request of the turn): submits are acknowledged only after it.
+ * after every request of the turn): submits, SubmitTask's and SubmitStream's
+ * alike, are acknowledged only after it.
  */
 #include <errno.h>
 #include <inttypes.h>
