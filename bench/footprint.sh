@@ -7,12 +7,12 @@
 #                2 s after start, no tasks                  target <= 8 MiB each
 #   pending      a scheduler holding PENDING (1,000,000) pending tasks with
 #                64-byte payloads, submitted through a gateway by
-#                `orchd bench --no-follow` (256 in flight) under a name no
-#                worker serves; bounded by PENDING_LIMIT (900 s): what was
-#                reached is recorded                         target <= 512 MiB
+#                `orchd bench --no-follow` (256 in flight, one SubmitStream)
+#                under a name no worker serves; bounded by PENDING_LIMIT
+#                (900 s): what was reached is recorded       target <= 512 MiB
 #   subscribers  a gateway serving SUBS (10,000) concurrent SubscribeProgress
-#                streams, opened by `orchd bench` following 10,000 tasks
-#                nobody serves (one HTTP/2 connection)       target <= 256 MiB
+#                streams, opened by `orchd bench --calls` following 10,000
+#                tasks nobody serves (one HTTP/2 connection) target <= 256 MiB
 #   slots        a worker with 1,000 slots, every one busy on a `sleep` task
 #                                                            (no target)
 #
@@ -120,7 +120,9 @@ stop_all
 # ---- subscribers ------------------------------------------------------------------
 scheduler --max-streams $((SUBS + 2000))
 gateway --log-level info --max-subscribers "$SUBS"
-spawn subscribers "$O" bench --gateway "127.0.0.1:$gp" --name footprint-nobody-serves \
+# --calls: a SubscribeProgress stream per task (the default would follow
+# them all on one SubmitStream).
+spawn subscribers "$O" bench --gateway "127.0.0.1:$gp" --name footprint-nobody-serves --calls \
 	--tasks "$SUBS" --concurrency "$SUBS" --time-limit 300s --no-start --json
 subs=$spawned
 have=0

@@ -2,27 +2,32 @@
  * bench: `orchd bench`, a load generator in the manner of redis-benchmark.
  *
  *   orchd bench [--gateway ADDR] [--tasks N] [--concurrency C] [--name NAME]
- *               [--payload-size B | --payload TEXT] [--json]
+ *               [--payload-size B | --payload TEXT] [--json] [--calls]
  *               [--rpc | --no-follow] [--time-limit DURATION] [--no-start]
+ *               [TLS and token flags, as the client commands]
  *
  * Submits N tasks through a gateway, keeping C of them in flight: a task
- * is in flight from its SubmitTask until the final update on its
- * SubscribeProgress stream (the one way a client learns a task ended; the
- * stream opens as soon as the submit is acknowledged and starts with the
- * task's current state, so an end that came first is not missed), and the
- * next task is submitted the moment one ends. It reports the throughput
+ * is in flight from its submit until its final update, and the next task
+ * is submitted the moment one ends. By default every task goes over one
+ * Gateway/SubmitStream, one request (follow=true) and its events each;
+ * --calls takes the two-call path instead, a SubmitTask and then a
+ * SubscribeProgress stream per task (opened as soon as the submit is
+ * acknowledged; it starts with the task's current state, so an end that
+ * came first is not missed), as clients without streams do and as
+ * `bench/footprint.sh` needs for its 10,000 progress streams. It reports
+ * the throughput
  * from the first submit to the last end seen, and latency percentiles:
  * submit->done as this client saw it (microsecond clock), and submit->start
  * from the tasks' started_unix_ms (millisecond resolution), read after the
  * run with ListTasks so it costs the measured window nothing.
  *
- * --no-follow only submits (latency: submit->accepted), e.g. to fill a
- * scheduler with tasks no worker serves; --rpc measures unary round trips
- * to Gateway/HealthCheck instead. --time-limit ends a run early and
- * reports what it reached. Everything runs on one libevent loop over one
- * rpc channel (HTTP/2 connection).
+ * --no-follow only submits (latency: submit->accepted; on the stream,
+ * follow=false), e.g. to fill a scheduler with tasks no worker serves;
+ * --rpc measures unary round trips to Gateway/HealthCheck instead.
+ * --time-limit ends a run early and reports what it reached. Everything
+ * runs on one libevent loop over one rpc channel (HTTP/2 connection), set
+ * up as every client command's (client_init: TLS, token).
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +37,6 @@
 #include <event2/event.h>
 
 #include "cmd.h"
-#include "log.h"
 #include "map.h"
 #include "orchestrator/v1/orchestrator.pb-c.h"
 #include "pb.h"
@@ -41,29 +45,31 @@
 #include "task.h"
 #include "xalloc.h"
 
-#define DEFAULT_GATEWAY "127.0.0.1:50051"
 #define GATEWAY_PATH "/orchestrator.v1.Gateway/"
 /* ListTasks answers hold up to this much payload per page. */
 #define LIST_PAGE_BYTES (2u << 20)
 #define LIST_PAGE_MAX 1000
 
 static const char synopsis[] = "[--tasks N] [--concurrency C] [--name NAME] [--payload-size B] "
-                               "[--json] [--rpc | --no-follow] [FLAGS]";
+                               "[--json] [--calls] [--rpc | --no-follow] [FLAGS]";
 
 static const char about[] =
     "Submits --tasks tasks through a gateway keeping --concurrency in flight\n"
-    "(a task is in flight until the final update of its SubscribeProgress\n"
-    "stream; the next one is submitted as soon as one ends), then prints the\n"
+    "(a task is in flight until its final update; the next one is submitted\n"
+    "as soon as one ends), all on one SubmitStream (--calls: a SubmitTask and\n"
+    "a SubscribeProgress call per task instead), then prints the\n"
     "throughput from the first submit to the last end seen, and latency\n"
     "percentiles (p50, p90, p99, max) of submit->start (from the tasks'\n"
     "started_unix_ms, 1 ms resolution) and submit->done (this client's\n"
     "clock). --json prints one JSON object instead: tasks, seconds,\n"
     "tasks_per_s, p50_ms, p90_ms, p99_ms, max_ms (submit->done), start_p50_ms\n"
     "... start_max_ms, completed, failed, mode. --no-follow only submits\n"
-    "(latency: submit->accepted); --rpc times unary Gateway/HealthCheck round\n"
-    "trips instead (tasks then counts calls). A call that fails ends the run\n"
-    "(exit 1; 3 when the gateway cannot be reached); tasks that end FAILED or\n"
-    "CANCELLED are counted, not fatal.\n";
+    "(latency: submit->accepted; on the stream, follow=false); --rpc times\n"
+    "unary Gateway/HealthCheck round trips instead (tasks then counts calls).\n"
+    "A call that fails or a submit the stream rejects ends the run (exit 1; 3\n"
+    "when the gateway cannot be reached); tasks that end FAILED or CANCELLED\n"
+    "are counted, not fatal. TLS and token flags are those of the client\n"
+    "commands.\n";
 
 enum mode { MODE_TASKS, MODE_SUBMIT, MODE_RPC };
 static const char *const mode_names[] = {"tasks", "submit", "rpc"};
@@ -77,7 +83,7 @@ struct job {
 	int64_t submit_wall_us; /* Unix, to compare with started_unix_ms */
 	int64_t start_us;       /* submit->start, -1 until known */
 	int final;
-	char id[ID_LEN + 1];
+	char id[ID_LEN + 1]; /* empty until accepted */
 };
 
 struct bench {
@@ -85,6 +91,7 @@ struct bench {
 	const char *gateway;
 	int64_t deadline_ms;
 	int64_t time_limit_ms;
+	int calls; /* --calls: SubmitTask + SubscribeProgress, not SubmitStream */
 	long tasks;
 	int conc;
 	const char *name;
@@ -92,14 +99,19 @@ struct bench {
 	int json;
 	enum mode mode;
 
-	struct event_base *base;
-	struct rpc_channel *ch;
+	struct client cli;
+	struct event_base *base; /* cli's */
+	struct rpc_channel *ch;  /* cli's */
 	struct event *limit_ev;
+	/* The SubmitStream (unless --calls): job i has ref i; a job is
+	 * byref's until accepted, then (following) the kept list's. */
+	struct rpc_call *stream;
+	struct job **byref;
+	int stream_full; /* its send queue is at the high-water mark */
 	uint8_t *payload;
 	long started, ended; /* submits started; operations ended */
 	long completed, failed;
 	int inflight;
-	int connected;
 	int stopping; /* no new work: done, an error, or the time limit */
 	int timed_out;
 	int rc;
@@ -142,7 +154,7 @@ static void call_failed(struct bench *b, const char *what, int status, const cha
 {
 	if (b->rc)
 		return;
-	if (!b->connected && status == GRPC_STATUS_UNAVAILABLE) {
+	if (!b->cli.connected && status == GRPC_STATUS_UNAVAILABLE) {
 		fprintf(stderr, "orchd: cannot reach gateway at %s: %s\n", b->gateway,
 		        *message ? message : "connection failed");
 		b->rc = EXIT_UNAVAIL;
@@ -152,13 +164,6 @@ static void call_failed(struct bench *b, const char *what, int status, const cha
 		b->rc = status == GRPC_STATUS_UNAVAILABLE ? EXIT_UNAVAIL : EXIT_FAIL;
 	}
 	stop(b);
-}
-
-static void channel_state(struct rpc_channel *ch, enum rpc_channel_state st, void *arg)
-{
-	struct bench *b = arg;
-	if (st == RPC_CH_READY)
-		b->connected = 1;
 }
 
 static void launch(struct bench *b);
@@ -187,7 +192,37 @@ static void keep(struct bench *b, struct job *j)
 	b->jobs[b->njobs++] = j;
 }
 
-/* ---- following a task: SubscribeProgress -------------------------------- */
+/* One update of j's task (p borrowed), from either path: a final one
+ * (a final status, or a result) ends the task's time in flight. */
+static void progress(struct bench *b, struct job *j, const Orchestrator__V1__TaskProgress *p)
+{
+	if (j->final || !(task_state_final((enum task_state)p->status) || p->result))
+		return;
+	int status = p->result && p->result->status ? (int)p->result->status : (int)p->status;
+	j->final = 1;
+	if (status == TASK_COMPLETED)
+		b->completed++;
+	else
+		b->failed++;
+	ended(b, j);
+}
+
+/* An accepted task (a, borrowed): its id, then either the end of a submit
+ * (--no-follow) or the start of following it. Returns 0, or a gRPC status
+ * for an answer that names no task. */
+static int accepted(struct bench *b, struct job *j, const Orchestrator__V1__TaskAccepted *a)
+{
+	if (!a->task_id || strlen(a->task_id) != ID_LEN)
+		return GRPC_STATUS_INTERNAL;
+	memcpy(j->id, a->task_id, sizeof j->id);
+	if (b->mode == MODE_SUBMIT) {
+		b->completed++;
+		ended(b, j);
+	}
+	return 0;
+}
+
+/* ---- following a task: SubscribeProgress (--calls) ------------------------ */
 
 static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
@@ -198,17 +233,8 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 	Orchestrator__V1__TaskProgress *p = orchestrator__v1__task_progress__unpack(NULL, len, msg);
 	if (!p)
 		return GRPC_STATUS_INTERNAL;
-	int status = p->result && p->result->status ? (int)p->result->status : (int)p->status;
-	int final = task_state_final((enum task_state)p->status) || p->result;
+	progress(b, j, p);
 	orchestrator__v1__task_progress__free_unpacked(p, NULL);
-	if (final) {
-		j->final = 1;
-		if (status == TASK_COMPLETED)
-			b->completed++;
-		else
-			b->failed++;
-		ended(b, j);
-	}
 	return 0;
 }
 
@@ -238,7 +264,7 @@ static void follow(struct bench *b, struct job *j)
 	rpc_call_close_send(call);
 }
 
-/* ---- submitting: SubmitTask (and HealthCheck for --rpc) --------------------- */
+/* ---- submitting: SubmitTask (--calls; HealthCheck for --rpc) ---------------- */
 
 /* A unary call's job; freed in on_done unless kept for the start times. */
 static int unary_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
@@ -253,18 +279,12 @@ static int unary_message(struct rpc_call *call, const uint8_t *msg, size_t len, 
 		return 0;
 	}
 	Orchestrator__V1__TaskAccepted *a = orchestrator__v1__task_accepted__unpack(NULL, len, msg);
-	if (!a || !a->task_id || strlen(a->task_id) != ID_LEN) {
-		if (a)
-			orchestrator__v1__task_accepted__free_unpacked(a, NULL);
+	if (!a)
 		return GRPC_STATUS_INTERNAL;
-	}
-	memcpy(j->id, a->task_id, sizeof j->id);
+	int st = accepted(b, j, a);
 	orchestrator__v1__task_accepted__free_unpacked(a, NULL);
-	if (b->mode == MODE_SUBMIT) {
-		b->completed++;
-		ended(b, j);
-		return 0;
-	}
+	if (st || b->mode == MODE_SUBMIT)
+		return st;
 	/* MODE_TASKS: the same job now follows the task to its end. */
 	struct job *f = xmemdup(j, sizeof *j);
 	f->final = 0;
@@ -289,19 +309,41 @@ static void unary_done(struct rpc_call *call, int status, const char *message, v
 
 static const struct rpc_call_cbs unary_cbs = {.on_message = unary_message, .on_done = unary_done};
 
+/* A new operation, in flight from now. */
+static struct job *job_new(struct bench *b)
+{
+	struct job *j = xcalloc(1, sizeof *j);
+	j->b = b;
+	j->start_us = -1;
+	j->submit_wall_us = wall_us();
+	j->submit_us = mono_us();
+	if (!b->t0_us)
+		b->t0_us = j->submit_us;
+	b->started++;
+	b->inflight++;
+	return j;
+}
+
+/* Every task's spec (pointing into b). */
+static void spec_init(const struct bench *b, Orchestrator__V1__TaskSpec *s)
+{
+	orchestrator__v1__task_spec__init(s);
+	s->name = (char *)b->name;
+	s->payload.data = b->payload;
+	s->payload.len = b->payload_size;
+}
+
+static void stream_launch(struct bench *b);
+
 /* Starts operations until C are in flight or all N have started. */
 static void launch(struct bench *b)
 {
+	if (b->mode != MODE_RPC && !b->calls) {
+		stream_launch(b);
+		return;
+	}
 	while (!b->stopping && b->inflight < b->conc && b->started < b->tasks) {
-		struct job *j = xcalloc(1, sizeof *j);
-		j->b = b;
-		j->start_us = -1;
-		j->submit_wall_us = wall_us();
-		j->submit_us = mono_us();
-		if (!b->t0_us)
-			b->t0_us = j->submit_us;
-		b->started++;
-		b->inflight++;
+		struct job *j = job_new(b);
 		struct rpc_call_opts o = {.timeout_ms = b->deadline_ms};
 		struct rpc_call *call;
 		if (b->mode == MODE_RPC) {
@@ -310,16 +352,104 @@ static void launch(struct bench *b)
 			call = rpc_call_start(b->ch, GATEWAY_PATH "HealthCheck", &unary_cbs, j, &o);
 			pb_send(call, &r.base, 0);
 		} else {
-			Orchestrator__V1__TaskSpec s = ORCHESTRATOR__V1__TASK_SPEC__INIT;
-			s.name = (char *)b->name;
-			s.payload.data = b->payload;
-			s.payload.len = b->payload_size;
+			Orchestrator__V1__TaskSpec s;
+			spec_init(b, &s);
 			call = rpc_call_start(b->ch, GATEWAY_PATH "SubmitTask", &unary_cbs, j, &o);
 			pb_send(call, &s.base, 0);
 		}
 		rpc_call_close_send(call);
 	}
 }
+
+/* ---- submitting and following on one SubmitStream (the default) ------------- */
+
+static void stream_launch(struct bench *b)
+{
+	if (!b->stream)
+		return; /* over: stream_done reported it */
+	while (!b->stopping && !b->stream_full && b->inflight < b->conc && b->started < b->tasks) {
+		uint64_t ref = (uint64_t)b->started;
+		struct job *j = job_new(b);
+		b->byref[ref] = j;
+		Orchestrator__V1__TaskSpec s;
+		spec_init(b, &s);
+		Orchestrator__V1__SubmitStreamRequest r =
+		    ORCHESTRATOR__V1__SUBMIT_STREAM_REQUEST__INIT;
+		r.ref = ref;
+		r.spec = &s;
+		r.follow = b->mode == MODE_TASKS;
+		int rv = pb_send(b->stream, &r.base, 0);
+		if (rv == RPC_SEND_FULL)
+			b->stream_full = 1;
+		else if (rv < 0)
+			return; /* the stream is over: its on_done reports why */
+	}
+	/* Every submit is out: the gateway ends the stream OK once each has
+	 * its answer (and, following, its final update). */
+	if (b->started == b->tasks && !b->stopping)
+		rpc_call_close_send(b->stream);
+}
+
+static int stream_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	struct bench *b = arg;
+	if (b->stopping)
+		return 0;
+	Orchestrator__V1__SubmitStreamEvent *ev =
+	    orchestrator__v1__submit_stream_event__unpack(NULL, len, msg);
+	if (!ev)
+		return GRPC_STATUS_INTERNAL;
+	int st = 0;
+	struct job *j = ev->ref < (uint64_t)b->started ? b->byref[ev->ref] : NULL;
+	if (!j) {
+		st = GRPC_STATUS_INTERNAL; /* a ref we never sent, or done with */
+	} else if (ev->event_case == ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__EVENT_ACCEPTED &&
+	           !j->id[0]) {
+		st = accepted(b, j, ev->accepted);
+		if (!st && b->mode == MODE_TASKS) {
+			keep(b, j); /* the kept list's now; byref finds its progress */
+		} else if (!st) {
+			b->byref[ev->ref] = NULL;
+			free(j);
+		}
+	} else if (ev->event_case == ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__EVENT_REJECTED) {
+		call_failed(b, "SubmitStream: a submit", ev->rejected->code,
+		            ev->rejected->message ? ev->rejected->message : "");
+	} else if (ev->event_case == ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__EVENT_PROGRESS &&
+	           j->id[0]) {
+		progress(b, j, ev->progress);
+	} else {
+		st = GRPC_STATUS_INTERNAL; /* out of order */
+	}
+	orchestrator__v1__submit_stream_event__free_unpacked(ev, NULL);
+	return st;
+}
+
+static void stream_writable(struct rpc_call *call, void *arg)
+{
+	struct bench *b = arg;
+	b->stream_full = 0;
+	stream_launch(b);
+}
+
+static void stream_done(struct rpc_call *call, int status, const char *message, void *arg)
+{
+	struct bench *b = arg;
+	if (!b->stopping) {
+		if (status == GRPC_STATUS_OK) {
+			status = GRPC_STATUS_UNKNOWN;
+			message = "the stream ended before every task did";
+		}
+		call_failed(b, "SubmitStream", status, message);
+	}
+	b->stream = NULL;
+}
+
+static const struct rpc_call_cbs stream_cbs = {
+    .on_message = stream_message,
+    .on_writable = stream_writable,
+    .on_done = stream_done,
+};
 
 static void limit_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -476,8 +606,11 @@ static void report(struct bench *b)
 			          "====== orchd bench: %ld %s tasks, %zu-byte payload%s ======\n",
 			          b->tasks, b->name, b->payload_size,
 			          b->mode == MODE_SUBMIT ? ", submit only" : "");
-		sbuf_addf(&o, "  %ld %s in %.3f s, %d in flight, 1 connection to %s\n", n,
-		          b->mode == MODE_TASKS ? "ended" : unit, secs, b->conc, b->gateway);
+		sbuf_addf(&o, "  %ld %s in %.3f s, %d in flight, 1 connection to %s%s\n", n,
+		          b->mode == MODE_TASKS ? "ended" : unit, secs, b->conc, b->gateway,
+		          b->mode == MODE_RPC ? ""
+		          : b->calls          ? ", a call per submit and per follow"
+		                              : ", one SubmitStream");
 		if (b->mode == MODE_TASKS)
 			sbuf_addf(&o, "  %ld completed, %ld failed or cancelled\n", b->completed,
 			          b->failed);
@@ -505,16 +638,15 @@ int cmd_bench(int argc, char **argv)
 {
 	struct bench b;
 	memset(&b, 0, sizeof b);
-	b.gateway = DEFAULT_GATEWAY;
-	b.deadline_ms = 30000;
+	struct client_flags cf = {CLIENT_DEFAULT_GATEWAY, 30000, {0}, NULL};
 	b.tasks = 10000;
 	b.conc = 64;
 	b.name = "noop";
 	int tasks = 10000, rpc = 0, nofollow = 0, nostart = 0;
 	const char *payload = NULL;
 	const struct opt opts[] = {
-	    {"gateway", "ORCHD_GATEWAY", OPT_STR, &b.gateway, "ADDR",
-	     "gateway to load (default " DEFAULT_GATEWAY ")"},
+	    {"gateway", "ORCHD_GATEWAY", OPT_STR, &cf.gateway, "ADDR",
+	     "gateway to load (default " CLIENT_DEFAULT_GATEWAY ")"},
 	    {"tasks", NULL, OPT_INT, &tasks, "N", "tasks (or calls) in all (default 10000)"},
 	    {"concurrency", NULL, OPT_INT, &b.conc, "C", "kept in flight (default 64)"},
 	    {"name", NULL, OPT_STR, &b.name, "NAME", "task name (default noop)"},
@@ -523,6 +655,8 @@ int cmd_bench(int argc, char **argv)
 	    {"payload", NULL, OPT_STR, &payload, "TEXT",
 	     "every task's payload, instead of --payload-size bytes (e.g. sleep's ms)"},
 	    {"json", NULL, OPT_BOOL, &b.json, NULL, "print one JSON object"},
+	    {"calls", NULL, OPT_BOOL, &b.calls, NULL,
+	     "a SubmitTask and a SubscribeProgress call per task, not one SubmitStream"},
 	    {"rpc", NULL, OPT_BOOL, &rpc, NULL, "time unary Gateway/HealthCheck calls instead"},
 	    {"no-follow", NULL, OPT_BOOL, &nofollow, NULL,
 	     "only submit: latency is submit->accepted"},
@@ -530,8 +664,9 @@ int cmd_bench(int argc, char **argv)
 	     "skip reading the start times after the run (no ListTasks)"},
 	    {"time-limit", NULL, OPT_DUR, &b.time_limit_ms, "DURATION",
 	     "end the run after this long and report what it reached"},
-	    {"deadline", "ORCHD_DEADLINE", OPT_DUR, &b.deadline_ms, "DURATION",
+	    {"deadline", "ORCHD_DEADLINE", OPT_DUR, &cf.deadline_ms, "DURATION",
 	     "deadline of each unary call (default 30s)"},
+	    CLIENT_SECURITY_OPTS(&cf),
 	    {NULL, NULL, 0, NULL, NULL, NULL},
 	};
 	int n = cmd_parse("bench", synopsis, opts, argc, argv);
@@ -550,7 +685,7 @@ int cmd_bench(int argc, char **argv)
 		why = "--rpc and --no-follow exclude each other";
 	else if (payload && b.payload_size)
 		why = "--payload and --payload-size exclude each other";
-	else if (b.deadline_ms <= 0 || b.time_limit_ms < 0)
+	else if (cf.deadline_ms <= 0 || b.time_limit_ms < 0)
 		why = "--deadline must be positive and --time-limit not negative";
 	if (why) {
 		cmd_error("bench", "%s (see --help)", why);
@@ -560,14 +695,15 @@ int cmd_bench(int argc, char **argv)
 	if (b.conc > tasks)
 		b.conc = tasks;
 	b.mode = rpc ? MODE_RPC : nofollow ? MODE_SUBMIT : MODE_TASKS;
-
-	enum log_level lv = LOG_ERROR;
-	const char *env = getenv("ORCHD_LOG");
-	if (env)
-		log_parse_level(env, &lv);
-	log_set_level(lv);
-	log_set_role("bench");
-	signal(SIGPIPE, SIG_IGN);
+	b.gateway = cf.gateway;
+	b.deadline_ms = cf.deadline_ms;
+	int rc = client_init(&b.cli, "bench", &cf);
+	if (rc) {
+		client_free(&b.cli);
+		return rc;
+	}
+	b.base = b.cli.base;
+	b.ch = b.cli.ch;
 
 	if (payload) {
 		b.payload_size = strlen(payload);
@@ -579,29 +715,18 @@ int cmd_bench(int argc, char **argv)
 	}
 	stats_init(&b.lat);
 	stats_init(&b.start);
-	b.base = event_base_new();
-	struct rpc_opts ro = {
-	    .max_recv_msg = 64u << 20,
-	    .max_send_msg = 64u << 20,
-	    .connect_timeout_ms = 5000,
-	    .backoff_initial_ms = 200,
-	    .backoff_max_ms = 1000,
-	};
-	int err = 0;
-	b.ch = rpc_channel_new(b.base, b.gateway, &ro, &err);
-	if (!b.ch) {
-		cmd_error("bench", "invalid address '%s' (expected HOST:PORT)", b.gateway);
-		event_base_free(b.base);
-		free(b.payload);
-		return EXIT_USAGE;
-	}
-	rpc_channel_set_state_cb(b.ch, channel_state, &b);
 	if (b.time_limit_ms > 0) {
 		b.limit_ev = evtimer_new(b.base, limit_cb, &b);
 		struct timeval tv = {b.time_limit_ms / 1000, (b.time_limit_ms % 1000) * 1000};
 		evtimer_add(b.limit_ev, &tv);
 	}
 
+	if (b.mode != MODE_RPC && !b.calls) {
+		/* No deadline: a task may wait for a worker for as long as it
+		 * takes; --time-limit bounds the run. */
+		b.byref = xcalloc((size_t)b.tasks, sizeof *b.byref);
+		b.stream = rpc_call_start(b.ch, GATEWAY_PATH "SubmitStream", &stream_cbs, &b, NULL);
+	}
 	launch(&b);
 	event_base_dispatch(b.base);
 	if (b.limit_ev)
@@ -612,12 +737,16 @@ int cmd_bench(int argc, char **argv)
 		report(&b);
 
 	/* Calls still open (a time limit) end CANCELLED; their jobs are
-	 * freed by their on_done (unary) or with the kept list (streams). */
+	 * freed by their on_done (unary), with the kept list (followed), or
+	 * with byref (not accepted yet). */
 	b.stopping = 1;
-	rpc_channel_del(b.ch);
 	if (b.limit_ev)
 		event_free(b.limit_ev);
-	event_base_free(b.base);
+	client_free(&b.cli);
+	for (long i = 0; b.byref && i < b.started; i++)
+		if (b.byref[i] && !b.byref[i]->id[0])
+			free(b.byref[i]);
+	free(b.byref);
 	for (size_t i = 0; i < b.njobs; i++)
 		free(b.jobs[i]);
 	free(b.jobs);

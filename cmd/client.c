@@ -49,7 +49,6 @@
 #include "utf8.h"
 #include "xalloc.h"
 
-#define DEFAULT_GATEWAY "127.0.0.1:50051"
 #define DEFAULT_DEADLINE_MS 10000
 #define GATEWAY_PATH "/orchestrator.v1.Gateway/"
 /* Answers carry payloads and outputs (1 MiB each by default), a page of
@@ -73,38 +72,14 @@ static const char exit_help[] =
 
 /* ---- the client: loop, channel, errors -------------------------------------- */
 
-struct client {
-	const char *cmd;  /* "get", for messages */
-	const char *addr; /* the server */
-	const char *peer; /* how errors name it: "gateway at " or "" */
-	int64_t deadline_ms;
-	struct event_base *base;
-	struct rpc_channel *ch;
-	int connected; /* the channel has been up at least once */
-	int tls;       /* the channel uses TLS */
-	int stopped;   /* client_stop ran: late callbacks do nothing */
-	int rc;
-};
-
-/* Flags every client command has. */
-struct client_flags {
-	const char *gateway;
-	int64_t deadline_ms;
-	struct tls_flags tls;
-	const char *token_file;
-};
 /* clang-format off */
-#define CLIENT_FLAGS_INIT {DEFAULT_GATEWAY, DEFAULT_DEADLINE_MS, {0}, NULL}
+#define CLIENT_FLAGS_INIT {CLIENT_DEFAULT_GATEWAY, DEFAULT_DEADLINE_MS, {0}, NULL}
 #define CLIENT_OPTS(f)                                                                            \
 	{"gateway", "ORCHD_GATEWAY", OPT_STR, &(f)->gateway, "ADDR",                              \
-	 "gateway to talk to (default " DEFAULT_GATEWAY ")"},                                    \
+	 "gateway to talk to (default " CLIENT_DEFAULT_GATEWAY ")"},                             \
 	{"deadline", "ORCHD_DEADLINE", OPT_DUR, &(f)->deadline_ms, "DURATION",                    \
 	 "deadline of each call, e.g. 500ms, 30s, 5m (default 10s)"},                             \
-	{"tls", "ORCHD_TLS", OPT_BOOL, &(f)->tls.on, NULL,                                        \
-	 "use TLS (implied by --tls-ca and --tls-cert)"},                                         \
-	TLS_OPTS(&(f)->tls, "client certificate (PEM) for a gateway that asks for one"),          \
-	{"token-file", "ORCHD_TOKEN_FILE", OPT_STR, &(f)->token_file, "FILE",                     \
-	 "send \"authorization: Bearer T\", T the first token in FILE (default: $ORCHD_TOKEN)"}
+	CLIENT_SECURITY_OPTS(f)
 #define OPTS_END {NULL, NULL, 0, NULL, NULL, NULL}
 /* clang-format on */
 
@@ -140,9 +115,7 @@ static void channel_state(struct rpc_channel *ch, enum rpc_channel_state st, voi
 		c->connected = 1;
 }
 
-/* Sets up the loop and the channel to addr. Returns 0, or an exit code
- * (reported). */
-static int client_init(struct client *c, const char *cmd, const struct client_flags *f)
+int client_init(struct client *c, const char *cmd, const struct client_flags *f)
 {
 	memset(c, 0, sizeof *c);
 	c->cmd = cmd;
@@ -226,7 +199,7 @@ static void client_close(struct client *c)
 	c->ch = NULL;
 }
 
-static void client_free(struct client *c)
+void client_free(struct client *c)
 {
 	client_close(c);
 	if (c->base)

@@ -171,6 +171,49 @@ int role_run(struct role *r);
 void role_release(struct role *r);
 void role_free(struct role *r);
 
+/* ---- client commands (client.c; bench.c shares their set-up) ---------- */
+
+#define CLIENT_DEFAULT_GATEWAY "127.0.0.1:50051"
+
+/* A client command's loop and its one channel to a gateway. */
+struct client {
+	const char *cmd;  /* "get", for messages */
+	const char *addr; /* the server */
+	const char *peer; /* how errors name it: "gateway at " or "" */
+	int64_t deadline_ms;
+	struct event_base *base;
+	struct rpc_channel *ch;
+	int connected; /* the channel has been up at least once */
+	int tls;       /* the channel uses TLS */
+	int stopped;   /* client_stop ran: late callbacks do nothing */
+	int rc;
+};
+
+/* Flags every client command has. */
+struct client_flags {
+	const char *gateway;
+	int64_t deadline_ms;
+	struct tls_flags tls;
+	const char *token_file;
+};
+/* The flags of struct client_flags past --gateway and --deadline: TLS and
+ * the token, the same for every command that talks to a gateway. */
+/* clang-format off */
+#define CLIENT_SECURITY_OPTS(f)                                                                   \
+	{"tls", "ORCHD_TLS", OPT_BOOL, &(f)->tls.on, NULL,                                        \
+	 "use TLS (implied by --tls-ca and --tls-cert)"},                                         \
+	TLS_OPTS(&(f)->tls, "client certificate (PEM) for a gateway that asks for one"),          \
+	{"token-file", "ORCHD_TOKEN_FILE", OPT_STR, &(f)->token_file, "FILE",                     \
+	 "send \"authorization: Bearer T\", T the first token in FILE (default: $ORCHD_TOKEN)"}
+/* clang-format on */
+
+/* Sets up logging (errors only, or $ORCHD_LOG), the loop and the channel
+ * to f->gateway with f's TLS and token; f borrowed. Returns 0, or an exit
+ * code (reported as cmd's error). Free with client_free() either way. */
+int client_init(struct client *c, const char *cmd, const struct client_flags *f);
+/* Closes the channel (open calls end CANCELLED) and frees the loop. */
+void client_free(struct client *c);
+
 /* Prints "orchd CMD: message" on stderr. */
 void cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -8,10 +8,13 @@
  * Stateless: every call is forwarded over one rpc channel to the
  * Scheduler method of the same name (SubscribeProgress to WatchTask), with
  * the request bytes as they came and the scheduler's answer (message, or
- * status and text) relayed unchanged. The gateway itself only rejects what
- * it can judge alone: specs that fail task_spec_check (INVALID_ARGUMENT,
- * the same words the scheduler would use) and subscribers past
- * --max-subscribers, or past --max-subscribers-per-task on one task
+ * status and text) relayed unchanged; a SubmitStream is relayed message by
+ * message on one scheduler SubmitStream. The gateway itself only rejects
+ * what it can judge alone: specs that fail task_spec_check
+ * (INVALID_ARGUMENT, the same words the scheduler would use; on a
+ * SubmitStream as a `rejected` event with the submit's ref) and followers
+ * past --max-subscribers (progress streams and SubmitStreams together), or
+ * subscribers past --max-subscribers-per-task on one task
  * (RESOURCE_EXHAUSTED). With --auth-token-file, clients must present one
  * of its tokens, and the gateway presents the first to the scheduler
  * (its own token, never the client's). While the scheduler is
@@ -68,11 +71,21 @@ struct gateway {
 	int max_subs;
 	int max_subs_per_task;
 	int64_t call_timeout_ms;
-	int nsubs;
-	struct map per_task; /* task id -> struct task_subs */
-	struct sub *subs;   /* open progress streams, for shutdown */
-	int stopping;       /* SIGTERM seen: no new subscribers */
-	int sched_reported; /* 1 up, -1 down, 0 nothing said yet */
+	int nsubs;                  /* followers open: progress streams and SubmitStreams */
+	struct map per_task;        /* task id -> struct task_subs */
+	struct follower *followers; /* for shutdown */
+	int stopping;               /* SIGTERM seen: no new followers */
+	int sched_reported;         /* 1 up, -1 down, 0 nothing said yet */
+};
+
+/* What a progress stream and a SubmitStream share: each counts against
+ * --max-subscribers (both follow tasks for as long as they take) and ends
+ * at once on SIGTERM. The first member of its stream's struct. */
+struct follower {
+	struct follower *next, *prev;
+	/* SIGTERM: ends the client's stream with UNAVAILABLE and the call to
+	 * the scheduler, unless already ended. */
+	void (*stop)(struct follower *fl);
 };
 
 /* One forwarded unary call: the client's call and ours to the scheduler.
@@ -94,6 +107,7 @@ struct task_subs {
 
 /* One progress stream: client SubscribeProgress <- scheduler WatchTask. */
 struct sub {
+	struct follower fl; /* first */
 	struct gateway *gw;
 	struct rpc_call *client;
 	struct rpc_call *up;
@@ -103,11 +117,10 @@ struct sub {
 	int up_done;  /* the watch ended: finish once the box is empty */
 	int finished; /* we ended the client's stream */
 	int up_status;
-	char *up_message;
+	char *up_message; /* as the client will see it (relay_message) */
 	int final_status; /* status of the last final update seen, 0 = none */
 	char task[80];
 	struct task_subs *count;
-	struct sub *next, *prev;
 };
 
 struct method {
@@ -142,13 +155,14 @@ static int64_t call_timeout(const struct gateway *gw, struct rpc_call *client, i
 	return dflt ? gw->call_timeout_ms : 0;
 }
 
-/* The text a client sees with a status from the scheduler: unchanged,
- * except that UNAVAILABLE says which peer could not be reached. Returns
- * msg or buf. */
-static const char *relay_message(const struct gateway *gw, int status, const char *msg, char *buf,
-                                 size_t len)
+/* The text a client sees with the status of a call to the scheduler
+ * (up, in its on_done): the scheduler's own words when it answered (its
+ * store may be what failed), and for an UNAVAILABLE decided on our side
+ * the peer that could not be reached. Returns msg or buf. */
+static const char *relay_message(const struct gateway *gw, const struct rpc_call *up, int status,
+                                 const char *msg, char *buf, size_t len)
 {
-	if (status != GRPC_STATUS_UNAVAILABLE)
+	if (status != GRPC_STATUS_UNAVAILABLE || rpc_call_status_from_peer(up))
 		return msg;
 	snprintf(buf, len, "scheduler %s unavailable: %s", gw->sched_addr,
 	         *msg ? msg : "connection lost");
@@ -164,16 +178,61 @@ static int unexpected(int status)
 	       status == GRPC_STATUS_DATA_LOSS || status == GRPC_STATUS_UNIMPLEMENTED;
 }
 
+/* Lets a new follower (progress stream or SubmitStream) in, or ends its
+ * call: UNAVAILABLE while stopping, RESOURCE_EXHAUSTED past
+ * --max-subscribers. Returns 0 when admitted, -1 when the call was ended. */
+static int admit(struct gateway *gw, struct rpc_call *call)
+{
+	if (gw->stopping) {
+		rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE,
+		                "gateway is shutting down: use another gateway");
+		return -1;
+	}
+	if (gw->nsubs < gw->max_subs)
+		return 0;
+	char err[200];
+	snprintf(err, sizeof err,
+	         "gateway has %d progress subscribers and submit streams, its limit "
+	         "(--max-subscribers); retry later or use another gateway",
+	         gw->nsubs);
+	log_warn("subscriber_limit", "limit=%d peer=%s path=%s", gw->max_subs, rpc_call_peer(call),
+	         rpc_call_path(call));
+	rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, err);
+	return -1;
+}
+
+static void follower_add(struct gateway *gw, struct follower *fl, void (*stop)(struct follower *))
+{
+	fl->stop = stop;
+	fl->prev = NULL;
+	fl->next = gw->followers;
+	if (gw->followers)
+		gw->followers->prev = fl;
+	gw->followers = fl;
+	gw->nsubs++;
+}
+
+static void follower_del(struct gateway *gw, struct follower *fl)
+{
+	if (fl->prev)
+		fl->prev->next = fl->next;
+	else
+		gw->followers = fl->next;
+	if (fl->next)
+		fl->next->prev = fl->prev;
+	gw->nsubs--;
+}
+
 /* ---- per-method checks and logs ------------------------------------------ */
 
-static int check_spec(struct fwd *f, const uint8_t *msg, size_t len, char *err, size_t errlen)
+/* The gateway's verdict on a spec (s borrowed), for SubmitTask and each
+ * submit of a SubmitStream: 0, or INVALID_ARGUMENT with the scheduler's
+ * words in err. */
+static int spec_verdict(const struct gateway *gw, const Orchestrator__V1__TaskSpec *s, char *err,
+                        size_t errlen)
 {
-	Orchestrator__V1__TaskSpec *s =
-	    (void *)pb_unpack(&orchestrator__v1__task_spec__descriptor, msg, len, err, errlen);
-	if (!s)
-		return GRPC_STATUS_INVALID_ARGUMENT;
 	int rv = task_spec_check(s->name, s->payload.len, s->max_attempts, s->timeout_ms,
-	                         f->gw->max_payload, err, errlen);
+	                         gw->max_payload, err, errlen);
 	if (rv == 0) {
 		/* The labels as task_labels_check sees them (pointers only). */
 		struct task_label *l = xcalloc(s->n_labels + 1, sizeof *l);
@@ -182,9 +241,19 @@ static int check_spec(struct fwd *f, const uint8_t *msg, size_t len, char *err, 
 		rv = task_labels_check(l, s->n_labels, err, errlen);
 		free(l);
 	}
+	return rv == 0 ? 0 : GRPC_STATUS_INVALID_ARGUMENT;
+}
+
+static int check_spec(struct fwd *f, const uint8_t *msg, size_t len, char *err, size_t errlen)
+{
+	Orchestrator__V1__TaskSpec *s =
+	    (void *)pb_unpack(&orchestrator__v1__task_spec__descriptor, msg, len, err, errlen);
+	if (!s)
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	int st = spec_verdict(f->gw, s, err, errlen);
 	snprintf(f->name, sizeof f->name, "%s", s->name ? s->name : "");
 	orchestrator__v1__task_spec__free_unpacked(s, NULL);
-	return rv == 0 ? 0 : GRPC_STATUS_INVALID_ARGUMENT;
+	return st;
 }
 
 static void log_accepted(struct fwd *f, const uint8_t *msg, size_t len)
@@ -245,7 +314,7 @@ static void up_done(struct rpc_call *up, int status, const char *message, void *
 		return;
 	}
 	char buf[512];
-	const char *text = relay_message(f->gw, status, message, buf, sizeof buf);
+	const char *text = relay_message(f->gw, up, status, message, buf, sizeof buf);
 	log_emit(unexpected(status) ? LOG_WARN : LOG_DEBUG, "forwarded",
 	         "method=%s status=%s ms=%lld message=%s", f->m->name, status_name(status),
 	         (long long)(now_ms(f->gw) - f->start_ms), log_quote(text));
@@ -320,6 +389,20 @@ static const struct rpc_call_cbs unary_cbs = {
 
 /* ---- progress streams -------------------------------------------------- */
 
+/* SIGTERM: see gateway_stop. */
+static void sub_stop(struct follower *fl)
+{
+	struct sub *s = (struct sub *)fl;
+	if (!s->client || s->finished)
+		return;
+	log_info("subscribe_end", "task=%s status=UNAVAILABLE reason=shutdown", log_quote(s->task));
+	s->finished = 1;
+	rpc_call_finish(s->client, GRPC_STATUS_UNAVAILABLE,
+	                "gateway is shutting down: subscribe again");
+	if (s->up)
+		rpc_call_cancel(s->up);
+}
+
 static int send_progress(const void *msg, size_t len, void *arg)
 {
 	struct sub *s = arg;
@@ -329,13 +412,7 @@ static int send_progress(const void *msg, size_t len, void *arg)
 static void sub_free(struct sub *s)
 {
 	struct gateway *gw = s->gw;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		gw->subs = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	gw->nsubs--;
+	follower_del(gw, &s->fl);
 	if (s->count && --s->count->n == 0) {
 		map_del(&gw->per_task, s->count->task);
 		free(s->count);
@@ -351,8 +428,7 @@ static void sub_finish_if_flushed(struct sub *s)
 {
 	if (!s->client || s->finished || !s->up_done || coalesce_pending(&s->box))
 		return;
-	char buf[512];
-	const char *text = relay_message(s->gw, s->up_status, s->up_message, buf, sizeof buf);
+	const char *text = s->up_message;
 	log_info("subscribe_end",
 	         "task=%s status=%s final=%s received=%llu sent=%llu "
 	         "coalesced=%llu ms=%lld message=%s",
@@ -398,9 +474,10 @@ static void watch_done(struct rpc_call *up, int status, const char *message, voi
 		sub_free(s);
 		return;
 	}
+	char buf[512];
 	s->up_done = 1;
 	s->up_status = status;
-	s->up_message = xstrdup(message);
+	s->up_message = xstrdup(relay_message(s->gw, up, status, message, buf, sizeof buf));
 	sub_finish_if_flushed(s);
 }
 
@@ -411,22 +488,9 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 	struct gateway *gw = arg;
 	if (rpc_call_data(call))
 		return GRPC_STATUS_INVALID_ARGUMENT; /* one request per stream */
-	if (gw->stopping) {
-		rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE,
-		                "gateway is shutting down: subscribe through another gateway");
+	if (admit(gw, call))
 		return 0;
-	}
-	if (gw->nsubs >= gw->max_subs) {
-		char err[160];
-		snprintf(err, sizeof err,
-		         "gateway has %d progress subscribers, its limit (--max-subscribers); "
-		         "retry later or use another gateway",
-		         gw->nsubs);
-		log_warn("subscriber_limit", "limit=%d peer=%s", gw->max_subs, rpc_call_peer(call));
-		rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, err);
-		return 0;
-	}
-	char task[sizeof ((struct sub *)0)->task];
+	char task[sizeof((struct sub *)0)->task];
 	Orchestrator__V1__ProgressRequest *r =
 	    orchestrator__v1__progress_request__unpack(NULL, len, msg);
 	snprintf(task, sizeof task, "%s", r && r->task_id ? r->task_id : "");
@@ -457,11 +521,7 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 	s->count = count;
 	coalesce_init(&s->box, send_progress, s);
 	memcpy(s->task, task, sizeof task);
-	s->next = gw->subs;
-	if (gw->subs)
-		gw->subs->prev = s;
-	gw->subs = s;
-	gw->nsubs++;
+	follower_add(gw, &s->fl, sub_stop);
 	rpc_call_set_data(call, s);
 	log_info("subscribe", "task=%s peer=%s subscribers=%d", log_quote(s->task),
 	         rpc_call_peer(call), gw->nsubs);
@@ -514,6 +574,245 @@ static const struct rpc_call_cbs sub_cbs = {
     .on_done = sub_done,
 };
 
+/* ---- submit streams -------------------------------------------------------- */
+
+/*
+ * One client SubmitStream relayed on one scheduler SubmitStream. Requests
+ * go up as the bytes that came (after the spec check), events come down
+ * the same way; only a request the gateway rejects itself is answered
+ * here. Neither direction queues past the rpc layer's high-water mark:
+ * while the scheduler's send queue is full the client's stream is paused,
+ * and while the client's is full both the scheduler's stream (its events)
+ * and the client's (our rejects) are, so HTTP/2 flow control holds each
+ * peer back instead of the gateway buffering for it.
+ */
+struct sstream {
+	struct follower fl; /* first */
+	struct gateway *gw;
+	struct rpc_call *client;
+	struct rpc_call *up;
+	int client_full; /* the client's send queue is at its high-water mark */
+	int up_full;     /* the scheduler's is */
+	int client_held; /* we paused the client's stream */
+	int up_held;     /* we paused the scheduler's */
+	int finished;    /* we ended the client's stream */
+	uint64_t forwarded, rejected, events;
+	int64_t start_ms;
+};
+
+static void sstream_free(struct sstream *s)
+{
+	follower_del(s->gw, &s->fl);
+	free(s);
+}
+
+/* Pauses or resumes each side's reading from the two queues' fill. */
+static void sstream_flow(struct sstream *s)
+{
+	int hold_client = s->client_full || s->up_full;
+	if (s->client && hold_client != s->client_held) {
+		s->client_held = hold_client;
+		rpc_call_pause_recv(s->client, hold_client);
+	}
+	if (s->up && s->client_full != s->up_held) {
+		s->up_held = s->client_full;
+		rpc_call_pause_recv(s->up, s->client_full);
+	}
+}
+
+/* Sends msg to the client; a full queue holds both producers back. */
+static void sstream_down(struct sstream *s, const void *msg, size_t len)
+{
+	if (rpc_call_send(s->client, msg, len, 0) == RPC_SEND_FULL) {
+		s->client_full = 1;
+		sstream_flow(s);
+	}
+}
+
+static void sstream_end(struct sstream *s, int status, const char *text, const char *reason)
+{
+	log_info("submit_stream_end",
+	         "status=%s forwarded=%llu rejected=%llu events=%llu ms=%lld reason=%s message=%s",
+	         status_name(status), (unsigned long long)s->forwarded,
+	         (unsigned long long)s->rejected, (unsigned long long)s->events,
+	         (long long)(now_ms(s->gw) - s->start_ms), reason, log_quote(text));
+	s->finished = 1; /* sstream_client_done follows */
+	rpc_call_finish(s->client, status, text);
+}
+
+/* SIGTERM: see gateway_stop. */
+static void sstream_stop(struct follower *fl)
+{
+	struct sstream *s = (struct sstream *)fl;
+	if (!s->client || s->finished)
+		return;
+	sstream_end(s, GRPC_STATUS_UNAVAILABLE,
+	            "gateway is shutting down: accepted tasks go on; follow them through "
+	            "another gateway",
+	            "shutdown");
+	if (s->up)
+		rpc_call_cancel(s->up);
+}
+
+/* Answers one submit here with a `rejected` event. */
+static void sstream_reject(struct sstream *s, uint64_t ref, int status, const char *err)
+{
+	log_info("rejected", "method=SubmitStream ref=%llu status=%s peer=%s reason=%s",
+	         (unsigned long long)ref, status_name(status), rpc_call_peer(s->client),
+	         log_quote(err));
+	Orchestrator__V1__SubmitRejected rej = ORCHESTRATOR__V1__SUBMIT_REJECTED__INIT;
+	rej.code = status;
+	rej.message = (char *)err;
+	Orchestrator__V1__SubmitStreamEvent ev = ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__INIT;
+	ev.ref = ref;
+	ev.event_case = ORCHESTRATOR__V1__SUBMIT_STREAM_EVENT__EVENT_REJECTED;
+	ev.rejected = &rej;
+	uint8_t small[512];
+	size_t n = protobuf_c_message_get_packed_size(&ev.base);
+	uint8_t *buf = n <= sizeof small ? small : xmalloc(n);
+	protobuf_c_message_pack(&ev.base, buf);
+	s->rejected++;
+	sstream_down(s, buf, n);
+	if (buf != small)
+		free(buf);
+}
+
+static int sstream_up_message(struct rpc_call *up, const uint8_t *msg, size_t len, void *arg)
+{
+	struct sstream *s = arg;
+	if (!s->client || s->finished)
+		return 0;
+	s->events++;
+	sstream_down(s, msg, len);
+	return 0;
+}
+
+static void sstream_up_writable(struct rpc_call *up, void *arg)
+{
+	struct sstream *s = arg;
+	s->up_full = 0;
+	sstream_flow(s);
+}
+
+static void sstream_up_done(struct rpc_call *up, int status, const char *message, void *arg)
+{
+	struct sstream *s = arg;
+	s->up = NULL;
+	if (!s->client) {
+		sstream_free(s);
+		return;
+	}
+	if (s->finished)
+		return;
+	char buf[512];
+	const char *text = relay_message(s->gw, up, status, message, buf, sizeof buf);
+	sstream_end(s, status, text, "scheduler");
+}
+
+static const struct rpc_call_cbs sstream_up_cbs = {
+    .on_message = sstream_up_message,
+    .on_writable = sstream_up_writable,
+    .on_done = sstream_up_done,
+};
+
+static int sstream_start(struct rpc_call *call, void *arg)
+{
+	struct gateway *gw = arg;
+	if (admit(gw, call))
+		return 0;
+	struct sstream *s = xcalloc(1, sizeof *s);
+	s->gw = gw;
+	s->client = call;
+	s->start_ms = now_ms(gw);
+	follower_add(gw, &s->fl, sstream_stop);
+	rpc_call_set_data(call, s);
+	log_info("submit_stream", "peer=%s subscribers=%d", rpc_call_peer(call), gw->nsubs);
+	/* Only the client's own deadline: a stream may last. An unreachable
+	 * scheduler ends it at once (sstream_up_done) as it fails a unary
+	 * call. */
+	struct rpc_call_opts o = {.timeout_ms = call_timeout(gw, call, 0)};
+	s->up = rpc_call_start(gw->sched, SCHEDULER_PATH "SubmitStream", &sstream_up_cbs, s, &o);
+	return 0;
+}
+
+static int sstream_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	struct sstream *s = rpc_call_data(call);
+	if (!s || !s->up || s->finished)
+		return 0; /* ending: what comes now has nowhere to go */
+	char err[256];
+	Orchestrator__V1__SubmitStreamRequest *r = (void *)pb_unpack(
+	    &orchestrator__v1__submit_stream_request__descriptor, msg, len, err, sizeof err);
+	if (!r) {
+		/* Bad UTF-8 still decodes far enough to name the submit; only
+		 * bytes that are no message at all end the stream. */
+		r = orchestrator__v1__submit_stream_request__unpack(NULL, len, msg);
+		if (!r)
+			return GRPC_STATUS_INVALID_ARGUMENT;
+		sstream_reject(s, r->ref, GRPC_STATUS_INVALID_ARGUMENT, err);
+		orchestrator__v1__submit_stream_request__free_unpacked(r, NULL);
+		return 0;
+	}
+	/* A missing spec is the scheduler's to answer, in its words. */
+	int st = r->spec ? spec_verdict(s->gw, r->spec, err, sizeof err) : 0;
+	uint64_t ref = r->ref;
+	orchestrator__v1__submit_stream_request__free_unpacked(r, NULL);
+	if (st) {
+		sstream_reject(s, ref, st, err);
+		return 0;
+	}
+	s->forwarded++;
+	if (rpc_call_send(s->up, msg, len, 0) == RPC_SEND_FULL) {
+		s->up_full = 1;
+		sstream_flow(s);
+	}
+	return 0;
+}
+
+static void sstream_half_close(struct rpc_call *call, void *arg)
+{
+	struct sstream *s = rpc_call_data(call);
+	if (s && s->up)
+		rpc_call_close_send(s->up);
+}
+
+static void sstream_writable(struct rpc_call *call, void *arg)
+{
+	struct sstream *s = rpc_call_data(call);
+	if (!s || !s->client)
+		return;
+	s->client_full = 0;
+	sstream_flow(s);
+}
+
+static void sstream_client_done(struct rpc_call *call, int status, const char *message, void *arg)
+{
+	struct sstream *s = rpc_call_data(call);
+	if (!s)
+		return;
+	s->client = NULL;
+	if (s->up) {
+		/* The client left (cancel, deadline, connection lost): so do
+		 * we; its accepted tasks go on. sstream_up_done frees s. */
+		if (!s->finished)
+			log_info("submit_stream_cancelled",
+			         "status=%s forwarded=%llu rejected=%llu events=%llu",
+			         status_name(status), (unsigned long long)s->forwarded,
+			         (unsigned long long)s->rejected, (unsigned long long)s->events);
+		rpc_call_cancel(s->up);
+		return;
+	}
+	sstream_free(s);
+}
+
+static const struct rpc_call_cbs sstream_cbs = {
+    .on_start = sstream_start,
+    .on_message = sstream_message,
+    .on_half_close = sstream_half_close,
+    .on_writable = sstream_writable,
+    .on_done = sstream_client_done,
+};
+
 /* ---- the role ------------------------------------------------------------ */
 
 static void sched_state(struct rpc_channel *ch, enum rpc_channel_state st, void *arg)
@@ -529,24 +828,16 @@ static void sched_state(struct rpc_channel *ch, enum rpc_channel_state st, void 
 	}
 }
 
-/* SIGTERM: progress streams would hold the drain for the whole grace
- * period, so they end now with UNAVAILABLE (clients resubscribe elsewhere
- * and get the current state first); unary calls in flight finish. */
+/* SIGTERM: progress streams and SubmitStreams would hold the drain for
+ * the whole grace period, so they end now with UNAVAILABLE (clients
+ * resubscribe elsewhere and get the current state first; accepted tasks go
+ * on); unary calls in flight finish. */
 static void gateway_stop(void *arg)
 {
 	struct gateway *gw = arg;
 	gw->stopping = 1;
-	for (struct sub *s = gw->subs; s; s = s->next) {
-		if (!s->client || s->finished)
-			continue;
-		log_info("subscribe_end", "task=%s status=UNAVAILABLE reason=shutdown",
-		         log_quote(s->task));
-		s->finished = 1;
-		rpc_call_finish(s->client, GRPC_STATUS_UNAVAILABLE,
-		                "gateway is shutting down: subscribe again");
-		if (s->up)
-			rpc_call_cancel(s->up);
-	}
+	for (struct follower *fl = gw->followers; fl; fl = fl->next)
+		fl->stop(fl);
 }
 
 int cmd_gateway(int argc, char **argv)
@@ -566,7 +857,8 @@ int cmd_gateway(int argc, char **argv)
 	    {"max-payload", "ORCHD_MAX_PAYLOAD", OPT_SIZE, &gw.max_payload, "SIZE",
 	     "largest task payload accepted (default 1M)"},
 	    {"max-subscribers", "ORCHD_GATEWAY_MAX_SUBSCRIBERS", OPT_INT, &gw.max_subs, "N",
-	     "concurrent progress streams; past it RESOURCE_EXHAUSTED (default 1000)"},
+	     "concurrent progress streams, SubscribeProgress and SubmitStream together; past it "
+	     "RESOURCE_EXHAUSTED (default 1000)"},
 	    {"max-subscribers-per-task", "ORCHD_GATEWAY_MAX_SUBSCRIBERS_PER_TASK", OPT_INT,
 	     &gw.max_subs_per_task, "N",
 	     "concurrent progress streams of one task; past it RESOURCE_EXHAUSTED (default 100)"},
@@ -643,6 +935,7 @@ int cmd_gateway(int argc, char **argv)
 		rpc_server_add_method(gw.role.srv, path, &unary_cbs, &bind[i]);
 	}
 	rpc_server_add_method(gw.role.srv, "/" GATEWAY_SERVICE "/SubscribeProgress", &sub_cbs, &gw);
+	rpc_server_add_method(gw.role.srv, "/" GATEWAY_SERVICE "/SubmitStream", &sstream_cbs, &gw);
 	gw.role.on_stop = gateway_stop;
 	gw.role.stop_arg = &gw;
 	log_info("gateway_config",

@@ -521,7 +521,10 @@ static void hold(struct rpc_call *call, const uint8_t *data, size_t len)
 void call_recv_data(struct rpc_call *call, const uint8_t *data, size_t len)
 {
 	size_t used = 0;
-	if (!call->paused)
+	/* After a resume, data held earlier goes first (drain_held, from
+	 * the loop): what comes meanwhile queues behind it, or the frame
+	 * reader would see the stream out of order. */
+	if (!call->paused && !(call->held && evbuffer_get_length(call->held)))
 		used = call->bad_request ? len : feed(call, data, len);
 	/* What the handler did not take waits, and so does its flow-control
 	 * credit: the peer stops once the stream window is used. */
@@ -802,9 +805,11 @@ void call_stream_closed(struct rpc_call *call, uint32_t error_code)
 	} else if (call->trailers_seen) {
 		if (frame_reader_pending(&call->fr))
 			call_set_status(call, GRPC_STATUS_INTERNAL, "truncated message");
-		else
+		else {
 			call_set_status(call, call->recv_status,
 					call->recv_message ? call->recv_message : "");
+			call->peer_status = 1;
+		}
 	} else if (error_code != NGHTTP2_NO_ERROR) {
 		snprintf(m, sizeof m, "stream reset by server (HTTP/2 error %u)", error_code);
 		call_set_status(call, status_from_h2_error(error_code), m);
@@ -918,6 +923,11 @@ void rpc_call_set_compress(struct rpc_call *call, int on)
 int rpc_call_last_compressed(const struct rpc_call *call)
 {
 	return call->last_compressed;
+}
+
+int rpc_call_status_from_peer(const struct rpc_call *call)
+{
+	return call->peer_status;
 }
 
 const char *rpc_call_path(const struct rpc_call *call)

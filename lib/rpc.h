@@ -122,6 +122,11 @@ int rpc_call_add_trailer(struct rpc_call *call, const char *key, const void *val
 void rpc_call_set_compress(struct rpc_call *call, int on);
 /* Whether the last message delivered to on_message was compressed. */
 int rpc_call_last_compressed(const struct rpc_call *call);
+/* Client, in on_done: whether the status is the one the server sent
+ * (its grpc-status), rather than one decided on this side (deadline,
+ * cancel, connection lost, a broken response). A proxy relays the
+ * former as it is and names the peer in the latter. */
+int rpc_call_status_from_peer(const struct rpc_call *call);
 
 const char *rpc_call_path(const struct rpc_call *call);
 /* Milliseconds until the call's deadline, or -1 if it has none. */

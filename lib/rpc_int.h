@@ -58,6 +58,7 @@ struct rpc_call {
 	unsigned paused : 1;
 	unsigned cancelled : 1;	   /* RST_STREAM submitted by us */
 	unsigned trailers_seen : 1; /* client: grpc-status received */
+	unsigned peer_status : 1;   /* client: the final status is the server's grpc-status */
 	unsigned in_trailers : 1;  /* client: parsing the trailer block */
 	unsigned done : 1;
 	unsigned bad_request : 1;   /* server: request headers rejected */

@@ -8,22 +8,31 @@ Scheduler service the way the proto documents them: SubmitTask (with
 idempotency keys), GetTask, CancelTask (pending: CANCELLED at once; running:
 still RUNNING; finished: FAILED_PRECONDITION; unknown: NOT_FOUND), ListTasks
 (filters, newest first, page tokens), ListWorkers (whatever the test set),
-HealthCheck, and WatchTask: the task's current state first, then every
-update the test pushes with update(), ending after the final one with OK.
-It does not run tasks: the test drives every change.
+HealthCheck, WatchTask: the task's current state first, then every
+update the test pushes with update(), ending after the final one with OK,
+and SubmitStream: `accepted` per submit, then for a followed task the same
+updates as WatchTask, ending OK once the caller half-closed and every
+followed task is final. It does not run tasks: the test drives every change.
 
 For the test it records what arrived (each request, the deadline it carried
 as seconds left, whether its caller cancelled) and lets it wait for those
 events with a bound (wait_for). Special task ids make GetTask misbehave on
 purpose: "block" holds the call until the caller gives up (for deadline
-tests).
+tests). Special task names make submits misbehave: "store-fails" ends
+SubmitTask, or the whole SubmitStream, with UNAVAILABLE and the store's
+words (STORE_FAILS), as the real scheduler does when its store fails; on a
+SubmitStream, "flood" is followed by fake.flood = (n, size) progress
+updates sent as fast as the caller takes them, counted in Stream.sent
+(backpressure tests). SubmitStream requests are recorded as the bytes that
+came (Stream.raw). Tasks whose name is in fake.complete are COMPLETED as
+they are stored, so a load generator (`orchd bench`) can drive the fake.
 
     fake = FakeScheduler().start()          # fake.port, fake.stop(), fake.start() again
     fake.add_task("t1", status=RUNNING)
     fake.update("t1", percent=50, message="half")
 
-Standalone: `fake_scheduler.py [--port N]` serves until SIGTERM and prints
-`PORT <n>` once listening.
+Standalone: `fake_scheduler.py [--port N] [--complete NAME]...` serves until
+SIGTERM and prints `PORT <n>` once listening.
 """
 
 import argparse
@@ -49,23 +58,58 @@ COMPLETED = pb.TASK_STATUS_COMPLETED
 FAILED = pb.TASK_STATUS_FAILED
 CANCELLED = pb.TASK_STATUS_CANCELLED
 FINAL = (COMPLETED, FAILED, CANCELLED)
+STORE_FAILS = "store: disk I/O error (the fake's store is broken on purpose)"
+SUBMIT_STREAM = "/orchestrator.v1.Scheduler/SubmitStream"
 
 
 def now_ms():
     return int(time.time() * 1000)
 
 
-class Watch:
-    """One open WatchTask call, as the test sees it."""
+class Call:
+    """What the test sees of any streaming call of the fake."""
 
-    def __init__(self, task_id, time_remaining):
-        self.task_id = task_id
+    def __init__(self, time_remaining):
         self.time_remaining = time_remaining
-        self.q = queue.Queue()  # TaskProgress to send, None to end
-        self.sent = 0
-        self.ended = False      # the handler returned (final sent, or gave up)
+        self.q = queue.Queue()  # messages to send, None to end
+        self.sent = 0           # messages taken by grpc (the caller's flow control)
+        self.ended = False      # the handler returned by itself
         self.cancelled = False  # the caller went away before the end
         self.done = False       # the RPC is over, whichever way
+
+    def track(self, cond, context):
+        """Notes (under cond) the end of the RPC, whichever way it ends."""
+        def over():
+            with cond:
+                self.done = True
+                self.cancelled = not self.ended
+                cond.notify_all()
+            self.q.put(None)
+
+        context.add_callback(over)
+
+
+class Watch(Call):
+    """One open WatchTask call."""
+
+    def __init__(self, task_id, time_remaining):
+        super().__init__(time_remaining)
+        self.task_id = task_id
+
+
+class Stream(Call):
+    """One open SubmitStream call."""
+
+    def __init__(self, time_remaining):
+        super().__init__(time_remaining)
+        self.raw = []            # each request's bytes, as they came
+        self.out = []            # each event's bytes, as sent
+        self.follows = {}        # task id -> [refs] followed, not yet final
+        self.half_closed = False
+
+    def _maybe_end(self):
+        if self.half_closed and not self.follows:
+            self.q.put(None)
 
 
 class FakeScheduler(pb_grpc.SchedulerServicer):
@@ -82,6 +126,9 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
         self.requests = []     # (method, request, seconds left or None)
         self.watches = []      # Watch, every one ever opened
         self.blocked = []      # GetTask("block") calls: dicts with their fate
+        self.submit_streams = []  # Stream, every SubmitStream ever opened
+        self.flood = (0, 0)    # SubmitStream "flood": (updates, message bytes)
+        self.complete = set()  # task names COMPLETED as they are stored
         self.next_id = 1
 
     # ---- life --------------------------------------------------------
@@ -91,6 +138,14 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
         the same port). Returns self."""
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=64),
                                   options=[("grpc.so_reuseport", 0)])
+        # SubmitStream takes raw bytes, to see what the gateway forwarded;
+        # this handler comes first, so it wins over the servicer's.
+        raw = grpc.stream_stream_rpc_method_handler(
+            self.SubmitStream, request_deserializer=None,
+            response_serializer=pb.SubmitStreamEvent.SerializeToString)
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("orchestrator.v1.Scheduler",
+                                                  {"SubmitStream": raw}),))
         pb_grpc.add_SchedulerServicer_to_server(self, self.server)
         port = self.server.add_insecure_port("127.0.0.1:%d" % self.port)
         if port == 0:
@@ -108,6 +163,9 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
             for w in self.watches:
                 if not w.done:
                     w.q.put(None)
+            for st in self.submit_streams:
+                if not st.done:
+                    st.q.put(None)
             self.cond.notify_all()
 
     # ---- what the test drives -----------------------------------------
@@ -147,6 +205,7 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
             for w in self.watches:
                 if w.task_id == task_id and not w.done:
                     w.q.put(p)
+            self._tell_streams(t, p)
             self.cond.notify_all()
             return p
 
@@ -201,7 +260,7 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
     def _new_id(self):
         i = self.next_id
         self.next_id += 1
-        return "t%08d" % i
+        return "t%025d" % i  # as long as a real id
 
     def _record(self, method, request, context):
         with self.cond:
@@ -230,24 +289,116 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
 
     def SubmitTask(self, request, context):
         self._record("SubmitTask", request, context)
+        if request.name == "store-fails":
+            context.abort(grpc.StatusCode.UNAVAILABLE, STORE_FAILS)
         with self.cond:
-            key = request.idempotency_key
-            if key and key in self.keys:
-                t = self.tasks[self.keys[key]]
-                return pb.TaskAccepted(task_id=t.task_id, accepted_at_unix_ms=t.created_unix_ms,
-                                       duplicate=True)
-            tid = self._new_id()
-            spec = pb.TaskSpec()
-            spec.CopyFrom(request)
-            if not spec.max_attempts:
-                spec.max_attempts = 3
-            t = pb.Task(task_id=tid, spec=spec, status=PENDING, created_unix_ms=now_ms())
-            self.tasks[tid] = t
-            self.order.append(tid)
-            if key:
-                self.keys[key] = tid
+            return self._submit(request)
+
+    def _submit(self, request):
+        """Stores a spec (under the lock); returns its TaskAccepted."""
+        key = request.idempotency_key
+        if key and key in self.keys:
+            t = self.tasks[self.keys[key]]
+            return pb.TaskAccepted(task_id=t.task_id, accepted_at_unix_ms=t.created_unix_ms,
+                                   duplicate=True)
+        tid = self._new_id()
+        spec = pb.TaskSpec()
+        spec.CopyFrom(request)
+        if not spec.max_attempts:
+            spec.max_attempts = 3
+        t = pb.Task(task_id=tid, spec=spec, status=PENDING, created_unix_ms=now_ms())
+        if spec.name in self.complete:
+            t.status = COMPLETED
+            t.started_unix_ms = t.finished_unix_ms = t.created_unix_ms
+            t.result.CopyFrom(pb.TaskResult(task_id=tid, status=COMPLETED, attempt=1))
+        self.tasks[tid] = t
+        self.order.append(tid)
+        if key:
+            self.keys[key] = tid
+        self.cond.notify_all()
+        return pb.TaskAccepted(task_id=tid, accepted_at_unix_ms=t.created_unix_ms)
+
+    def SubmitStream(self, request_iterator, context):
+        st = Stream(context.time_remaining())
+        with self.cond:
+            self.submit_streams.append(st)
             self.cond.notify_all()
-            return pb.TaskAccepted(task_id=tid, accepted_at_unix_ms=t.created_unix_ms)
+
+        st.track(self.cond, context)
+        failed = []
+
+        def read():
+            try:
+                for raw in request_iterator:
+                    with self.cond:
+                        st.raw.append(raw)
+                        self.cond.notify_all()
+                    r = pb.SubmitStreamRequest.FromString(raw)
+                    if not r.HasField("spec"):
+                        st.q.put(pb.SubmitStreamEvent(ref=r.ref, rejected=pb.SubmitRejected(
+                            code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                            message="SubmitStreamRequest.spec is missing")))
+                        continue
+                    if r.spec.name == "store-fails":
+                        failed.append(STORE_FAILS)
+                        st.q.put(None)
+                        return
+                    self._stream_submit(st, r)
+            except grpc.RpcError:
+                return  # the caller went away; over() ends the stream
+            with self.cond:
+                st.half_closed = True
+                st._maybe_end()
+                self.cond.notify_all()
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            while True:
+                ev = st.q.get()
+                if ev is None:
+                    break
+                with self.cond:
+                    st.out.append(ev.SerializeToString())
+                yield ev
+                with self.cond:
+                    st.sent += 1
+                    self.cond.notify_all()
+            if failed:
+                context.abort(grpc.StatusCode.UNAVAILABLE, failed[0])
+        finally:
+            with self.cond:
+                st.ended = not st.done
+                self.cond.notify_all()
+
+    def _stream_submit(self, st, r):
+        """One submit on a SubmitStream: accepted, then what it follows."""
+        with self.cond:
+            acc = self._submit(r.spec)
+            st.q.put(pb.SubmitStreamEvent(ref=r.ref, accepted=acc))
+            t = self.tasks[acc.task_id]
+            if r.follow:
+                st.follows.setdefault(t.task_id, []).append(r.ref)
+                self._tell_streams(t, self._progress(t), only=st)
+            n, size = self.flood
+        if r.follow and r.spec.name == "flood":
+            pad = "x" * size
+            for i in range(n):
+                st.q.put(pb.SubmitStreamEvent(ref=r.ref, progress=pb.TaskProgress(
+                    task_id=t.task_id, status=RUNNING, percent=i % 100,
+                    message="%d %s" % (i, pad))))
+
+    def _tell_streams(self, t, p, only=None):
+        """Sends progress p of task t to the streams following it (under
+        the lock); a final one ends the following."""
+        for st in [only] if only else self.submit_streams:
+            refs = st.follows.get(t.task_id)
+            if not refs or st.done:
+                continue
+            for ref in refs:
+                st.q.put(pb.SubmitStreamEvent(ref=ref, progress=p))
+            if t.status in FINAL:
+                del st.follows[t.task_id]
+                st._maybe_end()
 
     def GetTask(self, request, context):
         self._record("GetTask", request, context)
@@ -307,14 +458,7 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
             self.watches.append(w)
             self.cond.notify_all()
 
-        def over():
-            with self.cond:
-                w.done = True
-                w.cancelled = not w.ended
-                self.cond.notify_all()
-            w.q.put(None)
-
-        context.add_callback(over)
+        w.track(self.cond, context)
         try:
             msg = first
             while msg is not None:
@@ -334,8 +478,12 @@ class FakeScheduler(pb_grpc.SchedulerServicer):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--complete", action="append", default=[], metavar="NAME",
+                    help="tasks of this name are COMPLETED as they are stored")
     args = ap.parse_args()
-    fake = FakeScheduler(args.port).start()
+    fake = FakeScheduler(args.port)
+    fake.complete = set(args.complete)
+    fake.start()
     print("PORT %d" % fake.port, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -3,7 +3,10 @@
 rejects bad specs itself, fails fast while the scheduler is away and
 recovers by itself, and relays progress streams: current state first, then
 changes, the final update and OK, coalesced for a slow reader within a
-bounded memory, with cancellation travelling both ways.
+bounded memory, with cancellation travelling both ways. Submit streams are
+relayed as bytes both ways, bad submits answered by the gateway itself with
+their ref, status, half-close and cancel relayed, and a reader that does
+not read holds the scheduler back instead of filling the gateway.
 
 Runs the real `$B/gateway --listen 127.0.0.1:0 --scheduler 127.0.0.1:<port>`
 against fake_scheduler.py (in this process) and talks to it with
@@ -12,6 +15,7 @@ passed (77: the gateway is not built).
 """
 
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -412,6 +416,10 @@ def subscribers_past_the_limit_get_resource_exhausted():
         code, msg = code_of(lambda: list(sub_stream(tasks[0].task_id, timeout=5, stub=g.stub)))
         eq(code, SC.RESOURCE_EXHAUSTED, "third subscriber")
         check("--max-subscribers" in msg, "message %r does not name the limit", msg)
+        # A submit stream follows tasks too: it counts.
+        code, msg = code_of(lambda: list(g.stub.SubmitStream(iter([req(1)]), timeout=5)))
+        eq(code, SC.RESOURCE_EXHAUSTED, "submit stream past the limit")
+        check("--max-subscribers" in msg, "message %r does not name the limit", msg)
         # Unary calls are not subscribers.
         g.stub.GetTask(pb.GetTaskRequest(task_id=tasks[0].task_id), timeout=5)
         # One leaves; a new one gets in.
@@ -432,6 +440,25 @@ def subscribers_past_the_limit_get_resource_exhausted():
         s3 = poll(subscribed, 5, "free subscriber slot")
         s3.cancel()
         streams[1].cancel()
+
+        # Submit streams hold slots as well: two of them, and a subscriber
+        # is one too many.
+        def stream_in():
+            s = SubmitStream(g.channel, timeout=30)
+            s.send(req(1))
+            try:
+                s.event()
+                return s
+            except grpc.RpcError as e:
+                if e.code() != SC.RESOURCE_EXHAUSTED:
+                    raise
+                return None
+
+        held = [poll(stream_in, 5, "free slot for a submit stream") for _ in range(2)]
+        code, msg = code_of(lambda: list(sub_stream(tasks[0].task_id, timeout=5, stub=g.stub)))
+        eq(code, SC.RESOURCE_EXHAUSTED, "subscriber while two submit streams are open")
+        for s in held:
+            s.call.cancel()
         # --max-payload applies.
         eq(code_of(lambda: g.stub.SubmitTask(pb.TaskSpec(name="a", payload=b"x" * 1025),
                                              timeout=5)),
@@ -440,6 +467,182 @@ def subscribers_past_the_limit_get_resource_exhausted():
         eq(g.stop(), 0, "exit status on SIGTERM")
     finally:
         g.close()
+
+
+# ---------------------------------------------------------------------------
+# Submit streams
+# ---------------------------------------------------------------------------
+
+
+class SubmitStream:
+    """A client's Gateway/SubmitStream with requests and events as bytes:
+    send() queues a request, close() half-closes, events() reads."""
+
+    def __init__(self, channel=None, timeout=30):
+        self.q = queue.Queue()
+        call = (channel or gw.channel).stream_stream(
+            "/orchestrator.v1.Gateway/SubmitStream", request_serializer=lambda b: b,
+            response_deserializer=lambda b: b)
+        self.call = call(iter(self.q.get, None), timeout=timeout)
+
+    def send(self, req):
+        self.q.put(req if isinstance(req, bytes) else req.SerializeToString())
+
+    def close(self):
+        self.q.put(None)
+
+    def event(self):
+        """The next event as (bytes, SubmitStreamEvent)."""
+        raw = next(self.call)
+        return raw, pb.SubmitStreamEvent.FromString(raw)
+
+    def rest(self):
+        """Every event left, as bytes, until the stream ends (OK or raises)."""
+        return list(self.call)
+
+
+def open_stream(channel=None, timeout=30):
+    """A SubmitStream and the fake's side of it."""
+    n = len(fake.submit_streams)
+    s = SubmitStream(channel, timeout)
+    st = fake.wait_for(lambda: len(fake.submit_streams) > n and fake.submit_streams[n],
+                       what="SubmitStream")
+    return s, st
+
+
+def req(ref, name="echo", follow=False, **spec):
+    return pb.SubmitStreamRequest(ref=ref, spec=pb.TaskSpec(name=name, **spec), follow=follow)
+
+
+@case
+def submit_stream_relays_requests_and_events_as_bytes_then_half_close_and_ok():
+    s, st = open_stream()
+    unknown = b"\xf8\x06\x2a"  # field 111, varint 42: in no message here
+    first = req(7, payload=b"p", follow=True, labels={"k": "v"}).SerializeToString() + unknown
+    s.send(first)
+    s.send(req(8))
+    got = [s.event()[0] for _ in range(3)]  # accepted 7, its state, accepted 8
+    evs = [pb.SubmitStreamEvent.FromString(b) for b in got]
+    eq([(e.ref, e.WhichOneof("event")) for e in evs],
+       [(7, "accepted"), (7, "progress"), (8, "accepted")], "events")
+    tid = evs[0].accepted.task_id
+    eq(evs[1].progress.status, PENDING, "state at acceptance")
+    fake.update(tid, status=RUNNING, percent=40, message="going")
+    got += [s.event()[0]]
+    s.close()  # the followed task is not final yet: the stream stays open
+    fake.wait_for(lambda: st.half_closed, what="half-close relayed to the scheduler")
+    check(not st.done, "the scheduler ended the stream before the task did")
+    fake.update(tid, status=COMPLETED, percent=100)
+    got += s.rest()
+    eq(s.call.code(), SC.OK, "status")
+    eq(st.raw, [first, req(8).SerializeToString()], "bytes the scheduler received")
+    eq(got, st.out, "bytes the client received")
+    last = pb.SubmitStreamEvent.FromString(got[-1])
+    eq((last.ref, last.progress.status), (7, COMPLETED), "final update")
+    eq(st.cancelled, False, "scheduler side cancelled")
+    check(any("forwarded=2 rejected=0 events=5" in e for e in gw.events("submit_stream_end")),
+          "no submit_stream_end with the counts in the log")
+
+
+@case
+def submit_stream_rejects_bad_specs_itself_with_their_ref_and_the_unary_words():
+    s, st = open_stream()
+    bad = [(1, pb.TaskSpec(name="")), (2, pb.TaskSpec(name="a", max_attempts=101)),
+           (3, pb.TaskSpec(name="big", payload=b"x" * ((1 << 20) + 1)))]
+    for ref, spec in bad:
+        s.send(pb.SubmitStreamRequest(ref=ref, spec=spec, follow=True))
+        want = code_of(lambda: gw.stub.SubmitTask(spec, timeout=5))
+        _, ev = s.event()
+        eq((ev.ref, ev.WhichOneof("event")), (ref, "rejected"), "event")
+        eq((ev.rejected.code, ev.rejected.message), (want[0].value[0], want[1]),
+           "rejection of ref %d vs the unary path" % ref)
+    # No spec at all is the scheduler's to judge: it goes up.
+    s.send(pb.SubmitStreamRequest(ref=4))
+    _, ev = s.event()
+    eq((ev.ref, ev.rejected.code), (4, SC.INVALID_ARGUMENT.value[0]), "no spec")
+    eq(st.raw, [pb.SubmitStreamRequest(ref=4).SerializeToString()], "requests forwarded")
+    # Not UTF-8: still named by its ref (field 1 = 5, spec{name = "\xff"}).
+    s.send(b"\x08\x05\x12\x03\x0a\x01\xff")
+    _, ev = s.event()
+    eq((ev.ref, ev.rejected.code), (5, SC.INVALID_ARGUMENT.value[0]), "bad UTF-8")
+    check("UTF-8" in ev.rejected.message, "message %r", ev.rejected.message)
+    # The stream goes on: a good one is accepted.
+    s.send(req(6))
+    _, ev = s.event()
+    eq((ev.ref, ev.WhichOneof("event")), (6, "accepted"), "after the rejects")
+    eq(len(st.raw), 2, "requests that reached the scheduler")
+    # Bytes that are no message at all end the stream.
+    s.send(b"\x0a\x05ab")
+    eq(code_of(s.rest)[0], SC.INVALID_ARGUMENT, "undecodable request")
+    fake.wait_for(lambda: st.done, what="end of the scheduler's stream")
+
+
+@case
+def submit_stream_relays_the_schedulers_own_status_text():
+    s, st = open_stream()
+    s.send(req(1))
+    s.event()
+    s.send(req(2, name="store-fails"))
+    eq(code_of(s.rest), (SC.UNAVAILABLE, fake_scheduler.STORE_FAILS), "status and text")
+    # The unary path too: the scheduler answered, so no "scheduler ...
+    # unavailable" in front of its words.
+    eq(code_of(lambda: gw.stub.SubmitTask(pb.TaskSpec(name="store-fails"), timeout=5)),
+       (SC.UNAVAILABLE, fake_scheduler.STORE_FAILS), "SubmitTask")
+
+
+@case
+def submit_stream_client_cancel_and_deadline_reach_the_scheduler():
+    s, st = open_stream()
+    s.send(req(1, follow=True))
+    s.event()
+    s.call.cancel()
+    fake.wait_for(lambda: st.done, what="end of the scheduler's stream")
+    eq(st.cancelled, True, "the scheduler saw the stream cancelled")
+    s, st = open_stream(timeout=1.0)
+    check(st.time_remaining is not None and st.time_remaining <= 1.0 + SLACK_S,
+          "stream deadline %r", st.time_remaining)
+    eq(code_of(s.rest)[0], SC.DEADLINE_EXCEEDED, "status")
+    fake.wait_for(lambda: st.done, what="end of the scheduler's stream")
+
+
+@case
+def submit_stream_to_a_client_that_does_not_read_holds_the_scheduler_back():
+    # A client that reads nothing for now: no BDP probing, so its HTTP/2
+    # window stays small and the gateway must stop reading the scheduler.
+    ch = grpc.insecure_channel("127.0.0.1:%d" % gw.port, options=[("grpc.http2.bdp_probe", 0)])
+    n, size = 20000, 1024  # 20 MB of updates, none of them droppable
+    fake.flood = (n, size)
+    try:
+        s, st = open_stream(ch, timeout=120)
+        rss0 = gw.rss_kb()
+        s.send(req(1, name="flood", follow=True))
+        # The scheduler's sends block: the count stops moving, far short.
+        last, still = -1, 0
+        for _ in range(300):  # at most 30 s
+            sent = st.sent
+            still = still + 1 if sent == last else 0
+            if still >= 10 or sent >= n:
+                break
+            last = sent
+            time.sleep(0.1)
+        rss1 = gw.rss_kb()
+        print("    reader that does not read: scheduler sent %d of %d updates, gateway RSS "
+              "%d -> %d kB" % (st.sent, n + 2, rss0, rss1))
+        check(st.sent * size < 8 << 20, "the scheduler sent %d updates (%d kB): not held back",
+              st.sent, st.sent * size >> 10)
+        check(rss1 - rss0 < 10 * 1024, "gateway RSS grew by %d kB", rss1 - rss0)
+        # Reading now gets every one, in order, none dropped.
+        got = [s.event()[1] for _ in range(n + 2)]
+        eq([e.WhichOneof("event") for e in got[:2]], ["accepted", "progress"], "first events")
+        check(all(e.progress.message.startswith("%d " % i) for i, e in enumerate(got[2:])),
+              "updates missing or out of order")
+        fake.update(got[0].accepted.task_id, status=COMPLETED)
+        s.close()
+        eq(len(s.rest()), 1, "events after the flood")
+        eq(s.call.code(), SC.OK, "status")
+    finally:
+        fake.flood = (0, 0)
+        ch.close()
 
 
 # ---------------------------------------------------------------------------
@@ -468,18 +671,25 @@ def scheduler_down_fails_fast_and_the_gateway_recovers_by_itself():
     stream = sub_stream(t.task_id, timeout=30)
     next(stream)
     fake.wait_for(lambda: fake.watches_of(t.task_id), what="watch")
+    ss, _ = open_stream()
+    ss.send(req(1, follow=True))
+    ss.event()
     connected = len(gw.events("scheduler_connected"))
     fake.stop()
     # An open progress stream ends with UNAVAILABLE.
     code, msg = code_of(lambda: list(stream))
     eq(code, SC.UNAVAILABLE, "open subscription when the scheduler went away (%s)" % msg)
+    code, msg = code_of(ss.rest)
+    eq(code, SC.UNAVAILABLE, "open submit stream when the scheduler went away (%s)" % msg)
     # New calls fail fast, each kind, with a message naming the scheduler.
     calls = [lambda: gw.stub.GetTask(pb.GetTaskRequest(task_id=t.task_id), timeout=10),
              lambda: gw.stub.SubmitTask(pb.TaskSpec(name="echo"), timeout=10),
              lambda: gw.stub.ListTasks(pb.ListTasksRequest(), timeout=10),
              lambda: gw.stub.CancelTask(pb.CancelTaskRequest(task_id="x"), timeout=10),
              lambda: gw.stub.ListWorkers(pb.ListWorkersRequest(), timeout=10),
-             lambda: list(sub_stream(t.task_id, timeout=10))]
+             lambda: list(sub_stream(t.task_id, timeout=10)),
+             lambda: list(gw.stub.SubmitStream(iter([req(1)]), timeout=10)),
+             lambda: SubmitStream(timeout=10).rest()]  # nothing sent, nor half-closed
     for call in calls * 3:
         start = time.monotonic()
         code, msg = code_of(call)
@@ -512,17 +722,22 @@ def sigterm_ends_subscriptions_with_unavailable_and_exits_0():
         stream = sub_stream(t.task_id, timeout=30, stub=g.stub)
         next(stream)
         w = fake.wait_for(lambda: fake.watches_of(t.task_id), what="watch")[0]
+        ss, st = open_stream(g.channel)
+        ss.send(req(1, follow=True))
+        ss.event()
         result = {}
 
-        def drain():
+        def drain(key, events):
             try:
-                list(stream)
-                result["code"] = SC.OK
+                events()
+                result[key] = SC.OK
             except grpc.RpcError as e:
-                result["code"] = e.code()
+                result[key] = e.code()
 
-        th = threading.Thread(target=drain)
+        th = threading.Thread(target=drain, args=("code", lambda: list(stream)))
         th.start()
+        th2 = threading.Thread(target=drain, args=("stream", ss.rest))
+        th2.start()
         g.proc.send_signal(signal.SIGTERM)
         try:
             rc = g.proc.wait(10)
@@ -530,9 +745,12 @@ def sigterm_ends_subscriptions_with_unavailable_and_exits_0():
             raise Failure("gateway did not exit within 10 s of SIGTERM")
         eq(rc, 0, "exit status on SIGTERM")
         th.join(10)
+        th2.join(10)
         eq(result.get("code"), SC.UNAVAILABLE, "the subscriber's status")
-        fake.wait_for(lambda: w.done, what="end of the watch")
-        eq(w.cancelled, True, "the scheduler saw the watch cancelled")
+        eq(result.get("stream"), SC.UNAVAILABLE, "the submit stream's status")
+        fake.wait_for(lambda: w.done and st.done, what="end of the watch and stream")
+        eq((w.cancelled, st.cancelled), (True, True),
+           "the scheduler saw the watch and the stream cancelled")
         check(g.events("shutdown") and g.events("stopped"), "shutdown not logged")
     finally:
         g.close()
