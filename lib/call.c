@@ -26,7 +26,10 @@
 /* ---- header lists ------------------------------------------------------- */
 
 /* nghttp2 copies name/value pairs on submit, so values we had to encode
- * only live until the submit returns. */
+ * only live until the submit returns: in the list's own buffers, or on the
+ * heap (owned) when they may be long. nv_init sets only the counters: the
+ * inline arrays are written before they are read, and clearing them would
+ * cost more than the rest of a submit. */
 struct nvlist {
 	nghttp2_nv *v; /* inl until more are needed */
 	size_t n, cap;
@@ -34,17 +37,25 @@ struct nvlist {
 	size_t nowned, capowned;
 	nghttp2_nv inl[16];
 	char *inl_owned[8];
+	char status[STATUS_BUFLEN];	  /* grpc-status */
+	char timeout[META_TIMEOUT_BUFLEN]; /* grpc-timeout */
 };
 
-/* Grows an array that starts in inline storage; no limit but memory. */
-static void *grow(void *p, const void *inl, size_t *cap, size_t size, size_t inlcap)
+static void nv_init(struct nvlist *l)
 {
-	size_t ncap = *cap ? *cap * 2 : inlcap;
+	l->v = l->inl;
+	l->n = 0;
+	l->cap = sizeof l->inl / sizeof l->inl[0];
+	l->owned = l->inl_owned;
+	l->nowned = 0;
+	l->capowned = sizeof l->inl_owned / sizeof l->inl_owned[0];
+}
+
+/* Doubles an array that starts in inline storage; no limit but memory. */
+static void *grow(void *p, const void *inl, size_t *cap, size_t size)
+{
+	size_t ncap = *cap * 2;
 	void *q;
-	if (!p) {
-		*cap = inlcap;
-		return (void *)inl;
-	}
 	if (p == inl) {
 		q = xmalloc(ncap * size);
 		memcpy(q, p, *cap * size);
@@ -58,7 +69,7 @@ static void *grow(void *p, const void *inl, size_t *cap, size_t size, size_t inl
 static void nv_add(struct nvlist *l, const char *name, const char *value, size_t vlen)
 {
 	if (l->n == l->cap)
-		l->v = grow(l->v, l->inl, &l->cap, sizeof *l->v, 16);
+		l->v = grow(l->v, l->inl, &l->cap, sizeof *l->v);
 	l->v[l->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), vlen,
 				    NGHTTP2_NV_FLAG_NONE};
 }
@@ -71,7 +82,7 @@ static void nv_adds(struct nvlist *l, const char *name, const char *value)
 static void nv_add_owned(struct nvlist *l, const char *name, char *value, size_t vlen)
 {
 	if (l->nowned == l->capowned)
-		l->owned = grow(l->owned, l->inl_owned, &l->capowned, sizeof *l->owned, 8);
+		l->owned = grow(l->owned, l->inl_owned, &l->capowned, sizeof *l->owned);
 	l->owned[l->nowned++] = value;
 	nv_add(l, name, value, vlen);
 }
@@ -90,16 +101,19 @@ static void nv_add_md(struct nvlist *l, const struct meta *m)
 	}
 }
 
+/* grpc-status and grpc-message. The message goes as it is unless it needs
+ * percent-encoding (rare: a '%' or a byte outside printable ASCII). */
 static void nv_status(struct nvlist *l, struct rpc_call *call)
 {
-	char *s = xmalloc(12);
-	snprintf(s, 12, "%d", call->status);
-	nv_add_owned(l, "grpc-status", s, strlen(s));
-	if (call->message && *call->message) {
-		size_t n;
-		char *m = meta_pct_encode(call->message, strlen(call->message), &n);
-		nv_add_owned(l, "grpc-message", m, n);
-	}
+	nv_add(l, "grpc-status", l->status, status_format(call->status, l->status));
+	size_t len = strlen(call->message);
+	if (!len)
+		return;
+	size_t n = meta_pct_encoded_len(call->message, len);
+	if (n == len)
+		nv_add(l, "grpc-message", call->message, len);
+	else
+		nv_add_owned(l, "grpc-message", meta_pct_encode(call->message, len, NULL), n);
 }
 
 static void nv_free(struct nvlist *l)
@@ -157,8 +171,12 @@ void call_set_status(struct rpc_call *call, int status, const char *msg)
 	if (call->status >= 0)
 		return;
 	call->status = status;
-	free(call->message);
-	call->message = xstrdup(msg ? msg : "");
+	/* Most messages are short ("", "Deadline Exceeded"): they fit the
+	 * call's own buffer. */
+	size_t n = msg ? strlen(msg) : 0;
+	call->message = n < sizeof call->msg_inl ? call->msg_inl : xmalloc(n + 1);
+	memcpy(call->message, msg ? msg : "", n);
+	call->message[n] = '\0';
 }
 
 void call_end(struct rpc_call *call, int status, const char *msg)
@@ -190,7 +208,8 @@ void call_end(struct rpc_call *call, int status, const char *msg)
 	meta_free(&call->send_md);
 	meta_free(&call->send_trailers);
 	free(call->path);
-	free(call->message);
+	if (call->message != call->msg_inl)
+		free(call->message);
 	free(call->content_type);
 	free(call->recv_message);
 	free(call);
@@ -230,7 +249,8 @@ static void call_abort(struct rpc_call *call, int status, const char *msg)
 
 static void submit_trailers(struct rpc_call *call)
 {
-	struct nvlist l = {0};
+	struct nvlist l;
+	nv_init(&l);
 	nv_status(&l, call);
 	nv_add_md(&l, &call->send_trailers);
 	nghttp2_submit_trailer(call->conn->ng, call->stream_id, l.v, l.n);
@@ -287,7 +307,8 @@ static nghttp2_data_provider provider(struct rpc_call *call)
 
 static void submit_response_headers(struct rpc_call *call)
 {
-	struct nvlist l = {0};
+	struct nvlist l;
+	nv_init(&l);
 	nv_adds(&l, ":status", "200");
 	nv_adds(&l, "content-type", "application/grpc");
 	nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
@@ -300,15 +321,15 @@ static void submit_response_headers(struct rpc_call *call)
 	call->headers_sent = 1;
 }
 
-/* Trailers-Only: one HEADERS frame with END_STREAM carrying the status. */
-static void submit_trailers_only(struct rpc_call *call, int http_status)
+/* Trailers-Only: one HEADERS frame with END_STREAM carrying the status.
+ * http_status is "200", or the answer to a request that is not gRPC. */
+static void submit_trailers_only(struct rpc_call *call, const char *http_status)
 {
-	struct nvlist l = {0};
-	char st[8];
-	snprintf(st, sizeof st, "%d", http_status);
-	nv_adds(&l, ":status", st);
+	struct nvlist l;
+	nv_init(&l);
+	nv_adds(&l, ":status", http_status);
 	nv_adds(&l, "content-type", "application/grpc");
-	if (http_status == 200) {
+	if (strcmp(http_status, "200") == 0) {
 		nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
 		nv_status(&l, call);
 		nv_add_md(&l, &call->send_md);
@@ -395,7 +416,7 @@ int rpc_call_finish(struct rpc_call *call, int status, const char *message)
 	if (!live(call))
 		return 0;
 	if (!call->headers_sent)
-		submit_trailers_only(call, 200);
+		submit_trailers_only(call, "200");
 	kick(call);
 	return 0;
 }
@@ -673,7 +694,7 @@ static void reject(struct rpc_call *call, int status, const char *msg)
 	call->bad_request = 1;
 	call->finished = 1;
 	call_set_status(call, status, msg);
-	submit_trailers_only(call, 200);
+	submit_trailers_only(call, "200");
 	conn_schedule(call->conn);
 }
 
@@ -689,7 +710,7 @@ void call_server_headers_done(struct rpc_call *call)
 		call->bad_request = 1;
 		call->finished = 1;
 		call_set_status(call, GRPC_STATUS_INTERNAL, "unsupported content-type");
-		submit_trailers_only(call, 415);
+		submit_trailers_only(call, "415");
 		conn_schedule(call->conn);
 		return;
 	}
@@ -851,7 +872,8 @@ void call_arm_deadline(struct rpc_call *call, struct event_base *base)
 
 int call_client_submit(struct rpc_call *call, struct conn *c)
 {
-	struct nvlist l = {0};
+	struct nvlist l;
+	nv_init(&l);
 	nv_adds(&l, ":method", "POST");
 	nv_adds(&l, ":scheme", channel_is_tls(call->ch) ? "https" : "http");
 	nv_adds(&l, ":path", call->path);
@@ -864,9 +886,8 @@ int call_client_submit(struct rpc_call *call, struct conn *c)
 		nv_adds(&l, "grpc-encoding", "gzip");
 	if (call->deadline) {
 		int64_t left = call->deadline - rpc_now_ms();
-		char *t = xmalloc(META_TIMEOUT_BUFLEN);
-		size_t n = meta_timeout_format(left > 0 ? left : 1, t);
-		nv_add_owned(&l, "grpc-timeout", t, n);
+		size_t n = meta_timeout_format(left > 0 ? left : 1, l.timeout);
+		nv_add(&l, "grpc-timeout", l.timeout, n);
 	}
 	nv_add_md(&l, &call->send_md);
 	nghttp2_data_provider p = provider(call);

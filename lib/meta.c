@@ -89,15 +89,23 @@ static int pct_needed(unsigned char c)
 	return c < 0x20 || c > 0x7e || c == '%';
 }
 
-char *meta_pct_encode(const char *s, size_t len, size_t *outlen)
+size_t meta_pct_encoded_len(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = len;
-	char *out, *o;
 
 	for (size_t i = 0; i < len; i++)
 		if (pct_needed(p[i]))
 			n += 2;
+	return n;
+}
+
+char *meta_pct_encode(const char *s, size_t len, size_t *outlen)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = meta_pct_encoded_len(s, len);
+	char *out, *o;
+
 	o = out = xmalloc(n + 1);
 	for (size_t i = 0; i < len; i++) {
 		if (pct_needed(p[i])) {

@@ -66,7 +66,8 @@ struct rpc_call {
 	unsigned wait_for_ready : 1; /* client: survive connection failures */  /* server: grpc-encoding we cannot decode */
 
 	int status;	  /* final status once known, -1 before */
-	char *message;	  /* final message, xmalloc'd */
+	char *message;	  /* final message: msg_inl, or xmalloc'd when longer */
+	char msg_inl[48];
 	int http_status;  /* client: :status of the response */
 	int recv_status;  /* client: grpc-status received (trailers_seen) */
 	char *recv_message; /* client: grpc-message received, decoded */
