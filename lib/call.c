@@ -166,17 +166,36 @@ void call_unlink(struct rpc_call **head, struct rpc_call *call)
 	call->next = call->prev = NULL;
 }
 
+/* Copies n bytes of s, NUL-terminated, into inl (cap bytes) when they
+ * fit, else into the heap. Most paths and status messages are short, so a
+ * call keeps them without an allocation; unkeep releases the copy. */
+static char *keep(char *inl, size_t cap, const char *s, size_t n)
+{
+	char *p = n < cap ? inl : xmalloc(n + 1);
+	if (n)
+		memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+static void unkeep(char *p, const char *inl)
+{
+	if (p != inl)
+		free(p);
+}
+
+void call_set_path(struct rpc_call *call, const char *path, size_t len)
+{
+	unkeep(call->path, call->path_inl);
+	call->path = keep(call->path_inl, sizeof call->path_inl, path, len);
+}
+
 void call_set_status(struct rpc_call *call, int status, const char *msg)
 {
 	if (call->status >= 0)
 		return;
 	call->status = status;
-	/* Most messages are short ("", "Deadline Exceeded"): they fit the
-	 * call's own buffer. */
-	size_t n = msg ? strlen(msg) : 0;
-	call->message = n < sizeof call->msg_inl ? call->msg_inl : xmalloc(n + 1);
-	memcpy(call->message, msg ? msg : "", n);
-	call->message[n] = '\0';
+	call->message = keep(call->msg_inl, sizeof call->msg_inl, msg, msg ? strlen(msg) : 0);
 }
 
 void call_end(struct rpc_call *call, int status, const char *msg)
@@ -207,10 +226,8 @@ void call_end(struct rpc_call *call, int status, const char *msg)
 	meta_free(&call->recv_trailers);
 	meta_free(&call->send_md);
 	meta_free(&call->send_trailers);
-	free(call->path);
-	if (call->message != call->msg_inl)
-		free(call->message);
-	free(call->content_type);
+	unkeep(call->path, call->path_inl);
+	unkeep(call->message, call->msg_inl);
 	free(call->recv_message);
 	free(call);
 }
@@ -632,6 +649,14 @@ static void add_custom(struct meta *m, const uint8_t *name, size_t namelen, cons
 	}
 }
 
+static int grpc_content_type(const uint8_t *ct, size_t len)
+{
+	/* "application/grpc", optionally followed by "+proto" or ";…". */
+	if (len < 16 || memcmp(ct, "application/grpc", 16) != 0)
+		return 0;
+	return len == 16 || ct[16] == '+' || ct[16] == ';';
+}
+
 static void set_encoding(struct rpc_call *call, const uint8_t *v, size_t n)
 {
 	call->recv_gzip = is(v, n, "gzip");
@@ -643,11 +668,9 @@ void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
 {
 	if (!call->is_client) {
 		if (is(name, namelen, ":path")) {
-			free(call->path);
-			call->path = xstrndup((const char *)value, valuelen);
+			call_set_path(call, (const char *)value, valuelen);
 		} else if (is(name, namelen, "content-type")) {
-			free(call->content_type);
-			call->content_type = xstrndup((const char *)value, valuelen);
+			call->grpc_ct = grpc_content_type(value, valuelen);
 		} else if (is(name, namelen, "grpc-timeout")) {
 			if (meta_timeout_parse((const char *)value, valuelen, &call->timeout_ms) != 0)
 				call->timeout_ms = -1;
@@ -664,8 +687,7 @@ void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
 	if (is(name, namelen, ":status")) {
 		call->http_status = atoi((const char *)value);
 	} else if (is(name, namelen, "content-type")) {
-		free(call->content_type);
-		call->content_type = xstrndup((const char *)value, valuelen);
+		call->grpc_ct = grpc_content_type(value, valuelen);
 	} else if (is(name, namelen, "grpc-status")) {
 		int st = status_parse((const char *)value, valuelen);
 		call->trailers_seen = 1;
@@ -679,14 +701,6 @@ void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
 		add_custom(call->in_trailers ? &call->recv_trailers : &call->recv_md, name, namelen,
 			   value, valuelen);
 	}
-}
-
-static int grpc_content_type(const char *ct)
-{
-	/* "application/grpc", optionally followed by "+proto" or ";…". */
-	if (!ct || strncmp(ct, "application/grpc", 16) != 0)
-		return 0;
-	return ct[16] == '\0' || ct[16] == '+' || ct[16] == ';';
 }
 
 static void reject(struct rpc_call *call, int status, const char *msg)
@@ -705,7 +719,7 @@ void call_server_headers_done(struct rpc_call *call)
 		reject(call, call->status, call->message);
 		return;
 	}
-	if (!grpc_content_type(call->content_type)) {
+	if (!call->grpc_ct) {
 		/* Not gRPC: plain HTTP answer (PROTOCOL-HTTP2.md: 415). */
 		call->bad_request = 1;
 		call->finished = 1;
@@ -829,7 +843,7 @@ void call_stream_closed(struct rpc_call *call, uint32_t error_code)
 	} else if (error_code != NGHTTP2_NO_ERROR) {
 		snprintf(m, sizeof m, "stream reset by server (HTTP/2 error %u)", error_code);
 		call_set_status(call, status_from_h2_error(error_code), m);
-	} else if (call->http_status == 200 && !grpc_content_type(call->content_type)) {
+	} else if (call->http_status == 200 && !call->grpc_ct) {
 		call_set_status(call, GRPC_STATUS_UNKNOWN, "response is not gRPC");
 	} else {
 		call_set_status(call, GRPC_STATUS_INTERNAL, "server closed the stream without a status");

@@ -351,7 +351,7 @@ struct rpc_call *rpc_call_start(struct rpc_channel *ch, const char *path,
 	call->ch = ch;
 	call->cbs = cbs;
 	call->arg = arg;
-	call->path = xstrdup(path);
+	call_set_path(call, path, strlen(path));
 	for (size_t i = 0; i < ch->default_md.n; i++) {
 		const struct meta_kv *kv = &ch->default_md.v[i];
 		if (!opts || !opts->metadata || !meta_get(opts->metadata, kv->key))

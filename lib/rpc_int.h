@@ -34,7 +34,8 @@ struct rpc_call {
 	const struct rpc_call_cbs *cbs;
 	void *arg;
 	void *data;
-	char *path;
+	char *path;	/* path_inl, or xmalloc'd when longer */
+	char path_inl[80];
 
 	struct frame_reader fr;
 	struct evbuffer *out;	 /* framed messages not yet handed to nghttp2 */
@@ -62,8 +63,9 @@ struct rpc_call {
 	unsigned done : 1;
 	unsigned bad_request : 1;   /* server: request headers rejected */
 	unsigned half_closed : 1;   /* server: client's END_STREAM dealt with */
-	unsigned bad_encoding : 1;
-	unsigned wait_for_ready : 1; /* client: survive connection failures */  /* server: grpc-encoding we cannot decode */
+	unsigned bad_encoding : 1;  /* server: grpc-encoding we cannot decode */
+	unsigned wait_for_ready : 1; /* client: survive connection failures */
+	unsigned grpc_ct : 1;	    /* content-type is application/grpc[+…|;…] */
 
 	int status;	  /* final status once known, -1 before */
 	char *message;	  /* final message: msg_inl, or xmalloc'd when longer */
@@ -71,7 +73,6 @@ struct rpc_call {
 	int http_status;  /* client: :status of the response */
 	int recv_status;  /* client: grpc-status received (trailers_seen) */
 	char *recv_message; /* client: grpc-message received, decoded */
-	char *content_type;
 	int64_t timeout_ms; /* from grpc-timeout or the client's opts; 0: none */
 	size_t header_bytes; /* of the header block being received */
 	int64_t deadline;   /* monotonic ms, 0: none */
@@ -138,6 +139,8 @@ void call_end(struct rpc_call *call, int status, const char *msg);
 void call_link(struct rpc_call **head, struct rpc_call *call);
 void call_unlink(struct rpc_call **head, struct rpc_call *call);
 void call_set_status(struct rpc_call *call, int status, const char *msg);
+/* Copies path (len bytes, borrowed) into the call. */
+void call_set_path(struct rpc_call *call, const char *path, size_t len);
 /* Ends a call that never reached a stream, from the next loop turn. */
 void call_end_later(struct rpc_call *call, struct event_base *base, int status, const char *msg);
 /* nghttp2's NO_COPY send callback for DATA frames of calls. */
