@@ -126,6 +126,28 @@ static void nv_free(struct nvlist *l)
 		free(l->v);
 }
 
+/* A server keeps its custom request headers as nghttp2 received them (a
+ * reference each, no copy) and decodes them into recv_md only when asked:
+ * most handlers never look, and copying user-agent alone took three
+ * allocations per call. */
+static void raw_keep(struct rpc_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
+{
+	if (call->nraw == call->capraw)
+		call->raw = grow(call->raw, call->raw_inl, &call->capraw, sizeof *call->raw);
+	nghttp2_rcbuf_incref(name);
+	nghttp2_rcbuf_incref(value);
+	call->raw[call->nraw++] = (struct call_hdr){name, value};
+}
+
+static void raw_release(struct rpc_call *call)
+{
+	for (size_t i = 0; i < call->nraw; i++) {
+		nghttp2_rcbuf_decref(call->raw[i].name);
+		nghttp2_rcbuf_decref(call->raw[i].value);
+	}
+	call->nraw = 0;
+}
+
 /* ---- life ---------------------------------------------------------------- */
 
 struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *opts)
@@ -139,6 +161,8 @@ struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *
 	call->high_water = opts->send_high_water;
 	frame_reader_init(&call->fr, opts->max_recv_msg);
 	call->out = evbuffer_new();
+	call->raw = call->raw_inl;
+	call->capraw = sizeof call->raw_inl / sizeof call->raw_inl[0];
 	meta_init(&call->recv_md);
 	meta_init(&call->recv_trailers);
 	meta_init(&call->send_md);
@@ -222,6 +246,9 @@ void call_end(struct rpc_call *call, int status, const char *msg)
 	evbuffer_free(call->out);
 	if (call->held)
 		evbuffer_free(call->held);
+	raw_release(call);
+	if (call->raw != call->raw_inl)
+		free(call->raw);
 	meta_free(&call->recv_md);
 	meta_free(&call->recv_trailers);
 	meta_free(&call->send_md);
@@ -663,9 +690,11 @@ static void set_encoding(struct rpc_call *call, const uint8_t *v, size_t n)
 	call->recv_identity = is(v, n, "identity");
 }
 
-void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
-		    const uint8_t *value, size_t valuelen)
+void call_on_header(struct rpc_call *call, nghttp2_rcbuf *namebuf, nghttp2_rcbuf *valuebuf)
 {
+	nghttp2_vec nv = nghttp2_rcbuf_get_buf(namebuf), vv = nghttp2_rcbuf_get_buf(valuebuf);
+	const uint8_t *name = nv.base, *value = vv.base;
+	size_t namelen = nv.len, valuelen = vv.len;
 	if (!call->is_client) {
 		if (is(name, namelen, ":path")) {
 			call_set_path(call, (const char *)value, valuelen);
@@ -680,7 +709,7 @@ void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
 		} else if (is(name, namelen, "grpc-accept-encoding")) {
 			call->peer_gzip = memmem(value, valuelen, "gzip", 4) != NULL;
 		} else if (namelen && name[0] != ':' && !is(name, namelen, "te")) {
-			add_custom(&call->recv_md, name, namelen, value, valuelen);
+			raw_keep(call, namebuf, valuebuf);
 		}
 		return;
 	}
@@ -921,7 +950,16 @@ int call_client_submit(struct rpc_call *call, struct conn *c)
 
 const struct meta *rpc_call_recv_metadata(const struct rpc_call *call)
 {
-	return &call->recv_md;
+	/* Decoded on first use (see raw_keep); no call object is const
+	 * itself, only this accessor's view of it. */
+	struct rpc_call *c = (struct rpc_call *)call;
+	for (size_t i = 0; i < c->nraw; i++) {
+		nghttp2_vec n = nghttp2_rcbuf_get_buf(c->raw[i].name);
+		nghttp2_vec v = nghttp2_rcbuf_get_buf(c->raw[i].value);
+		add_custom(&c->recv_md, n.base, n.len, v.base, v.len);
+	}
+	raw_release(c);
+	return &c->recv_md;
 }
 
 const struct meta *rpc_call_recv_trailers(const struct rpc_call *call)

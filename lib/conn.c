@@ -93,8 +93,8 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 	return 0;
 }
 
-static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
-		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, nghttp2_rcbuf *name,
+		     nghttp2_rcbuf *value, uint8_t flags, void *ud)
 {
 	struct rpc_call *call = stream_call(ng, f->hd.stream_id);
 	if (!call || call->done)
@@ -105,14 +105,15 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	 * the block is dropped: the server answers RESOURCE_EXHAUSTED once
 	 * the block is over (call_server_headers_done), the client resets
 	 * the stream (nghttp2 sends RST_STREAM INTERNAL_ERROR). */
-	call->header_bytes += namelen + valuelen + 32;
+	call->header_bytes +=
+		nghttp2_rcbuf_get_buf(name).len + nghttp2_rcbuf_get_buf(value).len + 32;
 	if (call->header_bytes > RPC_MAX_HEADER_LIST) {
 		char m[64];
 		snprintf(m, sizeof m, "header list larger than %u bytes", RPC_MAX_HEADER_LIST);
 		call_set_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, m);
 		return call->is_client ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 	}
-	call_on_header(call, name, namelen, value, valuelen);
+	call_on_header(call, name, value);
 	return 0;
 }
 
@@ -213,7 +214,7 @@ static nghttp2_session_callbacks *callbacks(void)
 	nghttp2_session_callbacks_set_send_callback(cbs, on_send);
 	nghttp2_session_callbacks_set_send_data_callback(cbs, call_send_data);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_header_callback2(cbs, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);

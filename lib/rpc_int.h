@@ -79,6 +79,13 @@ struct rpc_call {
 	struct event *deadline_ev;
 	struct event *defer_ev; /* client: end a call that never reached a stream */
 
+	/* Server: custom request headers not yet decoded into recv_md, held
+	 * as nghttp2's references (see rpc_call_recv_metadata). */
+	struct call_hdr {
+		nghttp2_rcbuf *name, *value;
+	} *raw, raw_inl[4];
+	size_t nraw, capraw;
+
 	struct meta recv_md;
 	struct meta recv_trailers;
 	struct meta send_md;
@@ -155,8 +162,9 @@ void call_stream_closed(struct rpc_call *call, uint32_t error_code);
 void call_arm_deadline(struct rpc_call *call, struct event_base *base);
 /* Server: request headers complete; validates and dispatches. */
 void call_server_headers_done(struct rpc_call *call);
-void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
-		    const uint8_t *value, size_t valuelen);
+/* One received header; name and value borrowed (a server call keeps a
+ * reference to its custom ones). */
+void call_on_header(struct rpc_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value);
 /* Client: submit the request on c. Returns 0 or a negative error. */
 int call_client_submit(struct rpc_call *call, struct conn *c);
 /* Client: response or trailer headers complete (end_stream: the frame
