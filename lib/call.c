@@ -150,9 +150,63 @@ static void raw_release(struct rpc_call *call)
 
 /* ---- life ---------------------------------------------------------------- */
 
-struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *opts)
+/* Copies n bytes of s, NUL-terminated, into inl (cap bytes) when they
+ * fit, else into the heap. Most paths and status messages are short, so a
+ * call keeps them without an allocation; unkeep releases the copy. */
+static char *keep(char *inl, size_t cap, const char *s, size_t n)
 {
-	struct rpc_call *call = xcalloc(1, sizeof *call);
+	char *p = n < cap ? inl : xmalloc(n + 1);
+	if (n)
+		memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+static void unkeep(char *p, const char *inl)
+{
+	if (p != inl)
+		free(p);
+}
+
+/* AddressSanitizer (gcc says __SANITIZE_ADDRESS__, clang __has_feature)
+ * is told that a pooled call is off limits until it is handed out again. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CALL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CALL_ASAN 1
+#endif
+#endif
+#ifdef CALL_ASAN
+#include <sanitizer/asan_interface.h>
+/* Quarantine, as free() has under ASan: a call is reused only once the
+ * ring is full, so each released call stays poisoned while CALL_POOL_MAX
+ * - 1 newer ones are released, and a stale pointer to it is caught. */
+#define POOL_KEEP CALL_POOL_MAX
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POOL_KEEP 1
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+struct rpc_call *call_new(struct call_pool *pool, struct conn *c, int is_client,
+			  const struct rpc_opts *opts)
+{
+	struct rpc_call *call;
+	if (pool && pool->n >= POOL_KEEP) {
+		/* Cleared when it was released: only out, deadline_ev and
+		 * pool survive from its last life. */
+		call = pool->ring[pool->head];
+		pool->head = (pool->head + 1) % CALL_POOL_MAX;
+		pool->n--;
+		UNPOISON(call, sizeof *call);
+	} else {
+		call = xcalloc(1, sizeof *call);
+		call->out = evbuffer_new();
+		call->pool = pool;
+	}
 	call->conn = c;
 	call->is_client = is_client;
 	call->status = -1;
@@ -160,7 +214,6 @@ struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *
 	call->max_send = opts->max_send_msg;
 	call->high_water = opts->send_high_water;
 	frame_reader_init(&call->fr, opts->max_recv_msg);
-	call->out = evbuffer_new();
 	call->raw = call->raw_inl;
 	call->capraw = sizeof call->raw_inl / sizeof call->raw_inl[0];
 	meta_init(&call->recv_md);
@@ -168,6 +221,68 @@ struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *
 	meta_init(&call->send_md);
 	meta_init(&call->send_trailers);
 	return call;
+}
+
+/* Frees what the call holds for one life only; keeps out (drained) and
+ * deadline_ev (stopped by call_end) for the next. */
+static void call_clear(struct rpc_call *call)
+{
+	if (call->defer_ev)
+		event_free(call->defer_ev); /* its callback varies by use */
+	frame_reader_free(&call->fr);
+	evbuffer_drain(call->out, evbuffer_get_length(call->out));
+	if (call->held)
+		evbuffer_free(call->held);
+	raw_release(call);
+	if (call->raw != call->raw_inl)
+		free(call->raw);
+	meta_free(&call->recv_md);
+	meta_free(&call->recv_trailers);
+	meta_free(&call->send_md);
+	meta_free(&call->send_trailers);
+	unkeep(call->path, call->path_inl);
+	unkeep(call->message, call->msg_inl);
+	free(call->recv_message);
+}
+
+static void call_destroy(struct rpc_call *call)
+{
+	evbuffer_free(call->out);
+	if (call->deadline_ev)
+		event_free(call->deadline_ev);
+	free(call);
+}
+
+/* Back to its pool, wiped so that nothing of this life (metadata, status,
+ * deadline, flags, callbacks) reaches the next; freed when the pool is
+ * full. */
+static void call_release(struct rpc_call *call)
+{
+	struct call_pool *pool = call->pool;
+	call_clear(call);
+	if (!pool || pool->n == CALL_POOL_MAX) {
+		call_destroy(call);
+		return;
+	}
+	struct evbuffer *out = call->out;
+	struct event *deadline_ev = call->deadline_ev;
+	memset(call, 0, sizeof *call);
+	call->out = out;
+	call->deadline_ev = deadline_ev;
+	call->pool = pool;
+	POISON(call, sizeof *call);
+	pool->ring[(pool->head + pool->n) % CALL_POOL_MAX] = call;
+	pool->n++;
+}
+
+void call_pool_free(struct call_pool *pool)
+{
+	for (; pool->n; pool->n--) {
+		struct rpc_call *call = pool->ring[pool->head];
+		pool->head = (pool->head + 1) % CALL_POOL_MAX;
+		UNPOISON(call, sizeof *call);
+		call_destroy(call);
+	}
 }
 
 void call_link(struct rpc_call **head, struct rpc_call *call)
@@ -188,24 +303,6 @@ void call_unlink(struct rpc_call **head, struct rpc_call *call)
 	if (call->next)
 		call->next->prev = call->prev;
 	call->next = call->prev = NULL;
-}
-
-/* Copies n bytes of s, NUL-terminated, into inl (cap bytes) when they
- * fit, else into the heap. Most paths and status messages are short, so a
- * call keeps them without an allocation; unkeep releases the copy. */
-static char *keep(char *inl, size_t cap, const char *s, size_t n)
-{
-	char *p = n < cap ? inl : xmalloc(n + 1);
-	if (n)
-		memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
-}
-
-static void unkeep(char *p, const char *inl)
-{
-	if (p != inl)
-		free(p);
 }
 
 void call_set_path(struct rpc_call *call, const char *path, size_t len)
@@ -238,25 +335,7 @@ void call_end(struct rpc_call *call, int status, const char *msg)
 	} else if (call->ch) {
 		channel_forget_call(call->ch, call);
 	}
-	if (call->deadline_ev)
-		event_free(call->deadline_ev);
-	if (call->defer_ev)
-		event_free(call->defer_ev);
-	frame_reader_free(&call->fr);
-	evbuffer_free(call->out);
-	if (call->held)
-		evbuffer_free(call->held);
-	raw_release(call);
-	if (call->raw != call->raw_inl)
-		free(call->raw);
-	meta_free(&call->recv_md);
-	meta_free(&call->recv_trailers);
-	meta_free(&call->send_md);
-	meta_free(&call->send_trailers);
-	unkeep(call->path, call->path_inl);
-	unkeep(call->message, call->msg_inl);
-	free(call->recv_message);
-	free(call);
+	call_release(call);
 }
 
 static int live(const struct rpc_call *call)
@@ -903,10 +982,12 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 void call_arm_deadline(struct rpc_call *call, struct event_base *base)
 {
-	if (call->timeout_ms <= 0 || call->deadline_ev)
+	if (call->timeout_ms <= 0 || call->deadline)
 		return;
 	call->deadline = rpc_now_ms() + call->timeout_ms;
-	call->deadline_ev = evtimer_new(base, deadline_cb, call);
+	/* A pooled call keeps its timer: same loop, same call, same callback. */
+	if (!call->deadline_ev)
+		call->deadline_ev = evtimer_new(base, deadline_cb, call);
 	struct timeval tv = {call->timeout_ms / 1000, (call->timeout_ms % 1000) * 1000};
 	evtimer_add(call->deadline_ev, &tv);
 }

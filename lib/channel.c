@@ -42,6 +42,7 @@ struct rpc_channel {
 	struct meta default_md; /* rpc_opts.default_md, copied */
 	void (*state_cb)(struct rpc_channel *, enum rpc_channel_state, void *);
 	void *state_arg;
+	struct call_pool pool;
 };
 
 static void set_state(struct rpc_channel *ch, enum rpc_channel_state st)
@@ -124,6 +125,7 @@ void rpc_channel_del(struct rpc_channel *ch)
 			conn_free(c, GRPC_STATUS_CANCELLED, "channel closed");
 		}
 	}
+	call_pool_free(&ch->pool);
 	event_free(ch->retry_ev);
 	event_free(ch->connect_to_ev);
 	if (ch->ssl_ctx)
@@ -323,6 +325,11 @@ struct event_base *channel_base(const struct rpc_channel *ch)
 	return ch->base;
 }
 
+struct call_pool *channel_call_pool(struct rpc_channel *ch)
+{
+	return &ch->pool;
+}
+
 void channel_forget_call(struct rpc_channel *ch, struct rpc_call *call)
 {
 	call_unlink(&ch->pending, call);
@@ -347,7 +354,7 @@ struct rpc_call *rpc_call_start(struct rpc_channel *ch, const char *path,
 				const struct rpc_call_cbs *cbs, void *arg,
 				const struct rpc_call_opts *opts)
 {
-	struct rpc_call *call = call_new(NULL, 1, &ch->opts);
+	struct rpc_call *call = call_new(&ch->pool, NULL, 1, &ch->opts);
 	call->ch = ch;
 	call->cbs = cbs;
 	call->arg = arg;

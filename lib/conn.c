@@ -85,7 +85,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 	}
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	struct rpc_call *call = call_new(c, 0, c->opts);
+	struct rpc_call *call = call_new(server_call_pool(c->srv), c, 0, c->opts);
 	call->stream_id = f->hd.stream_id;
 	call_link(&c->calls, call);
 	c->ncalls++;

@@ -26,6 +26,15 @@
 #define RPC_MAX_HEADER_LIST (16u << 10)
 
 struct conn;
+struct rpc_call;
+
+/* Ended calls kept for reuse, with their evbuffer and deadline timer, by
+ * the server or channel whose calls they were (a ring, oldest first). */
+#define CALL_POOL_MAX 64
+struct call_pool {
+	struct rpc_call *ring[CALL_POOL_MAX];
+	size_t head, n;
+};
 
 struct rpc_call {
 	struct conn *conn;	  /* NULL while a client call waits for a connection */
@@ -92,6 +101,7 @@ struct rpc_call {
 	struct meta send_trailers;
 
 	struct rpc_call *next, *prev; /* the connection's or channel's list */
+	struct call_pool *pool;	      /* where it goes when it ends; NULL: freed */
 };
 
 struct conn {
@@ -139,8 +149,15 @@ void conn_goaway(struct conn *c);
 void conn_start_io(struct conn *c);
 
 /* ---- call.c ---- */
-struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *opts);
-/* Ends the call: on_done, unlink, free. Idempotent through call->done. */
+/* A call from pool (borrowed; NULL: none), or a new one; it returns there
+ * when it ends. */
+struct rpc_call *call_new(struct call_pool *pool, struct conn *c, int is_client,
+			  const struct rpc_opts *opts);
+/* Frees the calls kept in pool; the pool is then empty. Every call that
+ * may return to it must have ended. */
+void call_pool_free(struct call_pool *pool);
+/* Ends the call: on_done, unlink, back to its pool. Idempotent through
+ * call->done. */
 void call_end(struct rpc_call *call, int status, const char *msg);
 /* Link/unlink in a list headed by *head. */
 void call_link(struct rpc_call **head, struct rpc_call *call);
@@ -174,11 +191,13 @@ void call_client_headers_done(struct rpc_call *call, int end_stream);
 void call_after_send(struct rpc_call *call);
 
 /* ---- server.c ---- */
+struct call_pool *server_call_pool(struct rpc_server *srv);
 const struct rpc_call_cbs *server_find_method(struct rpc_server *srv, const char *path,
 					      void **arg);
 void server_conn_closed(struct rpc_server *srv, struct conn *c);
 
 /* ---- channel.c ---- */
+struct call_pool *channel_call_pool(struct rpc_channel *ch);
 void channel_conn_closed(struct rpc_channel *ch, struct conn *c, int status, const char *msg);
 void channel_conn_goaway(struct rpc_channel *ch, struct conn *c);
 const char *channel_authority(const struct rpc_channel *ch);
