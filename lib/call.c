@@ -87,10 +87,13 @@ static void nv_add_owned(struct nvlist *l, const char *name, char *value, size_t
 	nv_add(l, name, value, vlen);
 }
 
-static void nv_add_md(struct nvlist *l, const struct meta *m)
+/* Adds m's entries but those whose key is in except (may be NULL). */
+static void nv_add_md(struct nvlist *l, const struct meta *m, const struct meta *except)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		const struct meta_kv *kv = &m->v[i];
+		if (except && meta_get(except, kv->key))
+			continue;
 		if (meta_key_is_bin(kv->key, kv->keylen)) {
 			size_t n;
 			char *b = meta_b64_encode(kv->val, kv->vallen, &n);
@@ -375,7 +378,7 @@ static void submit_trailers(struct rpc_call *call)
 	struct nvlist l;
 	nv_init(&l);
 	nv_status(&l, call);
-	nv_add_md(&l, &call->send_trailers);
+	nv_add_md(&l, &call->send_trailers, NULL);
 	nghttp2_submit_trailer(call->conn->ng, call->stream_id, l.v, l.n);
 	nv_free(&l);
 }
@@ -437,7 +440,7 @@ static void submit_response_headers(struct rpc_call *call)
 	nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
 	if (call->compress && call->peer_gzip)
 		nv_adds(&l, "grpc-encoding", "gzip");
-	nv_add_md(&l, &call->send_md);
+	nv_add_md(&l, &call->send_md, NULL);
 	nghttp2_data_provider p = provider(call);
 	nghttp2_submit_response(call->conn->ng, call->stream_id, l.v, l.n, &p);
 	nv_free(&l);
@@ -455,8 +458,8 @@ static void submit_trailers_only(struct rpc_call *call, const char *http_status)
 	if (strcmp(http_status, "200") == 0) {
 		nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
 		nv_status(&l, call);
-		nv_add_md(&l, &call->send_md);
-		nv_add_md(&l, &call->send_trailers);
+		nv_add_md(&l, &call->send_md, NULL);
+		nv_add_md(&l, &call->send_trailers, NULL);
 	}
 	nghttp2_submit_response(call->conn->ng, call->stream_id, l.v, l.n, NULL);
 	nv_free(&l);
@@ -994,7 +997,8 @@ void call_arm_deadline(struct rpc_call *call, struct event_base *base)
 
 /* ---- client submit --------------------------------------------------------- */
 
-int call_client_submit(struct rpc_call *call, struct conn *c)
+int call_client_submit(struct rpc_call *call, struct conn *c, const struct meta *defaults,
+		       const struct meta *md)
 {
 	struct nvlist l;
 	nv_init(&l);
@@ -1013,7 +1017,9 @@ int call_client_submit(struct rpc_call *call, struct conn *c)
 		size_t n = meta_timeout_format(left > 0 ? left : 1, l.timeout);
 		nv_add(&l, "grpc-timeout", l.timeout, n);
 	}
-	nv_add_md(&l, &call->send_md);
+	nv_add_md(&l, defaults, md);
+	if (md)
+		nv_add_md(&l, md, NULL);
 	nghttp2_data_provider p = provider(call);
 	int32_t id = nghttp2_submit_request(c->ng, NULL, l.v, l.n, &p, call);
 	nv_free(&l);

@@ -167,9 +167,11 @@ static void connect_failed(struct rpc_channel *ch, const char *why)
 								       : ch->backoff_ms * 2;
 }
 
-static void submit(struct rpc_channel *ch, struct rpc_call *call, struct conn *c)
+/* md: the call's own metadata (borrowed until the submit returns). */
+static void submit(struct rpc_channel *ch, struct rpc_call *call, struct conn *c,
+		   const struct meta *md)
 {
-	if (call_client_submit(call, c) != 0) {
+	if (call_client_submit(call, c, &ch->default_md, md) != 0) {
 		call_link(&ch->pending, call);
 		call_end_later(call, ch->base, GRPC_STATUS_UNAVAILABLE, "cannot start stream");
 	}
@@ -198,7 +200,7 @@ static void connected(struct rpc_channel *ch)
 		if (call->status >= 0)
 			continue; /* already failed, its end is on its way */
 		call_unlink(&ch->pending, call);
-		submit(ch, call, ch->conn);
+		submit(ch, call, ch->conn, &call->send_md);
 	}
 }
 
@@ -359,28 +361,25 @@ struct rpc_call *rpc_call_start(struct rpc_channel *ch, const char *path,
 	call->cbs = cbs;
 	call->arg = arg;
 	call_set_path(call, path, strlen(path));
-	for (size_t i = 0; i < ch->default_md.n; i++) {
-		const struct meta_kv *kv = &ch->default_md.v[i];
-		if (!opts || !opts->metadata || !meta_get(opts->metadata, kv->key))
-			meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
-	}
+	const struct meta *md = opts ? opts->metadata : NULL;
 	if (opts) {
 		call->timeout_ms = opts->timeout_ms;
 		call->compress = opts->compress != 0;
 		call->wait_for_ready = opts->wait_for_ready != 0;
-		if (opts->metadata)
-			for (size_t i = 0; i < opts->metadata->n; i++) {
-				const struct meta_kv *kv = &opts->metadata->v[i];
-				meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
-			}
 	}
 	call_arm_deadline(call, ch->base);
 	if (ch->conn && !ch->conn->dead) {
-		submit(ch, call, ch->conn);
+		/* nghttp2 copies the headers: the metadata need not be. */
+		submit(ch, call, ch->conn, md);
 		return call;
 	}
 	/* Every call without a stream sits in pending, even one that is
 	 * failing fast, so rpc_channel_del can always find it. */
+	if (md)
+		for (size_t i = 0; i < md->n; i++) {
+			const struct meta_kv *kv = &md->v[i];
+			meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
+		}
 	call_link(&ch->pending, call);
 	if (ch->state == RPC_CH_BACKOFF && !call->wait_for_ready) {
 		call_end_later(call, ch->base, GRPC_STATUS_UNAVAILABLE, ch->last_error);

@@ -182,8 +182,11 @@ void call_server_headers_done(struct rpc_call *call);
 /* One received header; name and value borrowed (a server call keeps a
  * reference to its custom ones). */
 void call_on_header(struct rpc_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value);
-/* Client: submit the request on c. Returns 0 or a negative error. */
-int call_client_submit(struct rpc_call *call, struct conn *c);
+/* Client: submit the request on c with the channel's default metadata
+ * (but for the keys md has) and the call's own md (may be NULL); both
+ * borrowed, nghttp2 copies what it sends. Returns 0 or a negative error. */
+int call_client_submit(struct rpc_call *call, struct conn *c, const struct meta *defaults,
+		       const struct meta *md);
 /* Client: response or trailer headers complete (end_stream: the frame
  * closed the stream). */
 void call_client_headers_done(struct rpc_call *call, int end_stream);
