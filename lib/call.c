@@ -66,25 +66,27 @@ static void *grow(void *p, const void *inl, size_t *cap, size_t size)
 	return q;
 }
 
-static void nv_add(struct nvlist *l, const char *name, const char *value, size_t vlen)
+static void nv_put(struct nvlist *l, const char *name, size_t namelen, const char *value,
+		   size_t vlen, uint8_t flags)
 {
 	if (l->n == l->cap)
 		l->v = grow(l->v, l->inl, &l->cap, sizeof *l->v);
-	l->v[l->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), vlen,
-				    NGHTTP2_NV_FLAG_NONE};
+	l->v[l->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, namelen, vlen, flags};
 }
 
-static void nv_adds(struct nvlist *l, const char *name, const char *value)
-{
-	nv_add(l, name, value, strlen(value));
-}
+/* A header whose name is a string literal: its length is known, and
+ * nghttp2 need not copy it (it lives as long as the program). */
+#define nv_litn(l, name, value, vlen)                                                              \
+	nv_put(l, "" name, sizeof name - 1, value, vlen, NGHTTP2_NV_FLAG_NO_COPY_NAME)
+#define nv_lit(l, name, value) nv_litn(l, name, value, strlen(value))
 
-static void nv_add_owned(struct nvlist *l, const char *name, char *value, size_t vlen)
+/* Takes value, freed by nv_free; returns it. */
+static char *nv_keep(struct nvlist *l, char *value)
 {
 	if (l->nowned == l->capowned)
 		l->owned = grow(l->owned, l->inl_owned, &l->capowned, sizeof *l->owned);
 	l->owned[l->nowned++] = value;
-	nv_add(l, name, value, vlen);
+	return value;
 }
 
 /* Adds m's entries but those whose key is in except (may be NULL). */
@@ -92,15 +94,13 @@ static void nv_add_md(struct nvlist *l, const struct meta *m, const struct meta 
 {
 	for (size_t i = 0; i < m->n; i++) {
 		const struct meta_kv *kv = &m->v[i];
+		const char *v = (const char *)kv->val;
+		size_t n = kv->vallen;
 		if (except && meta_get(except, kv->key))
 			continue;
-		if (meta_key_is_bin(kv->key, kv->keylen)) {
-			size_t n;
-			char *b = meta_b64_encode(kv->val, kv->vallen, &n);
-			nv_add_owned(l, kv->key, b, n);
-		} else {
-			nv_add(l, kv->key, (const char *)kv->val, kv->vallen);
-		}
+		if (meta_key_is_bin(kv->key, kv->keylen))
+			v = nv_keep(l, meta_b64_encode(kv->val, kv->vallen, &n));
+		nv_put(l, kv->key, kv->keylen, v, n, NGHTTP2_NV_FLAG_NONE);
 	}
 }
 
@@ -108,15 +108,13 @@ static void nv_add_md(struct nvlist *l, const struct meta *m, const struct meta 
  * percent-encoding (rare: a '%' or a byte outside printable ASCII). */
 static void nv_status(struct nvlist *l, struct rpc_call *call)
 {
-	nv_add(l, "grpc-status", l->status, status_format(call->status, l->status));
+	nv_litn(l, "grpc-status", l->status, status_format(call->status, l->status));
 	size_t len = strlen(call->message);
 	if (!len)
 		return;
 	size_t n = meta_pct_encoded_len(call->message, len);
-	if (n == len)
-		nv_add(l, "grpc-message", call->message, len);
-	else
-		nv_add_owned(l, "grpc-message", meta_pct_encode(call->message, len, NULL), n);
+	nv_litn(l, "grpc-message",
+		n == len ? call->message : nv_keep(l, meta_pct_encode(call->message, len, NULL)), n);
 }
 
 static void nv_free(struct nvlist *l)
@@ -435,11 +433,11 @@ static void submit_response_headers(struct rpc_call *call)
 {
 	struct nvlist l;
 	nv_init(&l);
-	nv_adds(&l, ":status", "200");
-	nv_adds(&l, "content-type", "application/grpc");
-	nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
+	nv_lit(&l, ":status", "200");
+	nv_lit(&l, "content-type", "application/grpc");
+	nv_lit(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
 	if (call->compress && call->peer_gzip)
-		nv_adds(&l, "grpc-encoding", "gzip");
+		nv_lit(&l, "grpc-encoding", "gzip");
 	nv_add_md(&l, &call->send_md, NULL);
 	nghttp2_data_provider p = provider(call);
 	nghttp2_submit_response(call->conn->ng, call->stream_id, l.v, l.n, &p);
@@ -453,10 +451,10 @@ static void submit_trailers_only(struct rpc_call *call, const char *http_status)
 {
 	struct nvlist l;
 	nv_init(&l);
-	nv_adds(&l, ":status", http_status);
-	nv_adds(&l, "content-type", "application/grpc");
+	nv_lit(&l, ":status", http_status);
+	nv_lit(&l, "content-type", "application/grpc");
 	if (strcmp(http_status, "200") == 0) {
-		nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
+		nv_lit(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
 		nv_status(&l, call);
 		nv_add_md(&l, &call->send_md, NULL);
 		nv_add_md(&l, &call->send_trailers, NULL);
@@ -736,10 +734,10 @@ void rpc_call_pause_recv(struct rpc_call *call, int pause)
 
 /* ---- headers -------------------------------------------------------------- */
 
-static int is(const uint8_t *name, size_t len, const char *lit)
-{
-	return len == strlen(lit) && memcmp(name, lit, len) == 0;
-}
+/* Whether name (len bytes) is the string literal lit; the constant length
+ * lets the compiler turn the comparison into a few loads, which matters for
+ * the nine or so headers of every call. */
+#define is(name, len, lit) ((len) == sizeof "" lit - 1 && memcmp(name, lit, sizeof lit - 1) == 0)
 
 static void add_custom(struct meta *m, const uint8_t *name, size_t namelen, const uint8_t *value,
 		       size_t valuelen)
@@ -1002,20 +1000,20 @@ int call_client_submit(struct rpc_call *call, struct conn *c, const struct meta 
 {
 	struct nvlist l;
 	nv_init(&l);
-	nv_adds(&l, ":method", "POST");
-	nv_adds(&l, ":scheme", channel_is_tls(call->ch) ? "https" : "http");
-	nv_adds(&l, ":path", call->path);
-	nv_adds(&l, ":authority", channel_authority(call->ch));
-	nv_adds(&l, "te", "trailers");
-	nv_adds(&l, "content-type", "application/grpc");
-	nv_adds(&l, "user-agent", USER_AGENT);
-	nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
+	nv_lit(&l, ":method", "POST");
+	nv_lit(&l, ":scheme", channel_is_tls(call->ch) ? "https" : "http");
+	nv_lit(&l, ":path", call->path);
+	nv_lit(&l, ":authority", channel_authority(call->ch));
+	nv_lit(&l, "te", "trailers");
+	nv_lit(&l, "content-type", "application/grpc");
+	nv_lit(&l, "user-agent", USER_AGENT);
+	nv_lit(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
 	if (call->compress)
-		nv_adds(&l, "grpc-encoding", "gzip");
+		nv_lit(&l, "grpc-encoding", "gzip");
 	if (call->deadline) {
 		int64_t left = call->deadline - rpc_now_ms();
 		size_t n = meta_timeout_format(left > 0 ? left : 1, l.timeout);
-		nv_add(&l, "grpc-timeout", l.timeout, n);
+		nv_litn(&l, "grpc-timeout", l.timeout, n);
 	}
 	nv_add_md(&l, defaults, md);
 	if (md)

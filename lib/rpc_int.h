@@ -127,6 +127,8 @@ struct conn {
 	unsigned close_when_flushed : 1;
 	int dead_status;
 	char *dead_msg;
+	struct rpc_call *hdr_call; /* of the header block being received */
+	int32_t hdr_stream;	   /* its stream */
 	char peer[64];
 	struct conn *next, *prev; /* server's list */
 };
