@@ -44,7 +44,7 @@ struct rpc_call {
 	void *arg;
 	void *data;
 	char *path;	/* path_inl, or xmalloc'd when longer */
-	char path_inl[80];
+	char path_inl[64];
 
 	struct frame_reader fr;
 	struct evbuffer *out;	 /* framed messages not yet handed to nghttp2 */
@@ -78,7 +78,7 @@ struct rpc_call {
 
 	int status;	  /* final status once known, -1 before */
 	char *message;	  /* final message: msg_inl, or xmalloc'd when longer */
-	char msg_inl[48];
+	char msg_inl[32];
 	int http_status;  /* client: :status of the response */
 	int recv_status;  /* client: grpc-status received (trailers_seen) */
 	char *recv_message; /* client: grpc-message received, decoded */
@@ -92,7 +92,7 @@ struct rpc_call {
 	 * as nghttp2's references (see rpc_call_recv_metadata). */
 	struct call_hdr {
 		nghttp2_rcbuf *name, *value;
-	} *raw, raw_inl[4];
+	} *raw, raw_inl[2];
 	size_t nraw, capraw;
 
 	struct meta recv_md;

@@ -688,6 +688,10 @@ static void authorize(void)
  * plain call is held past the rich calls' deadline: a timer left over
  * from an earlier life would end it. */
 enum { RU_RICH = 146, RU_PLAIN = 4, RU_DEADLINE_MS = 250, RU_HOLD_MS = 350 };
+/* Longer than what a call keeps without an allocation, path and message. */
+#define RU_RICH_PATH "/t.T/RichWithAPathLongerThanTheSixtyFourBytesThatACallKeepsInItself"
+#define RU_RICH_MSG "rich 100% failed, with a message longer than a call keeps inline"
+#define RU_PLAIN_PATH "/t.T/Plain"
 static struct rpc_channel *ru_ch;
 static int ru_started, ru_ended, ru_msgs, ru_last_compressed;
 static struct rpc_call *ru_held;
@@ -695,7 +699,7 @@ static struct event *ru_hold_ev;
 
 static int is_rich(const struct rpc_call *call)
 {
-	return strcmp(rpc_call_path(call), "/t.T/Rich") == 0;
+	return strcmp(rpc_call_path(call), RU_RICH_PATH) == 0;
 }
 
 static int custom_keys(const struct meta *m)
@@ -712,6 +716,8 @@ static int ru_start(struct rpc_call *call, void *arg)
 	int64_t left = rpc_call_remaining_ms(call);
 	CHECK(rpc_call_data(call) == NULL, "server call starts with data");
 	if (!is_rich(call)) {
+		CHECK(strcmp(rpc_call_path(call), RU_PLAIN_PATH) == 0, "plain call's path %s",
+		      rpc_call_path(call));
 		CHECK(custom_keys(md) == 0, "plain call has %d custom keys", custom_keys(md));
 		CHECK(left == -1, "plain call has a deadline (%lld ms)", (long long)left);
 		return 0;
@@ -742,7 +748,7 @@ static int ru_message(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 	      rpc_call_last_compressed(call), rich);
 	if (rich) {
 		rpc_call_send(call, msg, len, 0);
-		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "rich 100% failed");
+		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, RU_RICH_MSG);
 		return 0;
 	}
 	ru_held = call;
@@ -774,7 +780,7 @@ static void ru_cli_done(struct rpc_call *call, int status, const char *m, void *
 {
 	const struct meta *h = rpc_call_recv_metadata(call), *t = rpc_call_recv_trailers(call);
 	if (arg) {
-		CHECK(status == GRPC_STATUS_INVALID_ARGUMENT && !strcmp(m, "rich 100% failed"),
+		CHECK(status == GRPC_STATUS_INVALID_ARGUMENT && !strcmp(m, RU_RICH_MSG),
 		      "rich call ended %d %s", status, m);
 		CHECK(meta_get(h, "x-h") && meta_get(t, "x-t"), "rich call's metadata lost");
 		CHECK(ru_msgs == 1 && ru_last_compressed, "rich call got %d messages", ru_msgs);
@@ -804,7 +810,7 @@ static void ru_next(void)
 				   .metadata = rich ? &md : NULL,
 				   .compress = rich};
 	ru_msgs = ru_last_compressed = 0;
-	struct rpc_call *c = rpc_call_start(ru_ch, rich ? "/t.T/Rich" : "/t.T/Plain", &ru_cli_cbs,
+	struct rpc_call *c = rpc_call_start(ru_ch, rich ? RU_RICH_PATH : RU_PLAIN_PATH, &ru_cli_cbs,
 					    rich ? (void *)1 : NULL, &co);
 	meta_free(&md);
 	CHECK(rpc_call_data(c) == NULL, "client call starts with data");
@@ -819,8 +825,8 @@ static void reuse(void)
 {
 	int port;
 	struct rpc_server *s = server(NULL, &port);
-	rpc_server_add_method(s, "/t.T/Rich", &ru_cbs, NULL);
-	rpc_server_add_method(s, "/t.T/Plain", &ru_cbs, NULL);
+	rpc_server_add_method(s, RU_RICH_PATH, &ru_cbs, NULL);
+	rpc_server_add_method(s, RU_PLAIN_PATH, &ru_cbs, NULL);
 	ru_ch = channel(port, NULL);
 	ru_hold_ev = evtimer_new(base, ru_answer, NULL);
 	ru_started = ru_ended = 0;
