@@ -8,6 +8,11 @@
  * buffer when they are not split. The status rules follow PROTOCOL-HTTP2.md
  * in grpc/grpc (Trailers-Only for early errors, status from trailers, HTTP
  * status and RST_STREAM codes mapped when trailers are missing).
+ *
+ * A call costs as little as the protocol lets: it keeps its path and
+ * status message inline, a server's request metadata as nghttp2's own
+ * buffers until asked for, and an ended call goes back to its server's or
+ * channel's pool (struct call_pool) with its evbuffer and timer, wiped.
  */
 #include <string.h>
 

@@ -2,8 +2,9 @@
  * rpc_int: the inside of the rpc module, shared by its files and by no one
  * else. conn.c owns connections (socket, TLS, nghttp2 session, keepalive,
  * GOAWAY); call.c owns the gRPC call on one stream (framing, queues, status,
- * deadline); server.c and channel.c own the listening and the connecting
- * side and decide what a connection's events mean for their calls.
+ * deadline) and the pools of ended calls kept for reuse; server.c and
+ * channel.c own the listening and the connecting side, one pool each, and
+ * decide what a connection's events mean for their calls.
  */
 #ifndef ORCHD_RPC_INT_H
 #define ORCHD_RPC_INT_H
