@@ -8,6 +8,11 @@
  * buffer when they are not split. The status rules follow PROTOCOL-HTTP2.md
  * in grpc/grpc (Trailers-Only for early errors, status from trailers, HTTP
  * status and RST_STREAM codes mapped when trailers are missing).
+ *
+ * A call costs as little as the protocol lets: it keeps its path and
+ * status message inline, a server's request metadata as nghttp2's own
+ * buffers until asked for, and an ended call goes back to its server's or
+ * channel's pool (struct call_pool) with its evbuffer and timer, wiped.
  */
 #include <string.h>
 
@@ -26,7 +31,10 @@
 /* ---- header lists ------------------------------------------------------- */
 
 /* nghttp2 copies name/value pairs on submit, so values we had to encode
- * only live until the submit returns. */
+ * only live until the submit returns: in the list's own buffers, or on the
+ * heap (owned) when they may be long. nv_init sets only the counters: the
+ * inline arrays are written before they are read, and clearing them would
+ * cost more than the rest of a submit. */
 struct nvlist {
 	nghttp2_nv *v; /* inl until more are needed */
 	size_t n, cap;
@@ -34,17 +42,25 @@ struct nvlist {
 	size_t nowned, capowned;
 	nghttp2_nv inl[16];
 	char *inl_owned[8];
+	char status[STATUS_BUFLEN];	  /* grpc-status */
+	char timeout[META_TIMEOUT_BUFLEN]; /* grpc-timeout */
 };
 
-/* Grows an array that starts in inline storage; no limit but memory. */
-static void *grow(void *p, const void *inl, size_t *cap, size_t size, size_t inlcap)
+static void nv_init(struct nvlist *l)
 {
-	size_t ncap = *cap ? *cap * 2 : inlcap;
+	l->v = l->inl;
+	l->n = 0;
+	l->cap = sizeof l->inl / sizeof l->inl[0];
+	l->owned = l->inl_owned;
+	l->nowned = 0;
+	l->capowned = sizeof l->inl_owned / sizeof l->inl_owned[0];
+}
+
+/* Doubles an array that starts in inline storage; no limit but memory. */
+static void *grow(void *p, const void *inl, size_t *cap, size_t size)
+{
+	size_t ncap = *cap * 2;
 	void *q;
-	if (!p) {
-		*cap = inlcap;
-		return (void *)inl;
-	}
 	if (p == inl) {
 		q = xmalloc(ncap * size);
 		memcpy(q, p, *cap * size);
@@ -55,51 +71,55 @@ static void *grow(void *p, const void *inl, size_t *cap, size_t size, size_t inl
 	return q;
 }
 
-static void nv_add(struct nvlist *l, const char *name, const char *value, size_t vlen)
+static void nv_put(struct nvlist *l, const char *name, size_t namelen, const char *value,
+		   size_t vlen, uint8_t flags)
 {
 	if (l->n == l->cap)
-		l->v = grow(l->v, l->inl, &l->cap, sizeof *l->v, 16);
-	l->v[l->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), vlen,
-				    NGHTTP2_NV_FLAG_NONE};
+		l->v = grow(l->v, l->inl, &l->cap, sizeof *l->v);
+	l->v[l->n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, namelen, vlen, flags};
 }
 
-static void nv_adds(struct nvlist *l, const char *name, const char *value)
-{
-	nv_add(l, name, value, strlen(value));
-}
+/* A header whose name is a string literal: its length is known, and
+ * nghttp2 need not copy it (it lives as long as the program). */
+#define nv_litn(l, name, value, vlen)                                                              \
+	nv_put(l, "" name, sizeof name - 1, value, vlen, NGHTTP2_NV_FLAG_NO_COPY_NAME)
+#define nv_lit(l, name, value) nv_litn(l, name, value, strlen(value))
 
-static void nv_add_owned(struct nvlist *l, const char *name, char *value, size_t vlen)
+/* Takes value, freed by nv_free; returns it. */
+static char *nv_keep(struct nvlist *l, char *value)
 {
 	if (l->nowned == l->capowned)
-		l->owned = grow(l->owned, l->inl_owned, &l->capowned, sizeof *l->owned, 8);
+		l->owned = grow(l->owned, l->inl_owned, &l->capowned, sizeof *l->owned);
 	l->owned[l->nowned++] = value;
-	nv_add(l, name, value, vlen);
+	return value;
 }
 
-static void nv_add_md(struct nvlist *l, const struct meta *m)
+/* Adds m's entries but those whose key is in except (may be NULL). */
+static void nv_add_md(struct nvlist *l, const struct meta *m, const struct meta *except)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		const struct meta_kv *kv = &m->v[i];
-		if (meta_key_is_bin(kv->key, kv->keylen)) {
-			size_t n;
-			char *b = meta_b64_encode(kv->val, kv->vallen, &n);
-			nv_add_owned(l, kv->key, b, n);
-		} else {
-			nv_add(l, kv->key, (const char *)kv->val, kv->vallen);
-		}
+		const char *v = (const char *)kv->val;
+		size_t n = kv->vallen;
+		if (except && meta_get(except, kv->key))
+			continue;
+		if (meta_key_is_bin(kv->key, kv->keylen))
+			v = nv_keep(l, meta_b64_encode(kv->val, kv->vallen, &n));
+		nv_put(l, kv->key, kv->keylen, v, n, NGHTTP2_NV_FLAG_NONE);
 	}
 }
 
+/* grpc-status and grpc-message. The message goes as it is unless it needs
+ * percent-encoding (rare: a '%' or a byte outside printable ASCII). */
 static void nv_status(struct nvlist *l, struct rpc_call *call)
 {
-	char *s = xmalloc(12);
-	snprintf(s, 12, "%d", call->status);
-	nv_add_owned(l, "grpc-status", s, strlen(s));
-	if (call->message && *call->message) {
-		size_t n;
-		char *m = meta_pct_encode(call->message, strlen(call->message), &n);
-		nv_add_owned(l, "grpc-message", m, n);
-	}
+	nv_litn(l, "grpc-status", l->status, status_format(call->status, l->status));
+	size_t len = strlen(call->message);
+	if (!len)
+		return;
+	size_t n = meta_pct_encoded_len(call->message, len);
+	nv_litn(l, "grpc-message",
+		n == len ? call->message : nv_keep(l, meta_pct_encode(call->message, len, NULL)), n);
 }
 
 static void nv_free(struct nvlist *l)
@@ -112,11 +132,87 @@ static void nv_free(struct nvlist *l)
 		free(l->v);
 }
 
+/* A server keeps its custom request headers as nghttp2 received them (a
+ * reference each, no copy) and decodes them into recv_md only when asked:
+ * most handlers never look, and copying user-agent alone took three
+ * allocations per call. */
+static void raw_keep(struct rpc_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
+{
+	if (call->nraw == call->capraw)
+		call->raw = grow(call->raw, call->raw_inl, &call->capraw, sizeof *call->raw);
+	nghttp2_rcbuf_incref(name);
+	nghttp2_rcbuf_incref(value);
+	call->raw[call->nraw++] = (struct call_hdr){name, value};
+}
+
+static void raw_release(struct rpc_call *call)
+{
+	for (size_t i = 0; i < call->nraw; i++) {
+		nghttp2_rcbuf_decref(call->raw[i].name);
+		nghttp2_rcbuf_decref(call->raw[i].value);
+	}
+	call->nraw = 0;
+}
+
 /* ---- life ---------------------------------------------------------------- */
 
-struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *opts)
+/* Copies n bytes of s, NUL-terminated, into inl (cap bytes) when they
+ * fit, else into the heap. Most paths and status messages are short, so a
+ * call keeps them without an allocation; unkeep releases the copy. */
+static char *keep(char *inl, size_t cap, const char *s, size_t n)
 {
-	struct rpc_call *call = xcalloc(1, sizeof *call);
+	char *p = n < cap ? inl : xmalloc(n + 1);
+	if (n)
+		memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+static void unkeep(char *p, const char *inl)
+{
+	if (p != inl)
+		free(p);
+}
+
+/* AddressSanitizer (gcc says __SANITIZE_ADDRESS__, clang __has_feature)
+ * is told that a pooled call is off limits until it is handed out again. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CALL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CALL_ASAN 1
+#endif
+#endif
+#ifdef CALL_ASAN
+#include <sanitizer/asan_interface.h>
+/* Quarantine, as free() has under ASan: a call is reused only once the
+ * ring is full, so each released call stays poisoned while CALL_POOL_MAX
+ * - 1 newer ones are released, and a stale pointer to it is caught. */
+#define POOL_KEEP CALL_POOL_MAX
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POOL_KEEP 1
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+struct rpc_call *call_new(struct call_pool *pool, struct conn *c, int is_client,
+			  const struct rpc_opts *opts)
+{
+	struct rpc_call *call;
+	if (pool && pool->n >= POOL_KEEP) {
+		/* Cleared when it was released: only out, deadline_ev and
+		 * pool survive from its last life. */
+		call = pool->ring[pool->head];
+		pool->head = (pool->head + 1) % CALL_POOL_MAX;
+		pool->n--;
+		UNPOISON(call, sizeof *call);
+	} else {
+		call = xcalloc(1, sizeof *call);
+		call->out = evbuffer_new();
+		call->pool = pool;
+	}
 	call->conn = c;
 	call->is_client = is_client;
 	call->status = -1;
@@ -124,12 +220,75 @@ struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *
 	call->max_send = opts->max_send_msg;
 	call->high_water = opts->send_high_water;
 	frame_reader_init(&call->fr, opts->max_recv_msg);
-	call->out = evbuffer_new();
+	call->raw = call->raw_inl;
+	call->capraw = sizeof call->raw_inl / sizeof call->raw_inl[0];
 	meta_init(&call->recv_md);
 	meta_init(&call->recv_trailers);
 	meta_init(&call->send_md);
 	meta_init(&call->send_trailers);
 	return call;
+}
+
+/* Frees what the call holds for one life only; keeps out (drained) and
+ * deadline_ev (stopped by call_end) for the next. */
+static void call_clear(struct rpc_call *call)
+{
+	if (call->defer_ev)
+		event_free(call->defer_ev); /* its callback varies by use */
+	frame_reader_free(&call->fr);
+	evbuffer_drain(call->out, evbuffer_get_length(call->out));
+	if (call->held)
+		evbuffer_free(call->held);
+	raw_release(call);
+	if (call->raw != call->raw_inl)
+		free(call->raw);
+	meta_free(&call->recv_md);
+	meta_free(&call->recv_trailers);
+	meta_free(&call->send_md);
+	meta_free(&call->send_trailers);
+	unkeep(call->path, call->path_inl);
+	unkeep(call->message, call->msg_inl);
+	free(call->recv_message);
+}
+
+static void call_destroy(struct rpc_call *call)
+{
+	evbuffer_free(call->out);
+	if (call->deadline_ev)
+		event_free(call->deadline_ev);
+	free(call);
+}
+
+/* Back to its pool, wiped so that nothing of this life (metadata, status,
+ * deadline, flags, callbacks) reaches the next; freed when the pool is
+ * full. */
+static void call_release(struct rpc_call *call)
+{
+	struct call_pool *pool = call->pool;
+	call_clear(call);
+	if (!pool || pool->n == CALL_POOL_MAX) {
+		call_destroy(call);
+		return;
+	}
+	struct evbuffer *out = call->out;
+	struct event *deadline_ev = call->deadline_ev;
+	memset(call, 0, sizeof *call);
+	call->out = out;
+	call->deadline_ev = deadline_ev;
+	call->pool = pool;
+	POISON(call, sizeof *call);
+	pool->ring[(pool->head + pool->n) % CALL_POOL_MAX] = call;
+	pool->n++;
+}
+
+void call_pool_free(struct call_pool *pool)
+{
+	for (; pool->n; pool->n--) {
+		struct rpc_call *call = pool->ring[pool->head];
+		pool->head = (pool->head + 1) % CALL_POOL_MAX;
+		UNPOISON(call, sizeof *call);
+		call_destroy(call);
+	}
 }
 
 void call_link(struct rpc_call **head, struct rpc_call *call)
@@ -152,13 +311,18 @@ void call_unlink(struct rpc_call **head, struct rpc_call *call)
 	call->next = call->prev = NULL;
 }
 
+void call_set_path(struct rpc_call *call, const char *path, size_t len)
+{
+	unkeep(call->path, call->path_inl);
+	call->path = keep(call->path_inl, sizeof call->path_inl, path, len);
+}
+
 void call_set_status(struct rpc_call *call, int status, const char *msg)
 {
 	if (call->status >= 0)
 		return;
 	call->status = status;
-	free(call->message);
-	call->message = xstrdup(msg ? msg : "");
+	call->message = keep(call->msg_inl, sizeof call->msg_inl, msg, msg ? strlen(msg) : 0);
 }
 
 void call_end(struct rpc_call *call, int status, const char *msg)
@@ -177,23 +341,7 @@ void call_end(struct rpc_call *call, int status, const char *msg)
 	} else if (call->ch) {
 		channel_forget_call(call->ch, call);
 	}
-	if (call->deadline_ev)
-		event_free(call->deadline_ev);
-	if (call->defer_ev)
-		event_free(call->defer_ev);
-	frame_reader_free(&call->fr);
-	evbuffer_free(call->out);
-	if (call->held)
-		evbuffer_free(call->held);
-	meta_free(&call->recv_md);
-	meta_free(&call->recv_trailers);
-	meta_free(&call->send_md);
-	meta_free(&call->send_trailers);
-	free(call->path);
-	free(call->message);
-	free(call->content_type);
-	free(call->recv_message);
-	free(call);
+	call_release(call);
 }
 
 static int live(const struct rpc_call *call)
@@ -230,9 +378,10 @@ static void call_abort(struct rpc_call *call, int status, const char *msg)
 
 static void submit_trailers(struct rpc_call *call)
 {
-	struct nvlist l = {0};
+	struct nvlist l;
+	nv_init(&l);
 	nv_status(&l, call);
-	nv_add_md(&l, &call->send_trailers);
+	nv_add_md(&l, &call->send_trailers, NULL);
 	nghttp2_submit_trailer(call->conn->ng, call->stream_id, l.v, l.n);
 	nv_free(&l);
 }
@@ -287,32 +436,33 @@ static nghttp2_data_provider provider(struct rpc_call *call)
 
 static void submit_response_headers(struct rpc_call *call)
 {
-	struct nvlist l = {0};
-	nv_adds(&l, ":status", "200");
-	nv_adds(&l, "content-type", "application/grpc");
-	nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
+	struct nvlist l;
+	nv_init(&l);
+	nv_lit(&l, ":status", "200");
+	nv_lit(&l, "content-type", "application/grpc");
+	nv_lit(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
 	if (call->compress && call->peer_gzip)
-		nv_adds(&l, "grpc-encoding", "gzip");
-	nv_add_md(&l, &call->send_md);
+		nv_lit(&l, "grpc-encoding", "gzip");
+	nv_add_md(&l, &call->send_md, NULL);
 	nghttp2_data_provider p = provider(call);
 	nghttp2_submit_response(call->conn->ng, call->stream_id, l.v, l.n, &p);
 	nv_free(&l);
 	call->headers_sent = 1;
 }
 
-/* Trailers-Only: one HEADERS frame with END_STREAM carrying the status. */
-static void submit_trailers_only(struct rpc_call *call, int http_status)
+/* Trailers-Only: one HEADERS frame with END_STREAM carrying the status.
+ * http_status is "200", or the answer to a request that is not gRPC. */
+static void submit_trailers_only(struct rpc_call *call, const char *http_status)
 {
-	struct nvlist l = {0};
-	char st[8];
-	snprintf(st, sizeof st, "%d", http_status);
-	nv_adds(&l, ":status", st);
-	nv_adds(&l, "content-type", "application/grpc");
-	if (http_status == 200) {
-		nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
+	struct nvlist l;
+	nv_init(&l);
+	nv_lit(&l, ":status", http_status);
+	nv_lit(&l, "content-type", "application/grpc");
+	if (strcmp(http_status, "200") == 0) {
+		nv_lit(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
 		nv_status(&l, call);
-		nv_add_md(&l, &call->send_md);
-		nv_add_md(&l, &call->send_trailers);
+		nv_add_md(&l, &call->send_md, NULL);
+		nv_add_md(&l, &call->send_trailers, NULL);
 	}
 	nghttp2_submit_response(call->conn->ng, call->stream_id, l.v, l.n, NULL);
 	nv_free(&l);
@@ -395,7 +545,7 @@ int rpc_call_finish(struct rpc_call *call, int status, const char *message)
 	if (!live(call))
 		return 0;
 	if (!call->headers_sent)
-		submit_trailers_only(call, 200);
+		submit_trailers_only(call, "200");
 	kick(call);
 	return 0;
 }
@@ -592,10 +742,10 @@ void rpc_call_pause_recv(struct rpc_call *call, int pause)
 
 /* ---- headers -------------------------------------------------------------- */
 
-static int is(const uint8_t *name, size_t len, const char *lit)
-{
-	return len == strlen(lit) && memcmp(name, lit, len) == 0;
-}
+/* Whether name (len bytes) is the string literal lit; the constant length
+ * lets the compiler turn the comparison into a few loads, which matters for
+ * the nine or so headers of every call. */
+#define is(name, len, lit) ((len) == sizeof "" lit - 1 && memcmp(name, lit, sizeof lit - 1) == 0)
 
 static void add_custom(struct meta *m, const uint8_t *name, size_t namelen, const uint8_t *value,
 		       size_t valuelen)
@@ -614,22 +764,30 @@ static void add_custom(struct meta *m, const uint8_t *name, size_t namelen, cons
 	}
 }
 
+static int grpc_content_type(const uint8_t *ct, size_t len)
+{
+	/* "application/grpc", optionally followed by "+proto" or ";…". */
+	if (len < 16 || memcmp(ct, "application/grpc", 16) != 0)
+		return 0;
+	return len == 16 || ct[16] == '+' || ct[16] == ';';
+}
+
 static void set_encoding(struct rpc_call *call, const uint8_t *v, size_t n)
 {
 	call->recv_gzip = is(v, n, "gzip");
 	call->recv_identity = is(v, n, "identity");
 }
 
-void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
-		    const uint8_t *value, size_t valuelen)
+void call_on_header(struct rpc_call *call, nghttp2_rcbuf *namebuf, nghttp2_rcbuf *valuebuf)
 {
+	nghttp2_vec nv = nghttp2_rcbuf_get_buf(namebuf), vv = nghttp2_rcbuf_get_buf(valuebuf);
+	const uint8_t *name = nv.base, *value = vv.base;
+	size_t namelen = nv.len, valuelen = vv.len;
 	if (!call->is_client) {
 		if (is(name, namelen, ":path")) {
-			free(call->path);
-			call->path = xstrndup((const char *)value, valuelen);
+			call_set_path(call, (const char *)value, valuelen);
 		} else if (is(name, namelen, "content-type")) {
-			free(call->content_type);
-			call->content_type = xstrndup((const char *)value, valuelen);
+			call->grpc_ct = grpc_content_type(value, valuelen);
 		} else if (is(name, namelen, "grpc-timeout")) {
 			if (meta_timeout_parse((const char *)value, valuelen, &call->timeout_ms) != 0)
 				call->timeout_ms = -1;
@@ -639,15 +797,14 @@ void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
 		} else if (is(name, namelen, "grpc-accept-encoding")) {
 			call->peer_gzip = memmem(value, valuelen, "gzip", 4) != NULL;
 		} else if (namelen && name[0] != ':' && !is(name, namelen, "te")) {
-			add_custom(&call->recv_md, name, namelen, value, valuelen);
+			raw_keep(call, namebuf, valuebuf);
 		}
 		return;
 	}
 	if (is(name, namelen, ":status")) {
 		call->http_status = atoi((const char *)value);
 	} else if (is(name, namelen, "content-type")) {
-		free(call->content_type);
-		call->content_type = xstrndup((const char *)value, valuelen);
+		call->grpc_ct = grpc_content_type(value, valuelen);
 	} else if (is(name, namelen, "grpc-status")) {
 		int st = status_parse((const char *)value, valuelen);
 		call->trailers_seen = 1;
@@ -663,20 +820,12 @@ void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
 	}
 }
 
-static int grpc_content_type(const char *ct)
-{
-	/* "application/grpc", optionally followed by "+proto" or ";…". */
-	if (!ct || strncmp(ct, "application/grpc", 16) != 0)
-		return 0;
-	return ct[16] == '\0' || ct[16] == '+' || ct[16] == ';';
-}
-
 static void reject(struct rpc_call *call, int status, const char *msg)
 {
 	call->bad_request = 1;
 	call->finished = 1;
 	call_set_status(call, status, msg);
-	submit_trailers_only(call, 200);
+	submit_trailers_only(call, "200");
 	conn_schedule(call->conn);
 }
 
@@ -687,12 +836,12 @@ void call_server_headers_done(struct rpc_call *call)
 		reject(call, call->status, call->message);
 		return;
 	}
-	if (!grpc_content_type(call->content_type)) {
+	if (!call->grpc_ct) {
 		/* Not gRPC: plain HTTP answer (PROTOCOL-HTTP2.md: 415). */
 		call->bad_request = 1;
 		call->finished = 1;
 		call_set_status(call, GRPC_STATUS_INTERNAL, "unsupported content-type");
-		submit_trailers_only(call, 415);
+		submit_trailers_only(call, "415");
 		conn_schedule(call->conn);
 		return;
 	}
@@ -813,7 +962,7 @@ void call_stream_closed(struct rpc_call *call, uint32_t error_code)
 	} else if (error_code != NGHTTP2_NO_ERROR) {
 		snprintf(m, sizeof m, "stream reset by server (HTTP/2 error %u)", error_code);
 		call_set_status(call, status_from_h2_error(error_code), m);
-	} else if (call->http_status == 200 && !grpc_content_type(call->content_type)) {
+	} else if (call->http_status == 200 && !call->grpc_ct) {
 		call_set_status(call, GRPC_STATUS_UNKNOWN, "response is not gRPC");
 	} else {
 		call_set_status(call, GRPC_STATUS_INTERNAL, "server closed the stream without a status");
@@ -844,36 +993,41 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 void call_arm_deadline(struct rpc_call *call, struct event_base *base)
 {
-	if (call->timeout_ms <= 0 || call->deadline_ev)
+	if (call->timeout_ms <= 0 || call->deadline)
 		return;
 	call->deadline = rpc_now_ms() + call->timeout_ms;
-	call->deadline_ev = evtimer_new(base, deadline_cb, call);
+	/* A pooled call keeps its timer: same loop, same call, same callback. */
+	if (!call->deadline_ev)
+		call->deadline_ev = evtimer_new(base, deadline_cb, call);
 	struct timeval tv = {call->timeout_ms / 1000, (call->timeout_ms % 1000) * 1000};
 	evtimer_add(call->deadline_ev, &tv);
 }
 
 /* ---- client submit --------------------------------------------------------- */
 
-int call_client_submit(struct rpc_call *call, struct conn *c)
+int call_client_submit(struct rpc_call *call, struct conn *c, const struct meta *defaults,
+		       const struct meta *md)
 {
-	struct nvlist l = {0};
-	nv_adds(&l, ":method", "POST");
-	nv_adds(&l, ":scheme", channel_is_tls(call->ch) ? "https" : "http");
-	nv_adds(&l, ":path", call->path);
-	nv_adds(&l, ":authority", channel_authority(call->ch));
-	nv_adds(&l, "te", "trailers");
-	nv_adds(&l, "content-type", "application/grpc");
-	nv_adds(&l, "user-agent", USER_AGENT);
-	nv_adds(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
+	struct nvlist l;
+	nv_init(&l);
+	nv_lit(&l, ":method", "POST");
+	nv_lit(&l, ":scheme", channel_is_tls(call->ch) ? "https" : "http");
+	nv_lit(&l, ":path", call->path);
+	nv_lit(&l, ":authority", channel_authority(call->ch));
+	nv_lit(&l, "te", "trailers");
+	nv_lit(&l, "content-type", "application/grpc");
+	nv_lit(&l, "user-agent", USER_AGENT);
+	nv_lit(&l, "grpc-accept-encoding", ACCEPT_ENCODING);
 	if (call->compress)
-		nv_adds(&l, "grpc-encoding", "gzip");
+		nv_lit(&l, "grpc-encoding", "gzip");
 	if (call->deadline) {
 		int64_t left = call->deadline - rpc_now_ms();
-		char *t = xmalloc(META_TIMEOUT_BUFLEN);
-		size_t n = meta_timeout_format(left > 0 ? left : 1, t);
-		nv_add_owned(&l, "grpc-timeout", t, n);
+		size_t n = meta_timeout_format(left > 0 ? left : 1, l.timeout);
+		nv_litn(&l, "grpc-timeout", l.timeout, n);
 	}
-	nv_add_md(&l, &call->send_md);
+	nv_add_md(&l, defaults, md);
+	if (md)
+		nv_add_md(&l, md, NULL);
 	nghttp2_data_provider p = provider(call);
 	int32_t id = nghttp2_submit_request(c->ng, NULL, l.v, l.n, &p, call);
 	nv_free(&l);
@@ -891,7 +1045,16 @@ int call_client_submit(struct rpc_call *call, struct conn *c)
 
 const struct meta *rpc_call_recv_metadata(const struct rpc_call *call)
 {
-	return &call->recv_md;
+	/* Decoded on first use (see raw_keep); no call object is const
+	 * itself, only this accessor's view of it. */
+	struct rpc_call *c = (struct rpc_call *)call;
+	for (size_t i = 0; i < c->nraw; i++) {
+		nghttp2_vec n = nghttp2_rcbuf_get_buf(c->raw[i].name);
+		nghttp2_vec v = nghttp2_rcbuf_get_buf(c->raw[i].value);
+		add_custom(&c->recv_md, n.base, n.len, v.base, v.len);
+	}
+	raw_release(c);
+	return &c->recv_md;
 }
 
 const struct meta *rpc_call_recv_trailers(const struct rpc_call *call)

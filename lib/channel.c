@@ -43,6 +43,7 @@ struct rpc_channel {
 	const struct meta *md;  /* &default_md, or the caller's if shared */
 	void (*state_cb)(struct rpc_channel *, enum rpc_channel_state, void *);
 	void *state_arg;
+	struct call_pool pool;
 };
 
 static void set_state(struct rpc_channel *ch, enum rpc_channel_state st)
@@ -128,6 +129,7 @@ void rpc_channel_del(struct rpc_channel *ch)
 			conn_free(c, GRPC_STATUS_CANCELLED, "channel closed");
 		}
 	}
+	call_pool_free(&ch->pool);
 	event_free(ch->retry_ev);
 	event_free(ch->connect_to_ev);
 	if (ch->ssl_ctx)
@@ -169,9 +171,11 @@ static void connect_failed(struct rpc_channel *ch, const char *why)
 								       : ch->backoff_ms * 2;
 }
 
-static void submit(struct rpc_channel *ch, struct rpc_call *call, struct conn *c)
+/* md: the call's own metadata (borrowed until the submit returns). */
+static void submit(struct rpc_channel *ch, struct rpc_call *call, struct conn *c,
+		   const struct meta *md)
 {
-	if (call_client_submit(call, c) != 0) {
+	if (call_client_submit(call, c, ch->md, md) != 0) {
 		call_link(&ch->pending, call);
 		call_end_later(call, ch->base, GRPC_STATUS_UNAVAILABLE, "cannot start stream");
 	}
@@ -200,7 +204,7 @@ static void connected(struct rpc_channel *ch)
 		if (call->status >= 0)
 			continue; /* already failed, its end is on its way */
 		call_unlink(&ch->pending, call);
-		submit(ch, call, ch->conn);
+		submit(ch, call, ch->conn, &call->send_md);
 	}
 }
 
@@ -327,6 +331,11 @@ struct event_base *channel_base(const struct rpc_channel *ch)
 	return ch->base;
 }
 
+struct call_pool *channel_call_pool(struct rpc_channel *ch)
+{
+	return &ch->pool;
+}
+
 void channel_forget_call(struct rpc_channel *ch, struct rpc_call *call)
 {
 	call_unlink(&ch->pending, call);
@@ -351,33 +360,30 @@ struct rpc_call *rpc_call_start(struct rpc_channel *ch, const char *path,
 				const struct rpc_call_cbs *cbs, void *arg,
 				const struct rpc_call_opts *opts)
 {
-	struct rpc_call *call = call_new(NULL, 1, &ch->opts);
+	struct rpc_call *call = call_new(&ch->pool, NULL, 1, &ch->opts);
 	call->ch = ch;
 	call->cbs = cbs;
 	call->arg = arg;
-	call->path = xstrdup(path);
-	for (size_t i = 0; i < ch->md->n; i++) {
-		const struct meta_kv *kv = &ch->md->v[i];
-		if (!opts || !opts->metadata || !meta_get(opts->metadata, kv->key))
-			meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
-	}
+	call_set_path(call, path, strlen(path));
+	const struct meta *md = opts ? opts->metadata : NULL;
 	if (opts) {
 		call->timeout_ms = opts->timeout_ms;
 		call->compress = opts->compress != 0;
 		call->wait_for_ready = opts->wait_for_ready != 0;
-		if (opts->metadata)
-			for (size_t i = 0; i < opts->metadata->n; i++) {
-				const struct meta_kv *kv = &opts->metadata->v[i];
-				meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
-			}
 	}
 	call_arm_deadline(call, ch->base);
 	if (ch->conn && !ch->conn->dead) {
-		submit(ch, call, ch->conn);
+		/* nghttp2 copies the headers: the metadata need not be. */
+		submit(ch, call, ch->conn, md);
 		return call;
 	}
 	/* Every call without a stream sits in pending, even one that is
 	 * failing fast, so rpc_channel_del can always find it. */
+	if (md)
+		for (size_t i = 0; i < md->n; i++) {
+			const struct meta_kv *kv = &md->v[i];
+			meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
+		}
 	call_link(&ch->pending, call);
 	if (ch->state == RPC_CH_BACKOFF && !call->wait_for_ready) {
 		call_end_later(call, ch->base, GRPC_STATUS_UNAVAILABLE, ch->last_error);

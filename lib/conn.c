@@ -81,28 +81,35 @@ static struct rpc_call *stream_call(nghttp2_session *ng, int32_t id)
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct conn *c = ud;
-	if (c->is_client) {
-		struct rpc_call *call = stream_call(ng, f->hd.stream_id);
-		if (call && f->headers.cat == NGHTTP2_HCAT_HEADERS)
-			call->in_trailers = 1;
-		if (call)
+	struct rpc_call *call;
+	if (!c->is_client && f->hd.type == NGHTTP2_HEADERS &&
+	    f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		call = call_new(server_call_pool(c->srv), c, 0, c->opts);
+		call->stream_id = f->hd.stream_id;
+		call_link(&c->calls, call);
+		c->ncalls++;
+		nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, call);
+	} else {
+		call = stream_call(ng, f->hd.stream_id);
+		if (call && c->is_client) {
+			if (f->headers.cat == NGHTTP2_HCAT_HEADERS)
+				call->in_trailers = 1;
 			call->header_bytes = 0;
-		return 0;
+		}
 	}
-	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0;
-	struct rpc_call *call = call_new(c, 0, c->opts);
-	call->stream_id = f->hd.stream_id;
-	call_link(&c->calls, call);
-	c->ncalls++;
-	nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, call);
+	/* A header block is never interleaved with another frame (RFC 9113
+	 * section 4.3), so on_header need not look the call up per header. */
+	c->hdr_call = call;
+	c->hdr_stream = f->hd.stream_id;
 	return 0;
 }
 
-static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
-		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, nghttp2_rcbuf *name,
+		     nghttp2_rcbuf *value, uint8_t flags, void *ud)
 {
-	struct rpc_call *call = stream_call(ng, f->hd.stream_id);
+	struct conn *c = ud;
+	struct rpc_call *call =
+		f->hd.stream_id == c->hdr_stream ? c->hdr_call : stream_call(ng, f->hd.stream_id);
 	if (!call || call->done)
 		return 0;
 	/* nghttp2 only advertises our SETTINGS_MAX_HEADER_LIST_SIZE; without
@@ -111,14 +118,15 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	 * the block is dropped: the server answers RESOURCE_EXHAUSTED once
 	 * the block is over (call_server_headers_done), the client resets
 	 * the stream (nghttp2 sends RST_STREAM INTERNAL_ERROR). */
-	call->header_bytes += namelen + valuelen + 32;
+	call->header_bytes +=
+		nghttp2_rcbuf_get_buf(name).len + nghttp2_rcbuf_get_buf(value).len + 32;
 	if (call->header_bytes > RPC_MAX_HEADER_LIST) {
 		char m[64];
 		snprintf(m, sizeof m, "header list larger than %u bytes", RPC_MAX_HEADER_LIST);
 		call_set_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, m);
 		return call->is_client ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 	}
-	call_on_header(call, name, namelen, value, valuelen);
+	call_on_header(call, name, value);
 	return 0;
 }
 
@@ -219,7 +227,7 @@ static nghttp2_session_callbacks *callbacks(void)
 	nghttp2_session_callbacks_set_send_callback(cbs, on_send);
 	nghttp2_session_callbacks_set_send_data_callback(cbs, call_send_data);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_header_callback2(cbs, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);

@@ -1,8 +1,6 @@
 /* meta: gRPC metadata encodings and list (see meta.h). */
 #include "meta.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,9 +55,20 @@ static const struct {
 
 #define NUNITS (sizeof(units) / sizeof(units[0]))
 
+/* v is 0..TIMEOUT_MAX_VALUE. Every client call with a deadline sends one,
+ * so no stdio: digits are written from the end. */
 static size_t timeout_put(char *out, int64_t v, char unit)
 {
-	return (size_t)snprintf(out, META_TIMEOUT_BUFLEN, "%" PRId64 "%c", v, unit);
+	char tmp[META_TIMEOUT_BUFLEN], *p = tmp + sizeof tmp;
+	*--p = '\0';
+	*--p = unit;
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	size_t n = (size_t)(tmp + sizeof tmp - 1 - p);
+	memcpy(out, p, n + 1);
+	return n;
 }
 
 size_t meta_timeout_format(int64_t ms, char out[META_TIMEOUT_BUFLEN])
@@ -89,15 +98,23 @@ static int pct_needed(unsigned char c)
 	return c < 0x20 || c > 0x7e || c == '%';
 }
 
-char *meta_pct_encode(const char *s, size_t len, size_t *outlen)
+size_t meta_pct_encoded_len(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = len;
-	char *out, *o;
 
 	for (size_t i = 0; i < len; i++)
 		if (pct_needed(p[i]))
 			n += 2;
+	return n;
+}
+
+char *meta_pct_encode(const char *s, size_t len, size_t *outlen)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = meta_pct_encoded_len(s, len);
+	char *out, *o;
+
 	o = out = xmalloc(n + 1);
 	for (size_t i = 0; i < len; i++) {
 		if (pct_needed(p[i])) {

@@ -42,6 +42,10 @@ size_t meta_timeout_format(int64_t ms, char out[META_TIMEOUT_BUFLEN]);
  * length. */
 char *meta_pct_encode(const char *s, size_t len, size_t *outlen);
 
+/* The length meta_pct_encode() would give s: len itself when s needs no
+ * escape and can go on the wire as it is. s is borrowed. */
+size_t meta_pct_encoded_len(const char *s, size_t len);
+
 /* Inverse of meta_pct_encode(); accepts either hex case. A '%' not followed
  * by two hex digits is kept verbatim, because the spec says a malformed
  * grpc-message must not fail the call. s is borrowed. Returns a

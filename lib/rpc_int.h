@@ -2,8 +2,9 @@
  * rpc_int: the inside of the rpc module, shared by its files and by no one
  * else. conn.c owns connections (socket, TLS, nghttp2 session, keepalive,
  * GOAWAY); call.c owns the gRPC call on one stream (framing, queues, status,
- * deadline); server.c and channel.c own the listening and the connecting
- * side and decide what a connection's events mean for their calls.
+ * deadline) and the pools of ended calls kept for reuse; server.c and
+ * channel.c own the listening and the connecting side, one pool each, and
+ * decide what a connection's events mean for their calls.
  */
 #ifndef ORCHD_RPC_INT_H
 #define ORCHD_RPC_INT_H
@@ -26,6 +27,15 @@
 #define RPC_MAX_HEADER_LIST (16u << 10)
 
 struct conn;
+struct rpc_call;
+
+/* Ended calls kept for reuse, with their evbuffer and deadline timer, by
+ * the server or channel whose calls they were (a ring, oldest first). */
+#define CALL_POOL_MAX 64
+struct call_pool {
+	struct rpc_call *ring[CALL_POOL_MAX];
+	size_t head, n;
+};
 
 struct rpc_call {
 	struct conn *conn;	  /* NULL while a client call waits for a connection */
@@ -34,7 +44,8 @@ struct rpc_call {
 	const struct rpc_call_cbs *cbs;
 	void *arg;
 	void *data;
-	char *path;
+	char *path;	/* path_inl, or xmalloc'd when longer */
+	char path_inl[64];
 
 	struct frame_reader fr;
 	struct evbuffer *out;	 /* framed messages not yet handed to nghttp2 */
@@ -63,20 +74,28 @@ struct rpc_call {
 	unsigned done : 1;
 	unsigned bad_request : 1;   /* server: request headers rejected */
 	unsigned half_closed : 1;   /* server: client's END_STREAM dealt with */
-	unsigned bad_encoding : 1;
-	unsigned wait_for_ready : 1; /* client: survive connection failures */  /* server: grpc-encoding we cannot decode */
+	unsigned bad_encoding : 1;  /* server: grpc-encoding we cannot decode */
+	unsigned wait_for_ready : 1; /* client: survive connection failures */
+	unsigned grpc_ct : 1;	    /* content-type is application/grpc[+…|;…] */
 
 	int status;	  /* final status once known, -1 before */
-	char *message;	  /* final message, xmalloc'd */
+	char *message;	  /* final message: msg_inl, or xmalloc'd when longer */
+	char msg_inl[32];
 	int http_status;  /* client: :status of the response */
 	int recv_status;  /* client: grpc-status received (trailers_seen) */
 	char *recv_message; /* client: grpc-message received, decoded */
-	char *content_type;
 	int64_t timeout_ms; /* from grpc-timeout or the client's opts; 0: none */
 	size_t header_bytes; /* of the header block being received */
 	int64_t deadline;   /* monotonic ms, 0: none */
 	struct event *deadline_ev;
 	struct event *defer_ev; /* client: end a call that never reached a stream */
+
+	/* Server: custom request headers not yet decoded into recv_md, held
+	 * as nghttp2's references (see rpc_call_recv_metadata). */
+	struct call_hdr {
+		nghttp2_rcbuf *name, *value;
+	} *raw, raw_inl[2];
+	size_t nraw, capraw;
 
 	struct meta recv_md;
 	struct meta recv_trailers;
@@ -84,6 +103,7 @@ struct rpc_call {
 	struct meta send_trailers;
 
 	struct rpc_call *next, *prev; /* the connection's or channel's list */
+	struct call_pool *pool;	      /* where it goes when it ends; NULL: freed */
 };
 
 struct conn {
@@ -113,6 +133,8 @@ struct conn {
 	unsigned close_when_flushed : 1;
 	int dead_status;
 	char *dead_msg;
+	struct rpc_call *hdr_call; /* of the header block being received */
+	int32_t hdr_stream;	   /* its stream */
 	char peer[64];
 	struct conn *next, *prev; /* server's list */
 };
@@ -136,13 +158,22 @@ void conn_goaway(struct conn *c);
 void conn_start_io(struct conn *c);
 
 /* ---- call.c ---- */
-struct rpc_call *call_new(struct conn *c, int is_client, const struct rpc_opts *opts);
-/* Ends the call: on_done, unlink, free. Idempotent through call->done. */
+/* A call from pool (borrowed; NULL: none), or a new one; it returns there
+ * when it ends. */
+struct rpc_call *call_new(struct call_pool *pool, struct conn *c, int is_client,
+			  const struct rpc_opts *opts);
+/* Frees the calls kept in pool; the pool is then empty. Every call that
+ * may return to it must have ended. */
+void call_pool_free(struct call_pool *pool);
+/* Ends the call: on_done, unlink, back to its pool. Idempotent through
+ * call->done. */
 void call_end(struct rpc_call *call, int status, const char *msg);
 /* Link/unlink in a list headed by *head. */
 void call_link(struct rpc_call **head, struct rpc_call *call);
 void call_unlink(struct rpc_call **head, struct rpc_call *call);
 void call_set_status(struct rpc_call *call, int status, const char *msg);
+/* Copies path (len bytes, borrowed) into the call. */
+void call_set_path(struct rpc_call *call, const char *path, size_t len);
 /* Ends a call that never reached a stream, from the next loop turn. */
 void call_end_later(struct rpc_call *call, struct event_base *base, int status, const char *msg);
 /* nghttp2's NO_COPY send callback for DATA frames of calls. */
@@ -157,10 +188,14 @@ void call_stream_closed(struct rpc_call *call, uint32_t error_code);
 void call_arm_deadline(struct rpc_call *call, struct event_base *base);
 /* Server: request headers complete; validates and dispatches. */
 void call_server_headers_done(struct rpc_call *call);
-void call_on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
-		    const uint8_t *value, size_t valuelen);
-/* Client: submit the request on c. Returns 0 or a negative error. */
-int call_client_submit(struct rpc_call *call, struct conn *c);
+/* One received header; name and value borrowed (a server call keeps a
+ * reference to its custom ones). */
+void call_on_header(struct rpc_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value);
+/* Client: submit the request on c with the channel's default metadata
+ * (but for the keys md has) and the call's own md (may be NULL); both
+ * borrowed, nghttp2 copies what it sends. Returns 0 or a negative error. */
+int call_client_submit(struct rpc_call *call, struct conn *c, const struct meta *defaults,
+		       const struct meta *md);
 /* Client: response or trailer headers complete (end_stream: the frame
  * closed the stream). */
 void call_client_headers_done(struct rpc_call *call, int end_stream);
@@ -168,11 +203,13 @@ void call_client_headers_done(struct rpc_call *call, int end_stream);
 void call_after_send(struct rpc_call *call);
 
 /* ---- server.c ---- */
+struct call_pool *server_call_pool(struct rpc_server *srv);
 const struct rpc_call_cbs *server_find_method(struct rpc_server *srv, const char *path,
 					      void **arg);
 void server_conn_closed(struct rpc_server *srv, struct conn *c);
 
 /* ---- channel.c ---- */
+struct call_pool *channel_call_pool(struct rpc_channel *ch);
 void channel_conn_closed(struct rpc_channel *ch, struct conn *c, int status, const char *msg);
 void channel_conn_goaway(struct rpc_channel *ch, struct conn *c);
 const char *channel_authority(const struct rpc_channel *ch);

@@ -39,6 +39,7 @@ struct rpc_server {
 	struct event *grace_ev;
 	void (*done)(void *arg);
 	void *done_arg;
+	struct call_pool pool;
 };
 
 static uint32_t hash(const char *s)
@@ -79,6 +80,7 @@ void rpc_server_del(struct rpc_server *srv)
 	srv->done = NULL;
 	while (srv->conns)
 		conn_free(srv->conns, GRPC_STATUS_UNAVAILABLE, "server stopped");
+	call_pool_free(&srv->pool);
 	if (srv->grace_ev)
 		event_free(srv->grace_ev);
 	for (size_t i = 0; i < srv->cap; i++)
@@ -283,6 +285,11 @@ void rpc_server_shutdown(struct rpc_server *srv, int grace_ms, void (*done)(void
 	srv->grace_ev = evtimer_new(srv->base, grace_cb, srv);
 	struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
 	evtimer_add(srv->grace_ev, &tv);
+}
+
+struct call_pool *server_call_pool(struct rpc_server *srv)
+{
+	return &srv->pool;
 }
 
 size_t rpc_server_conn_count(const struct rpc_server *srv)

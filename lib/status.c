@@ -112,3 +112,19 @@ int status_parse(const char *s, size_t len)
 	}
 	return (int)v;
 }
+
+size_t status_format(int code, char out[STATUS_BUFLEN])
+{
+	char rev[STATUS_BUFLEN];
+	size_t n = 0, i = 0;
+	unsigned v = code < 0 ? GRPC_STATUS_UNKNOWN : (unsigned)code;
+
+	do {
+		rev[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		out[i++] = rev[--n];
+	out[i] = '\0';
+	return i;
+}

@@ -57,4 +57,13 @@ int status_from_h2_error(uint32_t h2_error_code);
  * and need not be NUL-terminated. Returns the value, or -1 if malformed. */
 int status_parse(const char *s, size_t len);
 
+/* Buffer size status_format() needs: 10 digits of a non-negative int, a NUL. */
+#define STATUS_BUFLEN 12
+
+/* Writes code (>= 0; a negative code is written as 2, UNKNOWN) in
+ * decimal, NUL-terminated, the grpc-status header value that
+ * status_parse() reads back. Returns the string length. Used for every
+ * response, so no stdio. */
+size_t status_format(int code, char out[STATUS_BUFLEN]);
+
 #endif

@@ -20,6 +20,9 @@
  *                high-water mark and the socket's buffer
  *   split        a request that arrives one byte per read (preface, frame
  *                headers and HPACK cut everywhere) is answered as a whole
+ *   reuse        a call made after many others (from the pool of ended
+ *                calls, on both sides) carries nothing of an earlier life:
+ *                metadata, trailers, compression, deadline, status, data
  */
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -881,6 +884,166 @@ static void split(void)
 	rpc_server_del(s);
 }
 
+/* Reuse: ended calls are kept for reuse on both sides. RU_RICH calls
+ * that use everything (metadata both ways, trailers, gzip both ways, a
+ * deadline, an error status with a message, call data), then RU_PLAIN
+ * calls that use nothing, one at a time: more calls than a pool holds, so
+ * the plain ones run on objects that had rich lives (in sanitizer builds
+ * too, where a pool hands a call out again only once it is full). A
+ * plain call is held past the rich calls' deadline: a timer left over
+ * from an earlier life would end it. */
+enum { RU_RICH = 146, RU_PLAIN = 4, RU_DEADLINE_MS = 250, RU_HOLD_MS = 350 };
+/* Longer than what a call keeps without an allocation, path and message. */
+#define RU_RICH_PATH "/t.T/RichWithAPathLongerThanTheSixtyFourBytesThatACallKeepsInItself"
+#define RU_RICH_MSG "rich 100% failed, with a message longer than a call keeps inline"
+#define RU_PLAIN_PATH "/t.T/Plain"
+static struct rpc_channel *ru_ch;
+static int ru_started, ru_ended, ru_msgs, ru_last_compressed;
+static struct rpc_call *ru_held;
+static struct event *ru_hold_ev;
+
+static int is_rich(const struct rpc_call *call)
+{
+	return strcmp(rpc_call_path(call), RU_RICH_PATH) == 0;
+}
+
+static int custom_keys(const struct meta *m)
+{
+	int n = 0;
+	for (size_t i = 0; i < m->n; i++)
+		n += strncmp(m->v[i].key, "x-", 2) == 0;
+	return n;
+}
+
+static int ru_start(struct rpc_call *call, void *arg)
+{
+	const struct meta *md = rpc_call_recv_metadata(call);
+	int64_t left = rpc_call_remaining_ms(call);
+	CHECK(rpc_call_data(call) == NULL, "server call starts with data");
+	if (!is_rich(call)) {
+		CHECK(strcmp(rpc_call_path(call), RU_PLAIN_PATH) == 0, "plain call's path %s",
+		      rpc_call_path(call));
+		CHECK(custom_keys(md) == 0, "plain call has %d custom keys", custom_keys(md));
+		CHECK(left == -1, "plain call has a deadline (%lld ms)", (long long)left);
+		return 0;
+	}
+	const struct meta_kv *kv = meta_get(md, "x-a");
+	CHECK(kv && kv->vallen == 1 && kv->val[0] == '1' && custom_keys(md) == 1,
+	      "rich call's metadata");
+	CHECK(left > 0 && left <= RU_DEADLINE_MS, "rich call's deadline %lld", (long long)left);
+	rpc_call_set_data(call, call);
+	rpc_call_add_metadata(call, "x-h", "h", 1);
+	rpc_call_add_trailer(call, "x-t", "t", 1);
+	rpc_call_set_compress(call, 1);
+	return 0;
+}
+
+static void ru_answer(evutil_socket_t fd, short what, void *arg)
+{
+	if (!ru_held)
+		return;
+	rpc_call_send(ru_held, "plain", 5, 0);
+	rpc_call_finish(ru_held, GRPC_STATUS_OK, NULL);
+}
+
+static int ru_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	int rich = is_rich(call);
+	CHECK(rpc_call_last_compressed(call) == rich, "server got compressed=%d, rich=%d",
+	      rpc_call_last_compressed(call), rich);
+	if (rich) {
+		rpc_call_send(call, msg, len, 0);
+		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, RU_RICH_MSG);
+		return 0;
+	}
+	ru_held = call;
+	struct timeval tv = {0, RU_HOLD_MS * 1000};
+	evtimer_add(ru_hold_ev, &tv);
+	return 0;
+}
+
+static void ru_srv_done(struct rpc_call *call, int status, const char *m, void *arg)
+{
+	if (call != ru_held)
+		return;
+	ru_held = NULL;
+	CHECK(status == GRPC_STATUS_OK, "held plain call ended %d %s on the server", status, m);
+}
+static const struct rpc_call_cbs ru_cbs = {
+	.on_start = ru_start, .on_message = ru_message, .on_done = ru_srv_done};
+
+static void ru_next(void);
+
+static int ru_cli_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	ru_msgs++;
+	ru_last_compressed = rpc_call_last_compressed(call);
+	return 0;
+}
+
+static void ru_cli_done(struct rpc_call *call, int status, const char *m, void *arg)
+{
+	const struct meta *h = rpc_call_recv_metadata(call), *t = rpc_call_recv_trailers(call);
+	if (arg) {
+		CHECK(status == GRPC_STATUS_INVALID_ARGUMENT && !strcmp(m, RU_RICH_MSG),
+		      "rich call ended %d %s", status, m);
+		CHECK(meta_get(h, "x-h") && meta_get(t, "x-t"), "rich call's metadata lost");
+		CHECK(ru_msgs == 1 && ru_last_compressed, "rich call got %d messages", ru_msgs);
+	} else {
+		CHECK(status == GRPC_STATUS_OK && !*m, "plain call ended %d '%s'", status, m);
+		CHECK(custom_keys(h) == 0 && custom_keys(t) == 0,
+		      "plain call got %d custom headers, %d trailers", custom_keys(h),
+		      custom_keys(t));
+		CHECK(ru_msgs == 1 && !ru_last_compressed, "plain call got %d messages (gzip %d)",
+		      ru_msgs, ru_last_compressed);
+	}
+	if (++ru_ended == RU_RICH + RU_PLAIN)
+		stop();
+	else
+		ru_next();
+}
+static const struct rpc_call_cbs ru_cli_cbs = {.on_message = ru_cli_message,
+					       .on_done = ru_cli_done};
+
+static void ru_next(void)
+{
+	int rich = ru_started++ < RU_RICH;
+	struct meta md;
+	meta_init(&md);
+	meta_add(&md, "x-a", 3, "1", 1);
+	struct rpc_call_opts co = {.timeout_ms = rich ? RU_DEADLINE_MS : 0,
+				   .metadata = rich ? &md : NULL,
+				   .compress = rich};
+	ru_msgs = ru_last_compressed = 0;
+	struct rpc_call *c = rpc_call_start(ru_ch, rich ? RU_RICH_PATH : RU_PLAIN_PATH, &ru_cli_cbs,
+					    rich ? (void *)1 : NULL, &co);
+	meta_free(&md);
+	CHECK(rpc_call_data(c) == NULL, "client call starts with data");
+	CHECK(rich || rpc_call_remaining_ms(c) == -1, "plain client call has a deadline");
+	if (rich)
+		rpc_call_set_data(c, c);
+	rpc_call_send(c, "x", 1, 0);
+	rpc_call_close_send(c);
+}
+
+static void reuse(void)
+{
+	int port;
+	struct rpc_server *s = server(NULL, &port);
+	rpc_server_add_method(s, RU_RICH_PATH, &ru_cbs, NULL);
+	rpc_server_add_method(s, RU_PLAIN_PATH, &ru_cbs, NULL);
+	ru_ch = channel(port, NULL);
+	ru_hold_ev = evtimer_new(base, ru_answer, NULL);
+	ru_started = ru_ended = 0;
+	ru_next();
+	run(30000);
+	CHECK(ru_ended == RU_RICH + RU_PLAIN, "%d of %d calls ended", ru_ended,
+	      RU_RICH + RU_PLAIN);
+	event_free(ru_hold_ev);
+	rpc_channel_del(ru_ch);
+	rpc_server_del(s);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -889,7 +1052,7 @@ static const struct {
 	{"shutdown", shutdown_},      {"keepalive", keepalive}, {"handshake", handshake},
 	{"reconnect", reconnect},     {"metadata", metadata},
 	{"mtls", mtls},		      {"authorize", authorize}, {"bigmsg", bigmsg},
-	{"split", split},
+	{"split", split},	      {"reuse", reuse},
 };
 
 int main(int argc, char **argv)

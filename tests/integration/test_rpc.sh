@@ -2,7 +2,8 @@
 # lib/rpc's behaviours end to end on 127.0.0.1 (tests/integration/rpc_test.c):
 # deadlines, cancellation both ways, backpressure, graceful shutdown,
 # keepalive, reconnection with backoff, mutual TLS, the authorize hook, a
-# message larger than every buffer, a request read one byte at a time.
+# message larger than every buffer, a request read one byte at a time,
+# metadata both ways, and that a pooled call carries nothing of its last life.
 . "$(dirname "$0")/../lib.sh"
 
 need_exe "$B/rpc_test"

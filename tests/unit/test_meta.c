@@ -155,6 +155,18 @@ START_TEST(pct_encode_escapes_only_what_it_must)
 }
 END_TEST
 
+START_TEST(pct_encoded_len_says_when_no_escape_is_needed)
+{
+	/* Equal to the input length exactly when the text can go as it is,
+	 * which is how call.c avoids a copy for most grpc-message values. */
+	ck_assert_uint_eq(meta_pct_encoded_len("Deadline Exceeded", 17), 17);
+	ck_assert_uint_eq(meta_pct_encoded_len("", 0), 0);
+	ck_assert_uint_eq(meta_pct_encoded_len("100%", 4), 6);
+	ck_assert_uint_eq(meta_pct_encoded_len("a\0b\n", 4), 8);
+	ck_assert_uint_eq(meta_pct_encoded_len("h\xc3\xa9", 3), 7);
+}
+END_TEST
+
 START_TEST(pct_decode_inverts_and_accepts_lower_hex)
 {
 	size_t n;
@@ -398,6 +410,7 @@ Suite *meta_suite(void)
 
 	tc = tcase_create("percent");
 	tcase_add_test(tc, pct_encode_escapes_only_what_it_must);
+	tcase_add_test(tc, pct_encoded_len_says_when_no_escape_is_needed);
 	tcase_add_test(tc, pct_decode_inverts_and_accepts_lower_hex);
 	tcase_add_test(tc, pct_decode_passes_malformed_through);
 	tcase_add_test(tc, pct_round_trip_all_bytes);

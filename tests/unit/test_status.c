@@ -93,6 +93,24 @@ START_TEST(parse_grpc_status)
 }
 END_TEST
 
+START_TEST(format_round_trips_through_parse)
+{
+	static const int codes[] = {0, 1, 9, 10, 16, 99, 100, 12345, STATUS_PARSE_MAX};
+	char buf[STATUS_BUFLEN];
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		size_t n = status_format(codes[i], buf);
+		ck_assert_uint_eq(n, strlen(buf));
+		ck_assert_int_eq(status_parse(buf, n), codes[i]);
+	}
+	ck_assert_uint_eq(status_format(0, buf), 1);
+	ck_assert_str_eq(buf, "0");
+	ck_assert_uint_eq(status_format(14, buf), 2);
+	ck_assert_str_eq(buf, "14");
+	status_format(-1, buf);
+	ck_assert_str_eq(buf, "2");
+}
+END_TEST
+
 Suite *status_suite(void)
 {
 	Suite *s = suite_create("status");
@@ -104,6 +122,7 @@ Suite *status_suite(void)
 	tcase_add_test(tc, http_mapping);
 	tcase_add_test(tc, h2_error_mapping);
 	tcase_add_test(tc, parse_grpc_status);
+	tcase_add_test(tc, format_round_trips_through_parse);
 	suite_add_tcase(s, tc);
 	return s;
 }
