@@ -31,6 +31,13 @@ void id_new_at(int64_t now_ms, char out[ID_LEN + 1]);
  * not touch the clock id_new reads. */
 void id_first_at(int64_t ms, char out[ID_LEN + 1]);
 
+/* Writes the id of these parts and its NUL into out: the low 48 bits of
+ * ms, then counter, then node (borrowed, 6 bytes), as 26 characters of 5
+ * bits each after 2 zero bits. Ids of ascending (ms, counter, node) sort
+ * ascending. The format alone: no clock, no counter; for id_new_at,
+ * id_first_at and tests. */
+void id_encode(int64_t ms, uint32_t counter, const uint8_t node[6], char out[ID_LEN + 1]);
+
 /* Returns 1 if s (borrowed) is a well-formed id (exactly ID_LEN characters of
  * the upper-case alphabet, first one at most '7'), else 0. */
 int id_valid(const char *s);
