@@ -210,8 +210,14 @@ static void transition(struct sched *s, struct task *t, enum task_event ev, cons
 	int st = task_transition(t, ev, &ev2, now);
 	if (st < 0)
 		return;
-	log_info("task_state", "task=%s event=%s status=%s attempt=%d", t->id,
-		 task_event_name(ev), task_state_name(t->status), t->attempt);
+	/* A task's normal path (assigned, completed) is debug: at info it
+	 * would be lines per task at tens of thousands of tasks a second.
+	 * What departs from it (a failure, a retry, a lease or worker lost, a
+	 * cancel) stays at info, with its reason. */
+	enum log_level lv = ev == TASK_EV_ASSIGN || ev == TASK_EV_COMPLETE ? LOG_DEBUG : LOG_INFO;
+	log_emit(lv, "task_state", "task=%s event=%s status=%s attempt=%d%s%s", t->id,
+		 task_event_name(ev), task_state_name(t->status), t->attempt,
+		 ev2.error ? " reason=" : "", ev2.error ? log_quote(ev2.error) : "");
 	if (t->status == TASK_PENDING && !t->qwhere)
 		queue_push(s->q, t, now);
 	store_update(s->st, t);
