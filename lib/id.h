@@ -17,6 +17,11 @@
 /* Characters in an id, without the terminating NUL. */
 #define ID_LEN 26
 
+/* Characters ID_COUNTER_LOW and the next one hold the counter's 7 low bits
+ * (and 3 bits of the random part): ids one process made fewer than 128
+ * apart differ there, so comparing them first rejects a mismatch cheaply. */
+#define ID_COUNTER_LOW 15
+
 /* Writes a new id and its NUL into out. */
 void id_new(char out[ID_LEN + 1]);
 

@@ -248,6 +248,28 @@ START_TEST(order_holds_at_a_millisecond_boundary)
 }
 END_TEST
 
+START_TEST(close_ids_differ_in_the_counter_low_characters)
+{
+	/* The scheduler matches a worker's result to its slot by these two
+	 * characters first (lib/scheduler.c, slot_of). */
+	uint64_t x = 0x5851f42d4c957f2dULL;
+	for (int i = 0; i < 2000; i++) {
+		uint8_t nd[6];
+		uint64_t n = rnd(&x);
+		memcpy(nd, &n, sizeof nd);
+		uint32_t c = (uint32_t)rnd(&x);
+		int64_t ms = (int64_t)(rnd(&x) & 0xffffffffffffULL);
+		char a[ID_LEN + 1], b[ID_LEN + 1];
+		id_encode(ms, c, nd, a);
+		for (uint32_t d = 1; d < 128; d++) {
+			id_encode(ms + (d % 3 == 0), c + d, nd, b);
+			ck_assert_msg(memcmp(a + ID_COUNTER_LOW, b + ID_COUNTER_LOW, 2) != 0,
+			              "%s and %s (counters %u apart)", a, b, d);
+		}
+	}
+}
+END_TEST
+
 START_TEST(largest_time_round_trips)
 {
 	/* Last in the suite: it moves the never-backwards clock to the end. */
@@ -273,6 +295,7 @@ Suite *id_suite(void)
 	tcase_add_test(tc, encoder_matches_the_bitwise_reference);
 	tcase_add_test(tc, encoded_ids_sort_as_their_parts);
 	tcase_add_test(tc, order_holds_at_a_millisecond_boundary);
+	tcase_add_test(tc, close_ids_differ_in_the_counter_low_characters);
 	tcase_add_test(tc, largest_time_round_trips);
 	suite_add_tcase(s, tc);
 	return s;
