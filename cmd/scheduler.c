@@ -832,7 +832,7 @@ static void op_assign(void *ctx, const struct task *t)
 	a.assign = &as;
 	send_assignment(ws->call, &a);
 	taskpb_free(&b);
-	log_info("task_assigned", "task=%s worker=%s attempt=%d", t->id, t->worker_id,
+	log_debug("task_assigned", "task=%s worker=%s attempt=%d", t->id, t->worker_id,
 		 t->attempt);
 }
 

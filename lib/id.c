@@ -38,32 +38,22 @@ static void seed(void)
 	seeded = 1;
 }
 
-/* The 5 bits of the 130-bit value (2 zero bits, then the 128 bits of b) that
- * start at bit off of b; bits before b's start are zero. */
-static unsigned bits5(const uint8_t b[16], int off)
+/* The 128 bits are two
+ * words, hi (milliseconds, counter's top half) and lo (counter's bottom
+ * half, node); the 26 characters are the 130-bit value (2 zero bits, then
+ * hi:lo) in 5-bit groups, written from the last one, each step shifting
+ * the pair right by 5. */
+void id_encode(int64_t now_ms, uint32_t c, const uint8_t nd[6], char out[ID_LEN + 1])
 {
-	unsigned v = 0;
-	for (int i = off; i < off + 5; i++) {
-		unsigned bit = 0;
-		if (i >= 0)
-			bit = (b[i / 8] >> (7 - i % 8)) & 1;
-		v = (v << 1) | bit;
-	}
-	return v;
-}
-
-/* Writes the id made of these three parts into out. */
-static void encode(int64_t now_ms, uint32_t c, const uint8_t nd[6], char out[ID_LEN + 1])
-{
-	uint64_t ms = (uint64_t)now_ms & 0xffffffffffffULL;
-	uint8_t b[16];
+	uint64_t hi = ((uint64_t)now_ms & 0xffffffffffffULL) << 16 | c >> 16;
+	uint64_t lo = (uint64_t)(c & 0xffff) << 48;
 	for (int i = 0; i < 6; i++)
-		b[i] = (uint8_t)(ms >> (40 - 8 * i));
-	for (int i = 0; i < 4; i++)
-		b[6 + i] = (uint8_t)(c >> (24 - 8 * i));
-	memcpy(b + 10, nd, 6);
-	for (int i = 0; i < ID_LEN; i++)
-		out[i] = alphabet[bits5(b, i * 5 - 2)];
+		lo |= (uint64_t)nd[i] << (40 - 8 * i);
+	for (int i = ID_LEN - 1; i >= 0; i--) {
+		out[i] = alphabet[lo & 31];
+		lo = lo >> 5 | hi << 59;
+		hi >>= 5;
+	}
 	out[ID_LEN] = '\0';
 }
 
@@ -80,13 +70,13 @@ void id_new_at(int64_t now_ms, char out[ID_LEN + 1])
 	 * pushed forward one tick so order still holds. */
 	if (counter == 0)
 		last_ms++;
-	encode(now_ms, c, node, out);
+	id_encode(now_ms, c, node, out);
 }
 
 void id_first_at(int64_t ms, char out[ID_LEN + 1])
 {
 	static const uint8_t zero[6];
-	encode(ms < 0 ? 0 : ms, 0, zero, out);
+	id_encode(ms < 0 ? 0 : ms, 0, zero, out);
 }
 
 void id_new(char out[ID_LEN + 1])

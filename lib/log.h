@@ -1,9 +1,9 @@
 /*
  * log: structured logging, one logfmt line per event on stderr:
- *   ts=2026-11-26T05:02:28.123Z level=info role=scheduler event=task_assigned task=... 
+ *   ts=2026-11-26T05:02:28.123Z level=info role=scheduler event=worker_registered worker=...
  * The module owns the level threshold and the role name; callers pass the
  * event name and any further key=value pairs as a printf-style tail, e.g.
- *   log_info("task_assigned", "task=%s worker=%s", id, wid);
+ *   log_info("worker_registered", "worker=%s slots=%d", log_quote(id), slots);
  * Values containing spaces, quotes or '=' should be passed through
  * log_quote() first. lib/ writes to stderr only through this module.
  */

@@ -38,8 +38,12 @@ struct sched_worker {
 
 struct watchers {
 	char id[ID_LEN + 1];
-	void **ctx;
-	size_t n;
+	void **ctx; /* n entries (cap room): inl, or the heap beyond it */
+	size_t n, cap;
+	/* notify's depth. While it walks, unwatch leaves a NULL entry
+	 * instead of moving others, and the walk's end closes the holes. */
+	int walking;
+	void *inl[2]; /* most tasks have one watcher: no allocation for it */
 };
 
 /* A submit that waits for its commit. */
@@ -80,18 +84,46 @@ static void changed(struct sched *s, struct task *t)
 	map_put(&s->changed, t->id, t);
 }
 
+static void watchers_free(struct watchers *w)
+{
+	if (w->ctx != w->inl)
+		free(w->ctx);
+	free(w);
+}
+
+/* Closes the holes unwatch left, and forgets w once nobody watches; not
+ * while a walk is on. */
+static void watchers_tidy(struct sched *s, struct watchers *w)
+{
+	if (w->walking)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->ctx[i])
+			w->ctx[k++] = w->ctx[i];
+	w->n = k;
+	if (k == 0) {
+		map_del(&s->watch, w->id);
+		watchers_free(w);
+	}
+}
+
 static void notify(struct sched *s, struct task *t)
 {
 	struct watchers *w = map_get(&s->watch, t->id);
 	if (!w)
 		return;
-	/* A watcher's update may unwatch (the call ends on a final update):
-	 * walk a copy. */
+	/* A watcher's update may unwatch itself or others (a call ends on a
+	 * final update) or watch anew. Indexes hold while walking (holes,
+	 * appends past n, which hear from the next update), but w->ctx may
+	 * move: it is read afresh each time. */
 	size_t n = w->n;
-	void **ctx = xmemdup(w->ctx, n * sizeof *ctx);
+	w->walking++;
 	for (size_t i = 0; i < n; i++)
-		s->ops.update(ctx[i], t);
-	free(ctx);
+		if (w->ctx[i])
+			s->ops.update(w->ctx[i], t);
+	w->walking--;
+	watchers_tidy(s, w);
 }
 
 /* ---- life ------------------------------------------------------------------ */
@@ -161,9 +193,7 @@ static void free_task(const char *key, void *val, void *arg)
 
 static void free_watchers(const char *key, void *val, void *arg)
 {
-	struct watchers *w = val;
-	free(w->ctx);
-	free(w);
+	watchers_free(val);
 }
 
 static void worker_free(struct sched_worker *w)
@@ -210,8 +240,14 @@ static void transition(struct sched *s, struct task *t, enum task_event ev, cons
 	int st = task_transition(t, ev, &ev2, now);
 	if (st < 0)
 		return;
-	log_info("task_state", "task=%s event=%s status=%s attempt=%d", t->id,
-		 task_event_name(ev), task_state_name(t->status), t->attempt);
+	/* A task's normal path (assigned, completed) is debug: at info it
+	 * would be lines per task at tens of thousands of tasks a second.
+	 * What departs from it (a failure, a retry, a lease or worker lost, a
+	 * cancel) stays at info, with its reason. */
+	enum log_level lv = ev == TASK_EV_ASSIGN || ev == TASK_EV_COMPLETE ? LOG_DEBUG : LOG_INFO;
+	log_emit(lv, "task_state", "task=%s event=%s status=%s attempt=%d%s%s", t->id,
+		 task_event_name(ev), task_state_name(t->status), t->attempt,
+		 ev2.error ? " reason=" : "", ev2.error ? log_quote(ev2.error) : "");
 	if (t->status == TASK_PENDING && !t->qwhere)
 		queue_push(s->q, t, now);
 	store_update(s->st, t);
@@ -479,9 +515,18 @@ int sched_cancel(struct sched *s, const char *id, const char *reason, int64_t no
 
 static struct slot *slot_of(struct sched_worker *w, const char *id)
 {
-	for (int i = 0; i < w->nrun; i++)
-		if (strcmp(w->run[i].id, id) == 0)
+	/* Every result scans the worker's slots, up to --max-slots of them:
+	 * two characters of the counter first (id.h) spare a strcmp with
+	 * almost every other slot. Only an id of ID_LEN characters has them. */
+	int quick = strlen(id) == ID_LEN;
+	for (int i = 0; i < w->nrun; i++) {
+		const char *s = w->run[i].id;
+		if (quick && (s[ID_COUNTER_LOW] != id[ID_COUNTER_LOW] ||
+			      s[ID_COUNTER_LOW + 1] != id[ID_COUNTER_LOW + 1]))
+			continue;
+		if (strcmp(s, id) == 0)
 			return &w->run[i];
+	}
 	return NULL;
 }
 
@@ -707,9 +752,18 @@ int sched_watch(struct sched *s, const char *id, void *watch_ctx, struct task **
 	if (!w) {
 		w = xcalloc(1, sizeof *w);
 		memcpy(w->id, t->id, sizeof w->id);
+		w->ctx = w->inl;
+		w->cap = sizeof w->inl / sizeof w->inl[0];
 		map_put(&s->watch, w->id, w);
 	}
-	w->ctx = xrealloc(w->ctx, (w->n + 1) * sizeof *w->ctx);
+	if (w->n == w->cap) {
+		void **ctx = xmalloc(2 * w->cap * sizeof *ctx);
+		memcpy(ctx, w->ctx, w->n * sizeof *ctx);
+		if (w->ctx != w->inl)
+			free(w->ctx);
+		w->ctx = ctx;
+		w->cap *= 2;
+	}
 	w->ctx[w->n++] = watch_ctx;
 	*snap = task_clone(t);
 	return 0;
@@ -722,15 +776,11 @@ void sched_unwatch(struct sched *s, const char *id, void *watch_ctx)
 		return;
 	for (size_t i = 0; i < w->n; i++) {
 		if (w->ctx[i] == watch_ctx) {
-			w->ctx[i] = w->ctx[--w->n];
+			w->ctx[i] = NULL;
 			break;
 		}
 	}
-	if (w->n == 0) {
-		map_del(&s->watch, id);
-		free(w->ctx);
-		free(w);
-	}
+	watchers_tidy(s, w);
 }
 
 /* ---- time ------------------------------------------------------------------------ */

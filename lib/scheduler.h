@@ -136,6 +136,10 @@ void sched_workers_foreach(struct sched *s, void (*fn)(const struct sched_worker
  * is already finished (nothing registered); -ENOENT; or a store error.
  */
 int sched_watch(struct sched *s, const char *id, void *watch_ctx, struct task **snap);
+/* Stops watch_ctx's watch of id (a no-op when there is none). Both may be
+ * called from an update callback, for any watcher: one unwatched there is
+ * not called again, not even later in the same round; one watching anew
+ * there hears from the next update on. */
 void sched_unwatch(struct sched *s, const char *id, void *watch_ctx);
 
 /* Heartbeat deadlines, leases, orphans, retry backoff, retention. Call

@@ -138,7 +138,9 @@ def main():
     tmp = harness.tempdir()
     image, mnt = make_fs(tmp)
     data = os.path.join(mnt, "data")
-    sched = cluster.Role.scheduler(data, "--fsync", "--heartbeat", "200ms", "--grace", "1s")
+    # debug: a `complete` transition is awaited in the scheduler's log.
+    sched = cluster.Role.scheduler(data, "--fsync", "--heartbeat", "200ms", "--grace", "1s",
+                                   "--log-level", "debug")
     roles.append(sched)
     worker = cluster.Role.worker(sched.port, "--slots", "4", "--worker-id", "disk-w",
                                  "--heartbeat", "200ms", "--builtins", "echo,sleep")

@@ -37,8 +37,9 @@ roles = []
 
 def main():
     tmp = harness.tempdir()
+    # debug: the checks count the scheduler's `complete` transitions.
     sched = cluster.Role.scheduler(os.path.join(tmp, "data"), "--dead-timeout", "1s",
-                                   "--heartbeat", "200ms")
+                                   "--heartbeat", "200ms", "--log-level", "debug")
     roles.append(sched)
     wa = cluster.Role.worker(sched.port, "--slots", "50", "--worker-id", "kill-a",
                              "--heartbeat", "200ms", "--builtins", "sleep")

@@ -132,8 +132,9 @@ class Proxy:
 
 def main():
     tmp = harness.tempdir()
+    # debug: the checks count the scheduler's `complete` transitions.
     sched = cluster.Role.scheduler(os.path.join(tmp, "data"), "--dead-timeout", "1s",
-                                   "--heartbeat", "200ms")
+                                   "--heartbeat", "200ms", "--log-level", "debug")
     roles.append(sched)
     proxy = Proxy(sched.port)
     wa = cluster.Role.worker(proxy.port, "--slots", "10", "--worker-id", "part-a",

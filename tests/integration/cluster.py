@@ -328,7 +328,8 @@ def list_all(stub, status=0, name="", timeout=10.0):
 
 def task_events(log, kind):
     """From a scheduler log: task id -> how many `task_state ... event=KIND`
-    lines it has (e.g. kind "complete")."""
+    lines it has (e.g. kind "complete"). `assign` and `complete` are logged
+    at debug only: run the scheduler with `--log-level debug` to count them."""
     counts = {}
     for m in re.finditer(r"event=task_state task=(\S+) event=%s\b" % re.escape(kind), log):
         counts[m.group(1)] = counts.get(m.group(1), 0) + 1

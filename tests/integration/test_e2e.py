@@ -27,12 +27,15 @@ in is on disk). Checks:
     pending task (CANCELLED at once; its stream: PENDING, then CANCELLED),
     of a running one (stream ends CANCELLED), of a finished one
     (FAILED_PRECONDITION);
+  * the scheduler's log at info: a retry, a final failure and a cancel each
+    have a `task_state` line with the reason, a completed task none;
   * every role exits 0 on SIGTERM.
 """
 
 import hashlib
 import os
 import random
+import re
 import sys
 import time
 from concurrent import futures
@@ -52,6 +55,7 @@ MAX_PAYLOAD = 64 << 10
 roles = []
 stub = None
 tmp = None
+sched = None
 
 
 # ---------------------------------------------------------------------------
@@ -261,7 +265,7 @@ def priority():
 
 def retries_timeouts_cancel_running():
     # Retries: attempt 1 fails, attempt 2 fails, FAILED.
-    tid = submit(stub, name="fail", payload=b"retry me", max_attempts=2).task_id
+    tid = retried = submit(stub, name="fail", payload=b"retry me", max_attempts=2).task_id
     ups = follow(stub, tid)
     eq((ups[-1].status, ups[-1].attempt), (FAILED, 2), "retried task")
     check("retry me" in ups[-1].result.error, "error %r", ups[-1].result.error)
@@ -280,7 +284,7 @@ def retries_timeouts_cancel_running():
     log("ok retries and timeouts (%.1fs; error %r)", took, last.result.error)
 
     # Cancel a running sleep.
-    tid = submit(stub, name="sleep", payload=b"20000").task_id
+    tid = cancelled = submit(stub, name="sleep", payload=b"20000").task_id
     call = stub.SubscribeProgress(pb.ProgressRequest(task_id=tid), timeout=30)
     ups = []
     for u in call:
@@ -308,12 +312,36 @@ def retries_timeouts_cancel_running():
     eq(code, SC.FAILED_PRECONDITION, "cancel of a completed task")
     eq(get(stub, tid).status, COMPLETED, "completed task after a refused cancel")
     log("ok cancel running and finished")
+    log_levels(retried, cancelled, tid)
+
+
+def log_levels(retried, cancelled, completed):
+    """At info (the default) the scheduler logs what departs from a task's
+    normal path, with the reason, and nothing for a task that ran once and
+    completed. Each line is written before the client hears of it."""
+    text = sched.log()
+
+    def lines(tid):
+        return re.findall(r"^.*event=task_(?:state|assigned) task=%s .*$" % tid, text, re.M)
+
+    retry = [ln for ln in lines(retried) if "event=fail " in ln]
+    eq(len(retry), 2, "fail transitions of the retried task: %s" % retry)
+    check("level=info" in retry[0] and "status=PENDING attempt=1 reason=" in retry[0]
+          and "retry me" in retry[0], "the retry's line: %s", retry[0])
+    check("level=info" in retry[1] and "status=FAILED attempt=2 reason=" in retry[1],
+          "the final failure's line: %s", retry[1])
+    check(any("event=cancel " in ln and 'reason="stop it"' in ln for ln in lines(cancelled)),
+          "no cancel line with its reason: %s", lines(cancelled))
+    eq(lines(completed), [], "info lines of a task that completed")
+    log("ok log levels: %d lines for the retried task, none for the completed one",
+        len(lines(retried)))
 
 
 def main():
-    global stub, tmp
+    global stub, tmp, sched
     tmp = harness.tempdir()
     order = os.path.join(tmp, "order")
+    # At the default log level, which log_levels checks.
     sched = cluster.Role.scheduler(os.path.join(tmp, "data"), "--dead-timeout", "2s",
                                    "--heartbeat", "200ms")
     roles.append(sched)

@@ -1,6 +1,7 @@
 /* Unit tests for lib/id: format, time round trip, strict order, validation,
- * time bounds. */
+ * time bounds, the encoder against a bitwise reference. */
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -115,6 +116,160 @@ START_TEST(first_id_of_a_millisecond_bounds_it)
 }
 END_TEST
 
+/* The format spelled out bit by bit, as lib/id built it before it worked in
+ * 5-bit groups: the reference the fast encoder must match. */
+static void reference_encode(int64_t ms, uint32_t c, const uint8_t nd[6], char out[ID_LEN + 1])
+{
+	static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	uint8_t b[16];
+	for (int i = 0; i < 6; i++)
+		b[i] = (uint8_t)((uint64_t)ms >> (40 - 8 * i));
+	for (int i = 0; i < 4; i++)
+		b[6 + i] = (uint8_t)(c >> (24 - 8 * i));
+	memcpy(b + 10, nd, 6);
+	for (int i = 0; i < ID_LEN; i++) {
+		unsigned v = 0;
+		for (int bit = i * 5 - 2; bit < i * 5 + 3; bit++)
+			v = v << 1 | (bit < 0 ? 0 : (b[bit / 8] >> (7 - bit % 8)) & 1);
+		out[i] = alphabet[v];
+	}
+	out[ID_LEN] = '\0';
+}
+
+/* A fixed-seed generator, so a failure repeats. */
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+struct parts {
+	int64_t ms;
+	uint32_t c;
+	uint8_t nd[6];
+};
+
+/* Random parts, with the extremes of each field now and then. */
+static void random_parts(uint64_t *x, struct parts *p)
+{
+	uint64_t r = rnd(x);
+	p->ms = (int64_t)(rnd(x) & 0xffffffffffffULL);
+	p->c = (uint32_t)rnd(x);
+	uint64_t n = rnd(x);
+	for (int i = 0; i < 6; i++)
+		p->nd[i] = (uint8_t)(n >> (8 * i));
+	if (r % 7 == 0)
+		p->ms = r % 2 ? 0 : 0xffffffffffffLL;
+	if (r % 11 == 0)
+		p->c = r % 3 ? 0 : UINT32_MAX;
+	if (r % 13 == 0)
+		memset(p->nd, r % 2 ? 0 : 0xff, sizeof p->nd);
+}
+
+static int parts_cmp(const struct parts *a, const struct parts *b)
+{
+	if (a->ms != b->ms)
+		return a->ms < b->ms ? -1 : 1;
+	if (a->c != b->c)
+		return a->c < b->c ? -1 : 1;
+	return memcmp(a->nd, b->nd, sizeof a->nd);
+}
+
+static int sign(int v)
+{
+	return (v > 0) - (v < 0);
+}
+
+START_TEST(encoder_matches_the_bitwise_reference)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	for (int i = 0; i < 200000; i++) {
+		struct parts p;
+		random_parts(&x, &p);
+		char got[ID_LEN + 1], want[ID_LEN + 1];
+		memset(got, '?', sizeof got);
+		id_encode(p.ms, p.c, p.nd, got);
+		reference_encode(p.ms, p.c, p.nd, want);
+		ck_assert_msg(strcmp(got, want) == 0, "%s != %s (ms %lld counter %u)", got, want,
+		              (long long)p.ms, p.c);
+		ck_assert(id_valid(got));
+		ck_assert_int_eq(id_time_ms(got), p.ms);
+	}
+}
+END_TEST
+
+START_TEST(encoded_ids_sort_as_their_parts)
+{
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+	for (int i = 0; i < 100000; i++) {
+		struct parts a, b;
+		random_parts(&x, &a);
+		random_parts(&x, &b);
+		/* Often the same millisecond, so the counter and node decide. */
+		if (i % 2)
+			b.ms = a.ms;
+		if (i % 4 == 1)
+			b.c = a.c + 1;
+		char ia[ID_LEN + 1], ib[ID_LEN + 1];
+		id_encode(a.ms, a.c, a.nd, ia);
+		id_encode(b.ms, b.c, b.nd, ib);
+		ck_assert_int_eq(sign(strcmp(ia, ib)), sign(parts_cmp(&a, &b)));
+	}
+}
+END_TEST
+
+START_TEST(order_holds_at_a_millisecond_boundary)
+{
+	static const uint8_t lo[6], hi[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	uint64_t x = 0x853c49e6748fea9bULL;
+	for (int i = 0; i < 10000; i++) {
+		int64_t ms = (int64_t)(rnd(&x) % 0xffffffffffffULL);
+		/* The greatest id of ms against the smallest of ms + 1, and
+		 * against the first id of ms + 1 that id_first_at makes. */
+		char last[ID_LEN + 1], next[ID_LEN + 1], first[ID_LEN + 1];
+		id_encode(ms, UINT32_MAX, hi, last);
+		id_encode(ms + 1, 0, lo, next);
+		id_first_at(ms + 1, first);
+		ck_assert_str_lt(last, next);
+		ck_assert_str_eq(first, next);
+		/* Within ms: every counter step, carries included. */
+		uint32_t c = (uint32_t)rnd(&x);
+		if (i % 3 == 0)
+			c |= 0xffff; /* carry from the low into the high word */
+		if (c == UINT32_MAX)
+			c--;
+		char a[ID_LEN + 1], b[ID_LEN + 1];
+		id_encode(ms, c, hi, a);
+		id_encode(ms, c + 1, lo, b);
+		ck_assert_str_lt(a, b);
+	}
+}
+END_TEST
+
+START_TEST(close_ids_differ_in_the_counter_low_characters)
+{
+	/* The scheduler matches a worker's result to its slot by these two
+	 * characters first (lib/scheduler.c, slot_of). */
+	uint64_t x = 0x5851f42d4c957f2dULL;
+	for (int i = 0; i < 2000; i++) {
+		uint8_t nd[6];
+		uint64_t n = rnd(&x);
+		memcpy(nd, &n, sizeof nd);
+		uint32_t c = (uint32_t)rnd(&x);
+		int64_t ms = (int64_t)(rnd(&x) & 0xffffffffffffULL);
+		char a[ID_LEN + 1], b[ID_LEN + 1];
+		id_encode(ms, c, nd, a);
+		for (uint32_t d = 1; d < 128; d++) {
+			id_encode(ms + (d % 3 == 0), c + d, nd, b);
+			ck_assert_msg(memcmp(a + ID_COUNTER_LOW, b + ID_COUNTER_LOW, 2) != 0,
+			              "%s and %s (counters %u apart)", a, b, d);
+		}
+	}
+}
+END_TEST
+
 START_TEST(largest_time_round_trips)
 {
 	/* Last in the suite: it moves the never-backwards clock to the end. */
@@ -137,6 +292,10 @@ Suite *id_suite(void)
 	tcase_add_test(tc, clock_going_backwards_does_not_reorder);
 	tcase_add_test(tc, validation_rejects_malformed_ids);
 	tcase_add_test(tc, first_id_of_a_millisecond_bounds_it);
+	tcase_add_test(tc, encoder_matches_the_bitwise_reference);
+	tcase_add_test(tc, encoded_ids_sort_as_their_parts);
+	tcase_add_test(tc, order_holds_at_a_millisecond_boundary);
+	tcase_add_test(tc, close_ids_differ_in_the_counter_low_characters);
 	tcase_add_test(tc, largest_time_round_trips);
 	suite_add_tcase(s, tc);
 	return s;

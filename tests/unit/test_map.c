@@ -6,18 +6,15 @@
 
 #include "map.h"
 
-START_TEST(test_map_put_get_del_against_model)
+/* Random puts and deletes of keys[0..n), checked against a model. */
+static void model_check(char (*keys)[48], int n)
 {
-	enum { N = 5000 };
-	static char keys[N][16];
-	static int present[N];
+	int *present = calloc((size_t)n, sizeof *present);
 	struct map m;
 	map_init(&m);
 	srand(7);
-	for (int i = 0; i < N; i++)
-		snprintf(keys[i], sizeof keys[i], "k%d", i);
-	for (int step = 0; step < 60000; step++) {
-		int k = rand() % N;
+	for (int step = 0; step < 12 * n; step++) {
+		int k = rand() % n;
 		if (rand() % 3) {
 			void *prev = map_put(&m, keys[k], &present[k]);
 			ck_assert_ptr_eq(prev, present[k] ? &present[k] : NULL);
@@ -29,12 +26,36 @@ START_TEST(test_map_put_get_del_against_model)
 		}
 	}
 	size_t count = 0;
-	for (int k = 0; k < N; k++) {
+	for (int k = 0; k < n; k++) {
 		ck_assert_ptr_eq(map_get(&m, keys[k]), present[k] ? &present[k] : NULL);
 		count += present[k];
 	}
 	ck_assert_uint_eq(m.n, count);
 	map_free(&m);
+	free(present);
+}
+
+START_TEST(test_map_put_get_del_against_model)
+{
+	enum { N = 5000 };
+	static char keys[N][48];
+	for (int i = 0; i < N; i++)
+		snprintf(keys[i], sizeof keys[i], "k%d", i);
+	model_check(keys, N);
+}
+END_TEST
+
+START_TEST(test_map_keys_of_every_length_against_model)
+{
+	/* The hash takes 8 bytes a step: lengths 4 to 40 cover whole steps
+	 * and every tail, after long shared prefixes like task ids have. The
+	 * length tells the prefix, the last 4 digits i: all keys differ. */
+	enum { N = 5000 };
+	static char keys[N][48];
+	for (int i = 0; i < N; i++)
+		snprintf(keys[i], sizeof keys[i], "%.*s%04d", i % 37,
+		         "01M8BFPX6QRDJHANW1YWFH2VPM01M8BFPX6QR", i);
+	model_check(keys, N);
 }
 END_TEST
 
@@ -93,6 +114,7 @@ Suite *map_suite(void)
 	Suite *s = suite_create("map");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_map_put_get_del_against_model);
+	tcase_add_test(tc, test_map_keys_of_every_length_against_model);
 	tcase_add_test(tc, test_map_empty_lookups);
 	tcase_add_test(tc, test_map_next_visits_each_entry_once);
 	suite_add_tcase(s, tc);

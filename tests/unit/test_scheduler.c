@@ -48,9 +48,14 @@ static void op_kick(void *w, int status, const char *msg)
 {
 	rec_add('k', w, NULL, 0, status);
 }
+/* Set by a test: what a watcher does from inside its update. */
+static void (*on_update)(const char *w, const struct task *t);
+
 static void op_update(void *w, const struct task *t)
 {
 	rec_add('u', w, t->id, t->attempt, t->status);
+	if (on_update)
+		on_update(w, t);
 }
 
 static const struct sched_ops ops = {op_assign, op_cancel, op_kick, op_update};
@@ -81,6 +86,7 @@ static void setup(void)
 	snprintf(dir, sizeof dir, "/tmp/orchd-sched.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	nrec = 0;
+	on_update = NULL;
 	open_all();
 }
 
@@ -329,6 +335,60 @@ START_TEST(test_watchers_hear_changes_after_the_commit)
 }
 END_TEST
 
+/* Watcher "a" ends its own watch and "c"'s, and adds "e", from inside its
+ * first update; "d" ends its own watch on the final update. */
+static void unwatch_from_update(const char *w, const struct task *t)
+{
+	struct task *snap;
+	if (strcmp(w, "a") == 0 && t->status == TASK_RUNNING) {
+		sched_unwatch(s, t->id, "a");
+		sched_unwatch(s, t->id, "c");
+		/* A fifth watcher: the list outgrows its room mid-walk. */
+		ck_assert_int_eq(sched_watch(s, t->id, "e", &snap), 0);
+		task_del(snap);
+	}
+	if (strcmp(w, "d") == 0 && task_state_final(t->status))
+		sched_unwatch(s, t->id, "d");
+}
+
+START_TEST(test_watchers_may_unwatch_themselves_and_others_during_an_update)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	const char *const names[] = {"a", "b", "c", "d"};
+	for (size_t i = 0; i < 4; i++) {
+		struct task *snap;
+		ck_assert_int_eq(sched_watch(s, a, (void *)names[i], &snap), 0);
+		task_del(snap);
+	}
+	on_update = unwatch_from_update;
+	sched_worker_progress(s, w, a, 1, 50, "half", now);
+	/* "c" was unwatched before its turn and is not called; "e" joined
+	 * during the walk and hears from the next update on. */
+	ck_assert_int_eq(count('u', "a"), 1);
+	ck_assert_int_eq(count('u', "b"), 1);
+	ck_assert_int_eq(count('u', "c"), 0);
+	ck_assert_int_eq(count('u', "d"), 1);
+	ck_assert_int_eq(count('u', "e"), 0);
+
+	sched_worker_result(s, w, a, 1, TASK_COMPLETED, NULL, 0, NULL, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('u', "a"), 1);
+	ck_assert_int_eq(count('u', "b"), 2);
+	ck_assert_int_eq(count('u', "c"), 0);
+	ck_assert_int_eq(count('u', "d"), 2);
+	ck_assert_int_eq(count('u', "e"), 1);
+	ck_assert_int_eq(recs[nrec - 1].status, TASK_COMPLETED);
+
+	/* The last two leave; the list goes with them (the sanitizer build
+	 * checks nothing is left behind or used after it is freed). */
+	sched_unwatch(s, a, "b");
+	sched_unwatch(s, a, "e");
+	sched_unwatch(s, a, "e"); /* twice is harmless */
+}
+END_TEST
+
 START_TEST(test_restart_keeps_pending_and_reclaims_or_requeues_running)
 {
 	reg("w1", 2, "x");
@@ -457,6 +517,7 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_cancel_pending_running_finished_unknown);
 	tcase_add_test(tc, test_idempotency_key_returns_the_first_task);
 	tcase_add_test(tc, test_watchers_hear_changes_after_the_commit);
+	tcase_add_test(tc, test_watchers_may_unwatch_themselves_and_others_during_an_update);
 	tcase_add_test(tc, test_restart_keeps_pending_and_reclaims_or_requeues_running);
 	tcase_add_test(tc, test_worker_detached_at_shutdown_keeps_its_tasks_running);
 	tcase_add_test(tc, test_bad_registrations_are_refused);
