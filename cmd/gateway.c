@@ -261,7 +261,7 @@ static void log_accepted(struct fwd *f, const uint8_t *msg, size_t len)
 	Orchestrator__V1__TaskAccepted *a = orchestrator__v1__task_accepted__unpack(NULL, len, msg);
 	if (!a)
 		return;
-	log_info("task_submitted", "task=%s name=%s duplicate=%d", log_quote(a->task_id),
+	log_debug("task_submitted", "task=%s name=%s duplicate=%d", log_quote(a->task_id),
 	         log_quote(f->name), (int)a->duplicate);
 	orchestrator__v1__task_accepted__free_unpacked(a, NULL);
 }
@@ -429,7 +429,9 @@ static void sub_finish_if_flushed(struct sub *s)
 	if (!s->client || s->finished || !s->up_done || coalesce_pending(&s->box))
 		return;
 	const char *text = s->up_message;
-	log_info("subscribe_end",
+	/* A stream that ends as it should is routine: debug, like the
+	 * scheduler's per-task lines; any other end is worth an operator's eye. */
+	log_emit(s->up_status == GRPC_STATUS_OK ? LOG_DEBUG : LOG_INFO, "subscribe_end",
 	         "task=%s status=%s final=%s received=%llu sent=%llu "
 	         "coalesced=%llu ms=%lld message=%s",
 	         log_quote(s->task), status_name(s->up_status),
@@ -523,7 +525,7 @@ static int sub_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 	memcpy(s->task, task, sizeof task);
 	follower_add(gw, &s->fl, sub_stop);
 	rpc_call_set_data(call, s);
-	log_info("subscribe", "task=%s peer=%s subscribers=%d", log_quote(s->task),
+	log_debug("subscribe", "task=%s peer=%s subscribers=%d", log_quote(s->task),
 	         rpc_call_peer(call), gw->nsubs);
 	/* Only the client's own deadline: a progress stream may last. */
 	struct rpc_call_opts o = {.timeout_ms = call_timeout(gw, call, 0)};

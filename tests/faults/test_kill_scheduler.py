@@ -133,7 +133,7 @@ def main():
     roles.append(sched)
     workers = [cluster.Role.worker(sched.port, "--slots", "8", "--worker-id", "ks-%d" % k,
                                    "--heartbeat", "200ms") for k in (1, 2)]
-    gw = cluster.Role.gateway(sched.port)
+    gw = cluster.Role.gateway(sched.port, "--log-level", "debug")
     roles.extend(workers + [gw])
     stub, streams_stub, clients_stub = gw.stub(), gw.stub(), gw.stub()
     cluster.poll(lambda: len(stub.ListWorkers(pb.ListWorkersRequest(), timeout=10).workers) == 2,
