@@ -64,7 +64,7 @@ enum tstate {
 struct wtask {
 	struct wtask *next;
 	struct worker *w;
-	char *id;
+	char *id; /* id and name point into mem */
 	char *name;
 	int32_t attempt;
 	enum tstate state;
@@ -79,7 +79,8 @@ struct wtask {
 	enum handler_status status;
 	uint8_t *output;
 	size_t output_len;
-	char *error;
+	char *error; /* NULL for none */
+	char mem[];  /* one allocation per task */
 };
 
 struct worker {
@@ -102,6 +103,7 @@ struct worker {
 	int stopping;	     /* SIGTERM: no new work */
 	int closing;	     /* the stream is closed for good */
 	int released;
+	struct pb_arena arena; /* what the scheduler sends is unpacked here */
 };
 
 static int64_t unix_ms(void)
@@ -167,8 +169,6 @@ static void task_remove(struct worker *w, struct wtask *t)
 			break;
 		}
 	}
-	free(t->id);
-	free(t->name);
 	free(t->output);
 	free(t->error);
 	free(t);
@@ -252,7 +252,7 @@ static void flush_results(struct worker *w)
 		r.status = (Orchestrator__V1__TaskStatus)t->status;
 		r.output.data = t->output;
 		r.output.len = t->output_len;
-		r.error = t->error;
+		r.error = t->error ? t->error : "";
 		r.attempt = t->attempt;
 		Orchestrator__V1__WorkerResponse m = ORCHESTRATOR__V1__WORKER_RESPONSE__INIT;
 		m.kind_case = ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_RESULT;
@@ -308,7 +308,7 @@ static void task_finish(struct wtask *t, enum handler_status st, const uint8_t *
 	t->status = st;
 	t->output = len ? xmemdup(out, len) : NULL;
 	t->output_len = len;
-	t->error = xstrdup(error ? error : "");
+	t->error = error && *error ? xstrdup(error) : NULL;
 	log_info("task_finished", "task=%s name=%s attempt=%d status=%s ms=%lld bytes=%zu error=%s",
 		 t->id, log_quote(t->name), t->attempt, status_str(st),
 		 (long long)since_ms(&t->started), len, log_quote(t->error));
@@ -355,10 +355,12 @@ static void on_assign(struct worker *w, const Orchestrator__V1__TaskAssignment__
 			task_remove(w, old);
 	}
 	int used = slots_used(w);
-	struct wtask *t = xcalloc(1, sizeof *t);
+	size_t idlen = strlen(a->task_id) + 1, namelen = strlen(name) + 1;
+	struct wtask *t = xmalloc(sizeof *t + idlen + namelen);
+	memset(t, 0, sizeof *t);
 	t->w = w;
-	t->id = xstrdup(a->task_id);
-	t->name = xstrdup(name);
+	t->id = memcpy(t->mem, a->task_id, idlen);
+	t->name = memcpy(t->mem + idlen, name, namelen);
 	t->attempt = a->attempt;
 	t->started_unix_ms = unix_ms();
 	clock_gettime(CLOCK_MONOTONIC, &t->started);
@@ -443,8 +445,9 @@ static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 {
 	struct worker *w = arg;
 	Orchestrator__V1__TaskAssignment *a =
-		orchestrator__v1__task_assignment__unpack(NULL, len, msg);
+		orchestrator__v1__task_assignment__unpack(&w->arena.allocator, len, msg);
 	if (!a) {
+		pb_arena_release(&w->arena, NULL);
 		log_warn("bad_message", "scheduler=%s bytes=%zu", w->sched_addr, len);
 		return GRPC_STATUS_INTERNAL;
 	}
@@ -465,7 +468,7 @@ static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 		log_debug("message_ignored", "kind=%d", (int)a->kind_case);
 		break;
 	}
-	orchestrator__v1__task_assignment__free_unpacked(a, NULL);
+	pb_arena_release(&w->arena, &a->base);
 	return 0;
 }
 
@@ -833,6 +836,7 @@ int cmd_worker(int argc, char **argv)
 	w->heartbeat_ms = w->hb_ms = f.heartbeat_ms;
 	w->drain_ms = f.drain_ms;
 	w->retry_ms = RETRY_MIN_MS;
+	pb_arena_init(&w->arena);
 	set_identity(w, &f);
 	w->hs = handler_set_new(w->base, &ho);
 	load_handlers(w->hs, &f);
