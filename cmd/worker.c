@@ -104,7 +104,7 @@ struct worker {
 	struct event *hb_ev, *retry_ev, *drain_ev, *close_ev;
 	struct wtask *tasks, *tasks_tail; /* in assignment order */
 	int used;			  /* slots in use, see slots_used() */
-	struct wtask *done, **done_tail;  /* results to send, oldest first */
+	struct wtask *done, **done_tail;  /* results to send, in the order finished */
 	int stopping;	     /* SIGTERM: no new work */
 	int closing;	     /* the stream is closed for good */
 	int released;
