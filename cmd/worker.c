@@ -62,9 +62,10 @@ enum tstate {
 /* One task on this worker, from its assignment until its result has been
  * handed to the stream. */
 struct wtask {
-	struct wtask *next;
+	struct wtask *next, *prev; /* w->tasks */
+	struct wtask *done_next;   /* w->done: TS_DONE and not dropped */
 	struct worker *w;
-	char *id;
+	char *id; /* id and name point into mem */
 	char *name;
 	int32_t attempt;
 	enum tstate state;
@@ -73,13 +74,16 @@ struct wtask {
 	struct timespec started;
 	int percent;
 	struct handler_run *run; /* TS_RUNNING */
-	int cancelling;		 /* told to stop: its slot is on its way back */
-	int drop;		 /* its result is not to be sent (handed back) */
+	/* Set through task_cancelling() and task_drop(), which keep
+	 * w->used. */
+	int cancelling; /* told to stop: its slot is on its way back */
+	int drop;	/* its result is not to be sent (handed back) */
 	/* TS_DONE */
 	enum handler_status status;
 	uint8_t *output;
 	size_t output_len;
-	char *error;
+	char *error; /* NULL for none */
+	char mem[];  /* one allocation per task */
 };
 
 struct worker {
@@ -98,10 +102,13 @@ struct worker {
 	int up;		       /* the scheduler has answered on this stream */
 	int retry_ms;
 	struct event *hb_ev, *retry_ev, *drain_ev, *close_ev;
-	struct wtask *tasks; /* in assignment order */
+	struct wtask *tasks, *tasks_tail; /* in assignment order */
+	int used;			  /* slots in use, see slots_used() */
+	struct wtask *done, **done_tail;  /* results to send, in the order finished */
 	int stopping;	     /* SIGTERM: no new work */
 	int closing;	     /* the stream is closed for good */
 	int released;
+	struct pb_arena arena; /* what the scheduler sends is unpacked here */
 };
 
 static int64_t unix_ms(void)
@@ -133,6 +140,9 @@ static const char *status_str(enum handler_status st)
 
 /* ---- tasks ---------------------------------------------------------------- */
 
+/* A walk: at the slot counts workers usually have it costs less than
+ * hashing the id into a map would (docs/performance.md, "Worker hot
+ * path"). */
 static struct wtask *find_task(struct worker *w, const char *id)
 {
 	for (struct wtask *t = w->tasks; t; t = t->next)
@@ -145,10 +155,27 @@ static struct wtask *find_task(struct worker *w, const char *id)
  * scheduler may already count theirs as free, e.g. after a reconnect). */
 static int slots_used(const struct worker *w)
 {
-	int n = 0;
-	for (const struct wtask *t = w->tasks; t; t = t->next)
-		n += !t->cancelling && !t->drop;
-	return n;
+	return w->used;
+}
+
+/* Whether t holds a slot by slots_used()'s rule. */
+static int holds_slot(const struct wtask *t)
+{
+	return !t->cancelling && !t->drop;
+}
+
+static void task_cancelling(struct worker *w, struct wtask *t)
+{
+	w->used -= holds_slot(t);
+	t->cancelling = 1;
+}
+
+static void task_drop(struct worker *w, struct wtask *t)
+{
+	if (t->drop)
+		return;
+	w->used -= holds_slot(t);
+	t->drop = 1;
 }
 
 static int count_state(const struct worker *w, enum tstate st)
@@ -159,16 +186,38 @@ static int count_state(const struct worker *w, enum tstate st)
 	return n;
 }
 
+/* Appends a new task, counted as holding a slot. */
+static void task_add(struct worker *w, struct wtask *t)
+{
+	t->prev = w->tasks_tail;
+	if (w->tasks_tail)
+		w->tasks_tail->next = t;
+	else
+		w->tasks = t;
+	w->tasks_tail = t;
+	w->used++;
+}
+
 static void task_remove(struct worker *w, struct wtask *t)
 {
-	for (struct wtask **p = &w->tasks; *p; p = &(*p)->next) {
+	task_drop(w, t);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		w->tasks = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		w->tasks_tail = t->prev;
+	/* flush_results takes the head: a walk only for other removals. */
+	for (struct wtask **p = &w->done; t->state == TS_DONE && *p; p = &(*p)->done_next) {
 		if (*p == t) {
-			*p = t->next;
+			*p = t->done_next;
+			if (!*p)
+				w->done_tail = p;
 			break;
 		}
 	}
-	free(t->id);
-	free(t->name);
 	free(t->output);
 	free(t->error);
 	free(t);
@@ -239,20 +288,18 @@ static void send_heartbeat(struct worker *w)
 	free(hb.running_task_ids);
 }
 
-/* Hands finished tasks' results to the stream, oldest first, while it
- * takes them; each one sent frees its slot. */
+/* Hands finished tasks' results to the stream, in the order they
+ * finished, while it takes them; each one sent frees its slot. */
 static void flush_results(struct worker *w)
 {
-	for (struct wtask *t = w->tasks, *next; t && w->call && w->up; t = next) {
-		next = t->next;
-		if (t->state != TS_DONE)
-			continue;
+	while (w->done && w->call && w->up) {
+		struct wtask *t = w->done;
 		Orchestrator__V1__TaskResult r = ORCHESTRATOR__V1__TASK_RESULT__INIT;
 		r.task_id = t->id;
 		r.status = (Orchestrator__V1__TaskStatus)t->status;
 		r.output.data = t->output;
 		r.output.len = t->output_len;
-		r.error = t->error;
+		r.error = t->error ? t->error : "";
 		r.attempt = t->attempt;
 		Orchestrator__V1__WorkerResponse m = ORCHESTRATOR__V1__WORKER_RESPONSE__INIT;
 		m.kind_case = ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_RESULT;
@@ -305,10 +352,12 @@ static void task_finish(struct wtask *t, enum handler_status st, const uint8_t *
 		return;
 	}
 	t->state = TS_DONE;
+	*w->done_tail = t;
+	w->done_tail = &t->done_next;
 	t->status = st;
 	t->output = len ? xmemdup(out, len) : NULL;
 	t->output_len = len;
-	t->error = xstrdup(error ? error : "");
+	t->error = error && *error ? xstrdup(error) : NULL;
 	log_info("task_finished", "task=%s name=%s attempt=%d status=%s ms=%lld bytes=%zu error=%s",
 		 t->id, log_quote(t->name), t->attempt, status_str(st),
 		 (long long)since_ms(&t->started), len, log_quote(t->error));
@@ -348,26 +397,25 @@ static void on_assign(struct worker *w, const Orchestrator__V1__TaskAssignment__
 		 * away): the old attempt's result must never be sent. */
 		log_warn("attempt_superseded", "task=%s old_attempt=%d attempt=%d", old->id,
 			 old->attempt, a->attempt);
-		old->drop = 1;
+		task_drop(w, old);
 		if (old->state == TS_RUNNING)
 			handler_cancel(old->run, "superseded by a new attempt");
 		else
 			task_remove(w, old);
 	}
 	int used = slots_used(w);
-	struct wtask *t = xcalloc(1, sizeof *t);
+	size_t idlen = strlen(a->task_id) + 1, namelen = strlen(name) + 1;
+	struct wtask *t = xmalloc(sizeof *t + idlen + namelen);
+	memset(t, 0, sizeof *t);
 	t->w = w;
-	t->id = xstrdup(a->task_id);
-	t->name = xstrdup(name);
+	t->id = memcpy(t->mem, a->task_id, idlen);
+	t->name = memcpy(t->mem + idlen, name, namelen);
 	t->attempt = a->attempt;
 	t->started_unix_ms = unix_ms();
 	clock_gettime(CLOCK_MONOTONIC, &t->started);
 	int64_t timeout = spec ? spec->timeout_ms : 0;
 	t->deadline_unix_ms = timeout > 0 ? t->started_unix_ms + timeout : 0;
-	struct wtask **tail = &w->tasks;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = t;
+	task_add(w, t);
 
 	if (w->stopping) {
 		t->state = TS_HELD;
@@ -410,7 +458,7 @@ static void on_cancel(struct worker *w, const Orchestrator__V1__TaskAssignment__
 	log_info("task_cancel", "task=%s attempt=%d reason=%s", t->id, t->attempt,
 		 log_quote(reason));
 	if (t->state == TS_RUNNING) {
-		t->cancelling = 1;
+		task_cancelling(w, t);
 		handler_cancel(t->run, reason);
 	} else if (t->state == TS_HELD) {
 		task_finish(t, HANDLER_CANCELLED, NULL, 0, reason);
@@ -443,8 +491,9 @@ static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 {
 	struct worker *w = arg;
 	Orchestrator__V1__TaskAssignment *a =
-		orchestrator__v1__task_assignment__unpack(NULL, len, msg);
+		orchestrator__v1__task_assignment__unpack(&w->arena.allocator, len, msg);
 	if (!a) {
+		pb_arena_release(&w->arena, NULL);
 		log_warn("bad_message", "scheduler=%s bytes=%zu", w->sched_addr, len);
 		return GRPC_STATUS_INTERNAL;
 	}
@@ -465,7 +514,7 @@ static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 		log_debug("message_ignored", "kind=%d", (int)a->kind_case);
 		break;
 	}
-	orchestrator__v1__task_assignment__free_unpacked(a, NULL);
+	pb_arena_release(&w->arena, &a->base);
 	return 0;
 }
 
@@ -596,7 +645,7 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	for (struct wtask *t = w->tasks, *next; t; t = next) {
 		next = t->next;
 		if (t->state == TS_RUNNING) {
-			t->drop = 1;
+			task_drop(w, t);
 			handler_cancel(t->run, "worker shutting down");
 		} else if (t->state == TS_DONE) {
 			log_warn("result_dropped", "task=%s reason=%s", t->id,
@@ -833,6 +882,8 @@ int cmd_worker(int argc, char **argv)
 	w->heartbeat_ms = w->hb_ms = f.heartbeat_ms;
 	w->drain_ms = f.drain_ms;
 	w->retry_ms = RETRY_MIN_MS;
+	pb_arena_init(&w->arena);
+	w->done_tail = &w->done;
 	set_identity(w, &f);
 	w->hs = handler_set_new(w->base, &ho);
 	load_handlers(w->hs, &f);

@@ -49,6 +49,10 @@ struct handler_set {
 	struct event *sigchld; /* created with the first child */
 	struct handler_run *runs;
 	size_t nruns;
+	/* Runs whose outcome is decided, oldest first: one event delivers
+	 * them from the loop, so a run needs no event of its own to end. */
+	struct handler_run *done_head, **done_tail;
+	struct event *deliver_ev; /* made with the first run */
 	char **env; /* "NAME=VALUE" each exec child gets, xmalloc'd */
 	size_t nenv;
 	pid_t pid; /* the worker's, for children to check their parent */
@@ -57,33 +61,9 @@ struct handler_set {
 /* Why an exec child is being stopped; the first reason wins. */
 enum why { WHY_NONE, WHY_TIMEOUT, WHY_CANCEL, WHY_OVERFLOW };
 
-struct handler_run {
-	struct handler_set *set;
-	struct handler_run *next, *prev;
-	enum kind kind;
-	char **argv; /* borrowed from the handler, which the set never frees early */
-	char *task_id;
-	char *name;
-	struct handler_cbs cbs;
-	void *arg;
-	int64_t timeout_ms;
-	struct event *timeout_ev;
-	struct event *done_ev; /* delivers on_done from the loop */
-	int ended;	       /* outcome decided, delivery pending */
-	enum handler_status status;
-	char *error;
-	uint8_t *payload;
-	size_t payload_len;
-	uint8_t *out; /* output */
-	size_t out_len, out_cap;
-
-	/* sleep */
-	struct event *tick_ev;
-	struct timespec t0;
-	int64_t sleep_ms;
-	int step;
-
-	/* exec */
+/* What only an exec run needs, allocated when its child is started: a
+ * built-in run does without these two kilobytes of buffers. */
+struct child {
 	pid_t pid;
 	int reaped;
 	int wstatus;
@@ -97,6 +77,36 @@ struct handler_run {
 	enum why why;
 	char *cancel_reason;
 	struct event *kill_ev;
+};
+
+struct handler_run {
+	struct handler_set *set;
+	struct handler_run *next, *prev;
+	struct handler_run *done_next; /* in the set's delivery queue */
+	enum kind kind;
+	char **argv; /* borrowed from the handler, which the set never frees early */
+	const char *task_id; /* these three point into mem */
+	const char *name;
+	const uint8_t *payload;
+	size_t payload_len;
+	struct handler_cbs cbs;
+	void *arg;
+	int64_t timeout_ms;
+	struct event *timeout_ev; /* made only for a run still going after its start */
+	int ended;		  /* outcome decided, delivery pending */
+	enum handler_status status;
+	char *error;
+	uint8_t *out; /* output */
+	size_t out_len, out_cap;
+
+	/* sleep */
+	struct event *tick_ev;
+	struct timespec t0;
+	int64_t sleep_ms;
+	int step;
+
+	struct child *x; /* exec, once started */
+	char mem[];	 /* task id, name and payload: one allocation per run */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -441,29 +451,52 @@ static void run_unlink(struct handler_run *run)
 	set->nruns--;
 }
 
+static void child_free(struct child *x)
+{
+	if (!x)
+		return;
+	close_fd(&x->fd_in, &x->ev_in);
+	close_fd(&x->fd_out, &x->ev_out);
+	close_fd(&x->fd_err, &x->ev_err);
+	close_fd(&x->fd_prog, &x->ev_prog);
+	if (x->kill_ev)
+		event_free(x->kill_ev);
+	free(x->cancel_reason);
+	free(x);
+}
+
+/* Whether the run has a child not yet reaped. */
+static int child_running(const struct handler_run *run)
+{
+	return run->x && run->x->pid > 0 && !run->x->reaped;
+}
+
 /* Frees an unlinked run. */
 static void run_free(struct handler_run *run)
 {
-	close_fd(&run->fd_in, &run->ev_in);
-	close_fd(&run->fd_out, &run->ev_out);
-	close_fd(&run->fd_err, &run->ev_err);
-	close_fd(&run->fd_prog, &run->ev_prog);
-	struct event *evs[] = {run->timeout_ev, run->done_ev, run->tick_ev, run->kill_ev};
-	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
-		if (evs[i])
-			event_free(evs[i]);
-	free(run->task_id);
-	free(run->name);
+	if (run->timeout_ev)
+		event_free(run->timeout_ev);
+	if (run->tick_ev)
+		event_free(run->tick_ev);
+	child_free(run->x);
 	free(run->error);
-	free(run->payload);
 	free(run->out);
-	free(run->cancel_reason);
 	free(run);
 }
 
+/* Delivers the oldest decided run. One per callback, the event re-armed
+ * first for the rest: on_done may even free the set. */
 static void deliver_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct handler_run *run = arg;
+	struct handler_set *set = arg;
+	struct handler_run *run = set->done_head;
+	if (!run)
+		return;
+	set->done_head = run->done_next;
+	if (!set->done_head)
+		set->done_tail = &set->done_head;
+	else
+		event_active(set->deliver_ev, 0, 0);
 	/* Gone from the set first: on_done may ask how many still run. */
 	run_unlink(run);
 	run->cbs.on_done(run->status, run->out, run->out_len, run->error ? run->error : "",
@@ -487,7 +520,10 @@ static void conclude(struct handler_run *run, enum handler_status st, const char
 		event_del(run->timeout_ev);
 	if (run->tick_ev)
 		event_del(run->tick_ev);
-	event_active(run->done_ev, 0, 0);
+	struct handler_set *set = run->set;
+	*set->done_tail = run;
+	set->done_tail = &run->done_next;
+	event_active(set->deliver_ev, 0, 0);
 }
 
 static void set_output(struct handler_run *run, const void *p, size_t n)
@@ -499,7 +535,7 @@ static void set_output(struct handler_run *run, const void *p, size_t n)
 
 static void progress(struct handler_run *run, int pct, char *msg)
 {
-	if (run->ended || run->why != WHY_NONE || !run->cbs.on_progress)
+	if (run->ended || (run->x && run->x->why != WHY_NONE) || !run->cbs.on_progress)
 		return;
 	utf8_clean(msg);
 	run->cbs.on_progress(pct, msg, run->arg);
@@ -611,10 +647,10 @@ static void start_builtin(struct handler_run *run)
 static void kill_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_run *run = arg;
-	if (!run->reaped) {
+	if (!run->x->reaped) {
 		log_debug("handler_kill", "task=%s pid=%d signal=KILL", run->task_id,
-			  (int)run->pid);
-		kill(-run->pid, SIGKILL);
+			  (int)run->x->pid);
+		kill(-run->x->pid, SIGKILL);
 	}
 }
 
@@ -622,48 +658,48 @@ static void kill_cb(evutil_socket_t fd, short what, void *arg)
  * grace. The outcome is decided when it has been reaped. */
 static void stop_child(struct handler_run *run, enum why why)
 {
-	if (run->why != WHY_NONE || run->ended)
+	if (run->x->why != WHY_NONE || run->ended)
 		return;
-	run->why = why;
-	if (run->reaped)
+	run->x->why = why;
+	if (run->x->reaped)
 		return;
-	log_debug("handler_kill", "task=%s pid=%d signal=TERM", run->task_id, (int)run->pid);
-	kill(-run->pid, SIGTERM);
-	run->kill_ev = evtimer_new(run->set->base, kill_cb, run);
+	log_debug("handler_kill", "task=%s pid=%d signal=TERM", run->task_id, (int)run->x->pid);
+	kill(-run->x->pid, SIGTERM);
+	run->x->kill_ev = evtimer_new(run->set->base, kill_cb, run);
 	struct timeval tv = tv_ms(run->set->opts.kill_grace_ms);
-	evtimer_add(run->kill_ev, &tv);
+	evtimer_add(run->x->kill_ev, &tv);
 }
 
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_run *run = arg;
-	while (run->in_off < run->payload_len) {
-		size_t left = run->payload_len - run->in_off;
-		ssize_t n = write(run->fd_in, run->payload + run->in_off, left);
+	while (run->x->in_off < run->payload_len) {
+		size_t left = run->payload_len - run->x->in_off;
+		ssize_t n = write(run->x->fd_in, run->payload + run->x->in_off, left);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n < 0)
 			break; /* EPIPE: the child does not want the rest */
-		run->in_off += (size_t)n;
+		run->x->in_off += (size_t)n;
 	}
-	close_fd(&run->fd_in, &run->ev_in);
+	close_fd(&run->x->fd_in, &run->x->ev_in);
 }
 
-/* Reports the progress line collected in run->line, if it is one. */
+/* Reports the progress line collected in run->x->line, if it is one. */
 static void progress_line(struct handler_run *run)
 {
 	int pct;
 	char msg[PROGRESS_LINE_MAX];
-	if (handler_parse_progress(run->line, run->line_len, &pct, msg, sizeof msg) == 0) {
+	if (handler_parse_progress(run->x->line, run->x->line_len, &pct, msg, sizeof msg) == 0) {
 		progress(run, pct, msg);
 	} else {
-		run->line[run->line_len] = '\0';
+		run->x->line[run->x->line_len] = '\0';
 		log_debug("handler_bad_progress", "task=%s line=%s", run->task_id,
-			  log_quote(run->line));
+			  log_quote(run->x->line));
 	}
-	run->line_len = 0;
+	run->x->line_len = 0;
 }
 
 /* Reads what fd has now into the run: 1 on EOF or error, else 0. */
@@ -678,13 +714,13 @@ static int read_some(struct handler_run *run, int fd, int which)
 			return 0;
 		if (n <= 0) {
 			/* A last line without its newline still counts. */
-			if (which == 3 && run->line_len)
+			if (which == 3 && run->x->line_len)
 				progress_line(run);
 			return 1;
 		}
 		if (which == 1) {
 			size_t max = run->set->opts.max_output;
-			if (run->why == WHY_OVERFLOW)
+			if (run->x->why == WHY_OVERFLOW)
 				continue;
 			if (run->out_len + (size_t)n > max) {
 				stop_child(run, WHY_OVERFLOW);
@@ -702,23 +738,24 @@ static int read_some(struct handler_run *run, int fd, int which)
 		} else if (which == 2) {
 			size_t k = (size_t)n;
 			if (k >= STDERR_TAIL) {
-				memcpy(run->errtail, buf + k - STDERR_TAIL, STDERR_TAIL);
-				run->errtail_len = STDERR_TAIL;
+				memcpy(run->x->errtail, buf + k - STDERR_TAIL, STDERR_TAIL);
+				run->x->errtail_len = STDERR_TAIL;
 			} else {
-				size_t keep = run->errtail_len + k > STDERR_TAIL
+				size_t keep = run->x->errtail_len + k > STDERR_TAIL
 						      ? STDERR_TAIL - k
-						      : run->errtail_len;
-				memmove(run->errtail, run->errtail + run->errtail_len - keep, keep);
-				memcpy(run->errtail + keep, buf, k);
-				run->errtail_len = keep + k;
+						      : run->x->errtail_len;
+				memmove(run->x->errtail,
+					run->x->errtail + run->x->errtail_len - keep, keep);
+				memcpy(run->x->errtail + keep, buf, k);
+				run->x->errtail_len = keep + k;
 			}
 		} else {
 			for (ssize_t i = 0; i < n; i++) {
 				char c = buf[i];
 				if (c != '\n') {
 					/* An over-long line is cut, not split. */
-					if (run->line_len < sizeof run->line - 1)
-						run->line[run->line_len++] = c;
+					if (run->x->line_len < sizeof run->x->line - 1)
+						run->x->line[run->x->line_len++] = c;
 					continue;
 				}
 				progress_line(run);
@@ -731,34 +768,34 @@ static int read_some(struct handler_run *run, int fd, int which)
 static void child_exited(struct handler_run *run)
 {
 	struct handler_set *set = run->set;
-	run->reaped = 1;
-	if (run->kill_ev)
-		event_del(run->kill_ev);
+	run->x->reaped = 1;
+	if (run->x->kill_ev)
+		event_del(run->x->kill_ev);
 	/* Leftovers in its group (a background grandchild) go with it. The
 	 * group id cannot have been reused: nothing was spawned since the
 	 * reap, and a group with members keeps its id. */
-	kill(-run->pid, SIGKILL);
+	kill(-run->x->pid, SIGKILL);
 	/* Everything the child itself wrote is in the pipes by now. */
-	if (run->fd_out >= 0)
-		read_some(run, run->fd_out, 1);
-	if (run->fd_err >= 0)
-		read_some(run, run->fd_err, 2);
-	if (run->fd_prog >= 0)
-		read_some(run, run->fd_prog, 3);
-	close_fd(&run->fd_in, &run->ev_in);
-	close_fd(&run->fd_out, &run->ev_out);
-	close_fd(&run->fd_err, &run->ev_err);
-	close_fd(&run->fd_prog, &run->ev_prog);
+	if (run->x->fd_out >= 0)
+		read_some(run, run->x->fd_out, 1);
+	if (run->x->fd_err >= 0)
+		read_some(run, run->x->fd_err, 2);
+	if (run->x->fd_prog >= 0)
+		read_some(run, run->x->fd_prog, 3);
+	close_fd(&run->x->fd_in, &run->x->ev_in);
+	close_fd(&run->x->fd_out, &run->x->ev_out);
+	close_fd(&run->x->fd_err, &run->x->ev_err);
+	close_fd(&run->x->fd_prog, &run->x->ev_prog);
 
 	char e[STDERR_TAIL + 64];
-	int st = run->wstatus;
-	switch (run->why) {
+	int st = run->x->wstatus;
+	switch (run->x->why) {
 	case WHY_TIMEOUT:
 		timeout_msg(run, e, sizeof e);
 		conclude(run, HANDLER_FAILED, e);
 		return;
 	case WHY_CANCEL:
-		conclude(run, HANDLER_CANCELLED, run->cancel_reason);
+		conclude(run, HANDLER_CANCELLED, run->x->cancel_reason);
 		return;
 	case WHY_OVERFLOW:
 		snprintf(e, sizeof e, "output exceeds %zu bytes", set->opts.max_output);
@@ -771,12 +808,12 @@ static void child_exited(struct handler_run *run)
 		conclude(run, HANDLER_COMPLETED, NULL);
 		return;
 	}
-	size_t n = run->errtail_len;
-	while (n > 0 && (run->errtail[n - 1] == '\n' || run->errtail[n - 1] == '\r' ||
-			 run->errtail[n - 1] == ' ' || run->errtail[n - 1] == '\t'))
+	size_t n = run->x->errtail_len;
+	while (n > 0 && (run->x->errtail[n - 1] == '\n' || run->x->errtail[n - 1] == '\r' ||
+			 run->x->errtail[n - 1] == ' ' || run->x->errtail[n - 1] == '\t'))
 		n--;
 	size_t skip = 0;
-	while (skip < n && run->errtail[skip] == '\0')
+	while (skip < n && run->x->errtail[skip] == '\0')
 		skip++;
 	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU)
 		snprintf(e, sizeof e, "CPU time limit exceeded (killed by signal %d, SIGXCPU)",
@@ -784,7 +821,7 @@ static void child_exited(struct handler_run *run)
 	else if (WIFSIGNALED(st))
 		snprintf(e, sizeof e, "killed by signal %d", WTERMSIG(st));
 	else if (n > skip)
-		snprintf(e, sizeof e, "%.*s", (int)(n - skip), run->errtail + skip);
+		snprintf(e, sizeof e, "%.*s", (int)(n - skip), run->x->errtail + skip);
 	else
 		snprintf(e, sizeof e, "exit status %d", WEXITSTATUS(st));
 	conclude(run, HANDLER_FAILED, e);
@@ -792,16 +829,16 @@ static void child_exited(struct handler_run *run)
 
 static void try_reap(struct handler_run *run)
 {
-	if (run->kind != K_EXEC || run->pid <= 0 || run->reaped)
+	if (!child_running(run))
 		return;
 	int st;
-	pid_t r = waitpid(run->pid, &st, WNOHANG);
-	if (r == run->pid) {
-		run->wstatus = st;
+	pid_t r = waitpid(run->x->pid, &st, WNOHANG);
+	if (r == run->x->pid) {
+		run->x->wstatus = st;
 		child_exited(run);
 	} else if (r < 0 && errno == ECHILD) {
 		/* Someone else reaped it: the status is lost. */
-		run->wstatus = 255 << 8;
+		run->x->wstatus = 255 << 8;
 		child_exited(run);
 	}
 }
@@ -827,19 +864,19 @@ static void on_pipe(struct handler_run *run, int *fd, struct event **ev, int whi
 static void on_stdout(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_run *run = arg;
-	on_pipe(run, &run->fd_out, &run->ev_out, 1);
+	on_pipe(run, &run->x->fd_out, &run->x->ev_out, 1);
 }
 
 static void on_stderr(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_run *run = arg;
-	on_pipe(run, &run->fd_err, &run->ev_err, 2);
+	on_pipe(run, &run->x->fd_err, &run->x->ev_err, 2);
 }
 
 static void on_progress_fd(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_run *run = arg;
-	on_pipe(run, &run->fd_prog, &run->ev_prog, 3);
+	on_pipe(run, &run->x->fd_prog, &run->x->ev_prog, 3);
 }
 
 /* Moves a child's end of a pipe to 10 or above, so that the dup2 of one
@@ -912,7 +949,7 @@ fail:
  * Starts the child with fds as its 0..3 and envp as its environment, in
  * its own process group with the set's limits: fork and exec rather than
  * posix_spawn, which has no way to set limits on the child alone. Returns
- * 0 with run->pid set, or -1 with the reason in e.
+ * 0 with run->x->pid set, or -1 with the reason in e.
  */
 static int spawn_child(struct handler_run *run, const int fds[4], char **envp, char *e,
 		       size_t elen)
@@ -958,7 +995,7 @@ static int spawn_child(struct handler_run *run, const int fds[4], char **envp, c
 	while (n < 0 && errno == EINTR);
 	close(ep[0]);
 	if (n != (ssize_t)sizeof f) {
-		run->pid = pid; /* EOF: the exec succeeded */
+		run->x->pid = pid; /* EOF: the exec succeeded */
 		return 0;
 	}
 	waitpid(pid, NULL, 0);
@@ -977,6 +1014,8 @@ static void start_exec(struct handler_run *run)
 	struct handler_set *set = run->set;
 	int p[4][2], child[4] = {-1, -1, -1, -1}, i, made = 0;
 	char e[256];
+	run->x = xcalloc(1, sizeof *run->x);
+	run->x->fd_in = run->x->fd_out = run->x->fd_err = run->x->fd_prog = -1;
 	for (i = 0; i < 4; i++) {
 		if (pipe2(p[i], O_CLOEXEC) != 0)
 			break;
@@ -1020,30 +1059,31 @@ static void start_exec(struct handler_run *run)
 	free(env_nm);
 	for (i = 0; i < 4; i++)
 		close(child[i]);
-	run->fd_in = p[0][1];
-	run->fd_out = p[1][0];
-	run->fd_err = p[2][0];
-	run->fd_prog = p[3][0];
+	run->x->fd_in = p[0][1];
+	run->x->fd_out = p[1][0];
+	run->x->fd_err = p[2][0];
+	run->x->fd_prog = p[3][0];
 	if (rv != 0) {
-		run->pid = 0;
+		run->x->pid = 0;
 		conclude(run, HANDLER_FAILED, e);
 		return;
 	}
-	log_debug("handler_spawned", "task=%s pid=%d cmd=%s", run->task_id, (int)run->pid,
+	log_debug("handler_spawned", "task=%s pid=%d cmd=%s", run->task_id, (int)run->x->pid,
 		  log_quote(run->argv[0]));
 	if (run->payload_len) {
-		run->ev_in = event_new(set->base, run->fd_in, EV_WRITE | EV_PERSIST, on_stdin, run);
-		event_add(run->ev_in, NULL);
+		run->x->ev_in =
+			event_new(set->base, run->x->fd_in, EV_WRITE | EV_PERSIST, on_stdin, run);
+		event_add(run->x->ev_in, NULL);
 	} else {
-		close_fd(&run->fd_in, &run->ev_in);
+		close_fd(&run->x->fd_in, &run->x->ev_in);
 	}
-	run->ev_out = event_new(set->base, run->fd_out, EV_READ | EV_PERSIST, on_stdout, run);
-	run->ev_err = event_new(set->base, run->fd_err, EV_READ | EV_PERSIST, on_stderr, run);
-	run->ev_prog =
-		event_new(set->base, run->fd_prog, EV_READ | EV_PERSIST, on_progress_fd, run);
-	event_add(run->ev_out, NULL);
-	event_add(run->ev_err, NULL);
-	event_add(run->ev_prog, NULL);
+	run->x->ev_out = event_new(set->base, run->x->fd_out, EV_READ | EV_PERSIST, on_stdout, run);
+	run->x->ev_err = event_new(set->base, run->x->fd_err, EV_READ | EV_PERSIST, on_stderr, run);
+	run->x->ev_prog =
+		event_new(set->base, run->x->fd_prog, EV_READ | EV_PERSIST, on_progress_fd, run);
+	event_add(run->x->ev_out, NULL);
+	event_add(run->x->ev_err, NULL);
+	event_add(run->x->ev_prog, NULL);
 }
 
 /* ---- runs: the public part ---------------------------------------------- */
@@ -1051,7 +1091,7 @@ static void start_exec(struct handler_run *run)
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_run *run = arg;
-	if (run->kind == K_EXEC && run->pid > 0 && !run->reaped) {
+	if (child_running(run)) {
 		stop_child(run, WHY_TIMEOUT);
 		return;
 	}
@@ -1070,33 +1110,41 @@ struct handler_run *handler_start(struct handler_set *set, const char *task_id, 
 			*err = -ENOENT;
 		return NULL;
 	}
-	struct handler_run *run = xcalloc(1, sizeof *run);
+	if (!set->deliver_ev) {
+		set->deliver_ev = event_new(set->base, -1, 0, deliver_cb, set);
+		set->done_tail = &set->done_head;
+	}
+	size_t idlen = strlen(task_id) + 1, namelen = strlen(name) + 1;
+	struct handler_run *run = xmalloc(sizeof *run + idlen + namelen + len);
+	/* Only the fixed part is zeroed: the rest is copied over at once. */
+	memset(run, 0, sizeof *run);
 	run->set = set;
 	run->kind = h->kind;
 	run->argv = h->argv;
-	run->task_id = xstrdup(task_id);
-	run->name = xstrdup(name);
+	run->task_id = memcpy(run->mem, task_id, idlen);
+	run->name = memcpy(run->mem + idlen, name, namelen);
+	run->payload = (const uint8_t *)run->mem + idlen + namelen;
+	if (len)
+		memcpy(run->mem + idlen + namelen, payload, len);
+	run->payload_len = len;
 	run->cbs = *cbs;
 	run->arg = arg;
 	run->timeout_ms = timeout_ms;
-	run->payload = xmemdup(payload, len);
-	run->payload_len = len;
-	run->fd_in = run->fd_out = run->fd_err = run->fd_prog = -1;
-	run->done_ev = event_new(set->base, -1, 0, deliver_cb, run);
 	run->next = set->runs;
 	if (set->runs)
 		set->runs->prev = run;
 	set->runs = run;
 	set->nruns++;
-	if (timeout_ms > 0) {
-		run->timeout_ev = evtimer_new(set->base, timeout_cb, run);
-		struct timeval tv = tv_ms(timeout_ms);
-		evtimer_add(run->timeout_ev, &tv);
-	}
 	if (run->kind == K_EXEC)
 		start_exec(run);
 	else
 		start_builtin(run);
+	/* A built-in that finished at once needs no timer. */
+	if (timeout_ms > 0 && !run->ended) {
+		run->timeout_ev = evtimer_new(set->base, timeout_cb, run);
+		struct timeval tv = tv_ms(timeout_ms);
+		evtimer_add(run->timeout_ev, &tv);
+	}
 	return run;
 }
 
@@ -1106,10 +1154,10 @@ void handler_cancel(struct handler_run *run, const char *reason)
 		return;
 	if (!reason || !*reason)
 		reason = "cancelled";
-	if (run->kind == K_EXEC && run->pid > 0 && !run->reaped) {
-		if (run->why == WHY_NONE) {
-			free(run->cancel_reason);
-			run->cancel_reason = xstrdup(reason);
+	if (child_running(run)) {
+		if (run->x->why == WHY_NONE) {
+			free(run->x->cancel_reason);
+			run->x->cancel_reason = xstrdup(reason);
 		}
 		stop_child(run, WHY_CANCEL);
 		return;
@@ -1123,9 +1171,9 @@ void handler_set_del(struct handler_set *set)
 		return;
 	while (set->runs) {
 		struct handler_run *run = set->runs;
-		if (run->kind == K_EXEC && run->pid > 0 && !run->reaped) {
-			kill(-run->pid, SIGKILL);
-			waitpid(run->pid, NULL, WNOHANG);
+		if (child_running(run)) {
+			kill(-run->x->pid, SIGKILL);
+			waitpid(run->x->pid, NULL, WNOHANG);
 		}
 		run_unlink(run);
 		run_free(run);
@@ -1140,5 +1188,7 @@ void handler_set_del(struct handler_set *set)
 	free(set->env);
 	if (set->sigchld)
 		event_free(set->sigchld);
+	if (set->deliver_ev)
+		event_free(set->deliver_ev);
 	free(set);
 }

@@ -21,6 +21,45 @@ int pb_send(struct rpc_call *call, const ProtobufCMessage *m, int flags)
 	return rv;
 }
 
+/* ---- the arena ------------------------------------------------------------ */
+
+static void *arena_alloc(void *data, size_t size)
+{
+	struct pb_arena *a = data;
+	size_t align = _Alignof(max_align_t);
+	size_t at = (a->used + align - 1) & ~(align - 1);
+	if (size <= sizeof a->buf && at <= sizeof a->buf - size) {
+		a->used = at + size;
+		return a->buf + at;
+	}
+	a->spilled = 1;
+	return xmalloc(size ? size : 1);
+}
+
+static void arena_free(void *data, void *p)
+{
+	struct pb_arena *a = data;
+	unsigned char *c = p;
+	if (c < a->buf || c >= a->buf + sizeof a->buf)
+		free(p);
+}
+
+void pb_arena_init(struct pb_arena *a)
+{
+	a->allocator = (ProtobufCAllocator){arena_alloc, arena_free, a};
+	a->used = 0;
+	a->spilled = 0;
+}
+
+void pb_arena_release(struct pb_arena *a, ProtobufCMessage *m)
+{
+	/* Without a spill every byte of m is in buf: nothing to walk. */
+	if (m && a->spilled)
+		protobuf_c_message_free_unpacked(m, &a->allocator);
+	a->used = 0;
+	a->spilled = 0;
+}
+
 void pb_reply(struct rpc_call *call, const ProtobufCMessage *m)
 {
 	pb_send(call, m, 0);

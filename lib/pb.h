@@ -7,6 +7,8 @@
 #ifndef ORCHD_PB_H
 #define ORCHD_PB_H
 
+#include <stddef.h>
+
 #include <protobuf-c/protobuf-c.h>
 
 #include "rpc.h"
@@ -44,5 +46,25 @@ ProtobufCMessage *pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *
  * INVALID_ARGUMENT and the reason, and returns NULL. */
 ProtobufCMessage *pb_request(struct rpc_call *call, const ProtobufCMessageDescriptor *d,
                              const uint8_t *msg, size_t len);
+
+/*
+ * An allocator for unpacking one message at a time out of a fixed buffer,
+ * so that a small message costs no malloc per field and no walk to free
+ * them: what does not fit goes to malloc. Embed it, pb_arena_init() it,
+ * pass &arena->allocator to a generated __unpack(), and give the message
+ * back with pb_arena_release() once done with it; the arena then serves
+ * the next one. One message at a time per arena.
+ */
+struct pb_arena {
+	ProtobufCAllocator allocator;
+	size_t used;
+	int spilled; /* something went to malloc: release walks the message */
+	_Alignas(max_align_t) unsigned char buf[4096];
+};
+
+void pb_arena_init(struct pb_arena *a);
+/* Frees m (taken; unpacked with a's allocator, or NULL when the unpack
+ * failed) and makes the whole arena free again. */
+void pb_arena_release(struct pb_arena *a, ProtobufCMessage *m);
 
 #endif

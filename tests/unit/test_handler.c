@@ -173,7 +173,12 @@ struct rec {
 	int cancel_after;
 	/* handler_set_running() as on_done saw it */
 	size_t running_in_done;
+	int seq; /* the order on_done ran in, from 1 */
+	/* on_done deletes the set (NULL: no) */
+	struct handler_set *del_in_done;
 };
+
+static int done_seq;
 
 static int rec_progress(int pct, const char *msg, void *arg)
 {
@@ -204,6 +209,9 @@ static int rec_done(enum handler_status st, const uint8_t *out, size_t len, cons
 	snprintf(r->error, sizeof r->error, "%s", error);
 	r->run = NULL;
 	r->running_in_done = handler_set_running(r->set);
+	r->seq = ++done_seq;
+	if (r->del_in_done)
+		handler_set_del(r->del_in_done);
 	return 0;
 }
 
@@ -327,6 +335,49 @@ START_TEST(builtins_noop_echo_fail_sha256)
 	ck_assert_uint_eq(handler_set_running(set), 0);
 
 	handler_set_del(set);
+	event_base_free(base);
+}
+END_TEST
+
+/* Built-ins that end inside handler_start share one delivery event: each
+ * still ends from the loop, once, in the order started, and a timeout
+ * given to one cannot fire after it ended. */
+START_TEST(runs_ended_at_start_are_delivered_in_order_without_timers)
+{
+	struct event_base *base = event_base_new();
+	struct handler_set *set = mkset(base, 0, 0);
+	static const char *const names[] = {"noop", "echo", "fail", "sha256", "echo", "noop"};
+	enum { N = 6 };
+	struct rec r[N];
+	for (int i = 0; i < N; i++)
+		start(&r[i], set, names[i], "x", 1, i % 2 ? 30 : 0);
+	ck_assert_uint_eq(handler_set_running(set), N);
+	wait_done(base, r, N, 2000);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(r[i].seq, r[0].seq + i);
+		ck_assert_uint_eq(r[i].running_in_done, (size_t)(N - 1 - i));
+		ck_assert_int_eq(r[i].status, i == 2 ? HANDLER_FAILED : HANDLER_COMPLETED);
+	}
+	ck_assert_str_eq((char *)r[1].out, "x");
+	ck_assert_str_eq(r[2].error, "x");
+	/* Past the timeouts: a second on_done would fail rec_done's check. */
+	struct rec past;
+	one(base, set, &past, "sleep", "80", 0, 2000);
+	ck_assert_int_eq(past.status, HANDLER_COMPLETED);
+	for (int i = 0; i < N; i++)
+		rec_free(&r[i]);
+	rec_free(&past);
+
+	/* on_done may free the set while other runs wait for delivery: they
+	 * end without callbacks. */
+	for (int i = 0; i < 3; i++)
+		start(&r[i], set, "noop", "", 0, 0);
+	r[0].del_in_done = set;
+	wait_done(base, r, 1, 2000);
+	ck_assert(!r[1].done && !r[2].done);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert(!r[1].done && !r[2].done);
+	rec_free(&r[0]);
 	event_base_free(base);
 }
 END_TEST
@@ -817,6 +868,7 @@ Suite *handler_suite(void)
 	tc = tcase_create("builtin");
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, builtins_noop_echo_fail_sha256);
+	tcase_add_test(tc, runs_ended_at_start_are_delivered_in_order_without_timers);
 	tcase_add_test(tc, echo_output_is_capped);
 	tcase_add_test(tc, sleep_reports_every_ten_percent);
 	tcase_add_test(tc, sleep_cancel_and_timeout);

@@ -1,6 +1,7 @@
 /* Unit tests for lib/pb's request checks: pb_check_strings and pb_unpack. */
 #include <check.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "orchestrator/v1/orchestrator.pb-c.h"
@@ -108,6 +109,82 @@ START_TEST(oneof_message_is_walked)
 }
 END_TEST
 
+/* Packs an assignment of task id with a payload of n bytes of c; the
+ * caller frees the buffer. */
+static uint8_t *assignment(const char *id, size_t n, int c, size_t *len)
+{
+	Orchestrator__V1__TaskSpec spec = ORCHESTRATOR__V1__TASK_SPEC__INIT;
+	spec.name = "echo";
+	uint8_t *payload = malloc(n + 1);
+	memset(payload, c, n);
+	spec.payload.data = payload;
+	spec.payload.len = n;
+	Orchestrator__V1__TaskAssignment__Assign as =
+	    ORCHESTRATOR__V1__TASK_ASSIGNMENT__ASSIGN__INIT;
+	as.task_id = (char *)id;
+	as.spec = &spec;
+	as.attempt = 2;
+	Orchestrator__V1__TaskAssignment m = ORCHESTRATOR__V1__TASK_ASSIGNMENT__INIT;
+	m.kind_case = ORCHESTRATOR__V1__TASK_ASSIGNMENT__KIND_ASSIGN;
+	m.assign = &as;
+	*len = orchestrator__v1__task_assignment__get_packed_size(&m);
+	uint8_t *b = malloc(*len);
+	orchestrator__v1__task_assignment__pack(&m, b);
+	free(payload);
+	return b;
+}
+
+static void check_assignment(Orchestrator__V1__TaskAssignment *m, const char *id, size_t n, int c)
+{
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(m->kind_case, ORCHESTRATOR__V1__TASK_ASSIGNMENT__KIND_ASSIGN);
+	ck_assert_str_eq(m->assign->task_id, id);
+	ck_assert_int_eq(m->assign->attempt, 2);
+	ck_assert_str_eq(m->assign->spec->name, "echo");
+	ck_assert_uint_eq(m->assign->spec->payload.len, n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(m->assign->spec->payload.data[i], c);
+}
+
+/* The arena serves one message after another: each sees its own fields,
+ * nothing of the one before; a message too big for it goes to malloc and
+ * is freed on release (the SAN build checks for leaks). */
+START_TEST(arena_unpacks_message_after_message)
+{
+	struct pb_arena arena;
+	pb_arena_init(&arena);
+	size_t len;
+	uint8_t *b = assignment("first-task", 100, 'a', &len);
+	Orchestrator__V1__TaskAssignment *m =
+	    orchestrator__v1__task_assignment__unpack(&arena.allocator, len, b);
+	check_assignment(m, "first-task", 100, 'a');
+	ck_assert_int_eq(arena.spilled, 0);
+	ck_assert_uint_gt(arena.used, 100);
+	pb_arena_release(&arena, &m->base);
+	ck_assert_uint_eq(arena.used, 0);
+	free(b);
+
+	b = assignment("big", 3 * sizeof arena.buf, 'b', &len);
+	m = orchestrator__v1__task_assignment__unpack(&arena.allocator, len, b);
+	check_assignment(m, "big", 3 * sizeof arena.buf, 'b');
+	ck_assert_int_eq(arena.spilled, 1);
+	pb_arena_release(&arena, &m->base);
+	ck_assert_int_eq(arena.spilled, 0);
+
+	/* Cut short: unpack fails and gives back what it took. */
+	ck_assert_ptr_null(orchestrator__v1__task_assignment__unpack(&arena.allocator, len - 1, b));
+	pb_arena_release(&arena, NULL);
+	ck_assert_uint_eq(arena.used, 0);
+	free(b);
+
+	b = assignment("t2", 3, 'c', &len);
+	m = orchestrator__v1__task_assignment__unpack(&arena.allocator, len, b);
+	check_assignment(m, "t2", 3, 'c');
+	pb_arena_release(&arena, &m->base);
+	free(b);
+}
+END_TEST
+
 Suite *pb_suite(void)
 {
 	Suite *s = suite_create("pb");
@@ -118,6 +195,7 @@ Suite *pb_suite(void)
 	tcase_add_test(tc, nested_and_nul);
 	tcase_add_test(tc, wire_errors_are_left_to_unpack);
 	tcase_add_test(tc, oneof_message_is_walked);
+	tcase_add_test(tc, arena_unpacks_message_after_message);
 	suite_add_tcase(s, tc);
 	return s;
 }
