@@ -86,6 +86,7 @@ UNIT_SRCS = \
 	tests/unit/test_human.c \
 	tests/unit/test_bar.c \
 	tests/unit/test_stats.c \
+	tests/unit/test_log.c \
 	tests/unit/test_auth.c \
 	tests/unit/test_pb.c
 

@@ -315,7 +315,7 @@ static void up_done(struct rpc_call *up, int status, const char *message, void *
 	}
 	char buf[512];
 	const char *text = relay_message(f->gw, up, status, message, buf, sizeof buf);
-	log_emit(unexpected(status) ? LOG_WARN : LOG_DEBUG, "forwarded",
+	log_at(unexpected(status) ? LOG_WARN : LOG_DEBUG, "forwarded",
 	         "method=%s status=%s ms=%lld message=%s", f->m->name, status_name(status),
 	         (long long)(now_ms(f->gw) - f->start_ms), log_quote(text));
 	rpc_call_finish(f->client, status, text);
@@ -431,7 +431,7 @@ static void sub_finish_if_flushed(struct sub *s)
 	const char *text = s->up_message;
 	/* A stream that ends as it should is routine: debug, like the
 	 * scheduler's per-task lines; any other end is worth an operator's eye. */
-	log_emit(s->up_status == GRPC_STATUS_OK ? LOG_DEBUG : LOG_INFO, "subscribe_end",
+	log_at(s->up_status == GRPC_STATUS_OK ? LOG_DEBUG : LOG_INFO, "subscribe_end",
 	         "task=%s status=%s final=%s received=%llu sent=%llu "
 	         "coalesced=%llu ms=%lld message=%s",
 	         log_quote(s->task), status_name(s->up_status),

@@ -376,7 +376,7 @@ static void lost(struct conn *c, int eof, unsigned long e)
 		why = tls_error_string(e, buf, sizeof buf);
 	/* A TLS failure (a peer without a valid certificate, plaintext on a
 	 * TLS port) is worth an operator's attention; a plain close is not. */
-	log_emit(e ? LOG_WARN : LOG_DEBUG, e ? "tls_failed" : "conn_closed", "peer=%s reason=%s",
+	log_at(e ? LOG_WARN : LOG_DEBUG, e ? "tls_failed" : "conn_closed", "peer=%s reason=%s",
 		 c->peer, log_quote(why));
 	conn_free(c, GRPC_STATUS_UNAVAILABLE, why);
 }

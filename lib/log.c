@@ -8,7 +8,7 @@
 #include <time.h>
 
 static const char *role = "orchd";
-static enum log_level threshold = LOG_INFO;
+enum log_level log_threshold_ = LOG_INFO;
 static const char *const names[] = {"debug", "info", "warn", "error", "off"};
 
 void log_set_role(const char *r)
@@ -18,12 +18,12 @@ void log_set_role(const char *r)
 
 void log_set_level(enum log_level level)
 {
-	threshold = level;
+	log_threshold_ = level;
 }
 
 enum log_level log_get_level(void)
 {
-	return threshold;
+	return log_threshold_;
 }
 
 int log_parse_level(const char *name, enum log_level *out)
@@ -43,7 +43,7 @@ int log_parse_level(const char *name, enum log_level *out)
 
 void log_emit(enum log_level level, const char *event, const char *fmt, ...)
 {
-	if (level < threshold || level >= LOG_OFF)
+	if (level < log_threshold_ || level >= LOG_OFF)
 		return;
 	char line[2048];
 	struct timeval tv;

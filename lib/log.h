@@ -21,13 +21,26 @@ enum log_level log_get_level(void);
  * name is unknown (the level is then unchanged). */
 int log_parse_level(const char *name, enum log_level *out);
 
+/* Writes one line if level passes the threshold. Call it through
+ * log_at() or log_debug() and its siblings, which test the level before
+ * the arguments are evaluated: a per-task debug line with log_quote()
+ * arguments then costs a compare when debug is off. */
 void log_emit(enum log_level level, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#define log_debug(ev, ...) log_emit(LOG_DEBUG, ev, __VA_ARGS__)
-#define log_info(ev, ...) log_emit(LOG_INFO, ev, __VA_ARGS__)
-#define log_warn(ev, ...) log_emit(LOG_WARN, ev, __VA_ARGS__)
-#define log_error(ev, ...) log_emit(LOG_ERROR, ev, __VA_ARGS__)
+/* The threshold, for the macros only: read it with log_get_level(). */
+extern enum log_level log_threshold_;
+
+#define log_at(level, ev, ...)                                     \
+	do {                                                       \
+		enum log_level log_lv_ = (level);                  \
+		if (log_lv_ >= log_threshold_)                     \
+			log_emit(log_lv_, ev, __VA_ARGS__);        \
+	} while (0)
+#define log_debug(ev, ...) log_at(LOG_DEBUG, ev, __VA_ARGS__)
+#define log_info(ev, ...) log_at(LOG_INFO, ev, __VA_ARGS__)
+#define log_warn(ev, ...) log_at(LOG_WARN, ev, __VA_ARGS__)
+#define log_error(ev, ...) log_at(LOG_ERROR, ev, __VA_ARGS__)
 
 /* Returns s quoted for logfmt when it needs quoting, else s itself. The
  * result lives in one of a few rotating static buffers (truncated at 255

@@ -245,7 +245,7 @@ static void transition(struct sched *s, struct task *t, enum task_event ev, cons
 	 * What departs from it (a failure, a retry, a lease or worker lost, a
 	 * cancel) stays at info, with its reason. */
 	enum log_level lv = ev == TASK_EV_ASSIGN || ev == TASK_EV_COMPLETE ? LOG_DEBUG : LOG_INFO;
-	log_emit(lv, "task_state", "task=%s event=%s status=%s attempt=%d%s%s", t->id,
+	log_at(lv, "task_state", "task=%s event=%s status=%s attempt=%d%s%s", t->id,
 		 task_event_name(ev), task_state_name(t->status), t->attempt,
 		 ev2.error ? " reason=" : "", ev2.error ? log_quote(ev2.error) : "");
 	if (t->status == TASK_PENDING && !t->qwhere)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 Suite *error_suite(void);
+Suite *log_suite(void);
 Suite *map_suite(void);
 Suite *status_suite(void);
 Suite *meta_suite(void);
@@ -40,6 +41,7 @@ Suite *pb_suite(void);
 static Suite *(*const suites[])(void) = {
 	/* utilities */
 	error_suite,
+	log_suite,
 	map_suite,
 	id_suite,
 	coalesce_suite,
