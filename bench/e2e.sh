@@ -13,13 +13,17 @@
 # Systems, run in this order each round (A B C ... A B C ...), ROUNDS
 # rounds (default 3, at least 3), each run on fresh servers and data:
 #   orchd               durable store on (its default: SQLite WAL,
-#                       synchronous=NORMAL; survives a process crash)
+#                       synchronous=NORMAL; survives a process crash);
+#                       the client follows its tasks on one SubmitStream
+#                       (orchd bench's default)
+#   orchd two calls     the same, the client making a SubmitTask and a
+#                       SubscribeProgress call per task (bench --calls)
 #   gearmand            in-memory queue, foreground jobs via libgearman
 #   beanstalkd          in memory
 #   beanstalkd -b       binlog (fsync at most every 50 ms, its default)
 #   orchd --fsync       fsync on every commit (survives power loss)
 #   beanstalkd -b -f 0  binlog, fsync on every write
-# SYSTEMS="orchd gearmand" (labels without spaces: orchd orchd-fsync
+# SYSTEMS="orchd gearmand" (labels without spaces: orchd orchd-calls orchd-fsync
 # gearmand beanstalkd beanstalkd-b beanstalkd-b-f0) picks a subset.
 #
 # Run by `make bench` (B=build by default; needs $B/orchd). Installs the
@@ -39,7 +43,7 @@ case $B in /*) ;; *) B=$ROOT/$B ;; esac
 : "${TASKS:=20000}"
 : "${CONC:=64}"
 : "${PYTHON:=/usr/bin/python3}"
-: "${SYSTEMS:=orchd gearmand beanstalkd beanstalkd-b orchd-fsync beanstalkd-b-f0}"
+: "${SYSTEMS:=orchd orchd-calls gearmand beanstalkd beanstalkd-b orchd-fsync beanstalkd-b-f0}"
 WORKERS=4
 SLOTS=16
 RUN_TIMEOUT=300 # seconds, any single client run
@@ -139,12 +143,11 @@ print("  %-20s %8.0f tasks/s  p50 %7.2f ms  p99 %7.2f ms  cpu/task: server %.0f 
 		"$label" "$work/client.out" "$TICK" "$cpu_server" "$cpu_workers" "$cpu_client"
 }
 
-run_orchd() { # ROUND [--fsync]
-	local round=$1 label=orchd sp gp i
-	shift
-	[ $# -gt 0 ] && label="orchd --fsync"
+run_orchd() { # ROUND LABEL SCHEDULER-FLAGS CLIENT-FLAGS (each flag list one word, may be empty)
+	local round=$1 label=$2 sflags=$3 cflags=$4 sp gp i
 	rm -rf "$work/data"
-	spawn scheduler "$O" scheduler --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn "$@"
+	# shellcheck disable=SC2086 # the flag lists are meant to split
+	spawn scheduler "$O" scheduler --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn $sflags
 	local spid=$spawned wpids=""
 	sp=$(orchd_port scheduler) || { stop_all; return 1; }
 	for i in $(seq "$WORKERS"); do
@@ -158,7 +161,7 @@ run_orchd() { # ROUND [--fsync]
 	ORCHD=$O "$PYTHON" bench/e2e/ready.py orchd "$gp" "$WORKERS" || { stop_all; return 1; }
 	local rc=0
 	client "$label" "$round" "$spid $gpid" "$wpids" "$O" bench --gateway "127.0.0.1:$gp" --tasks "$TASKS" \
-		--concurrency "$CONC" --name noop --json || rc=1
+		--concurrency "$CONC" --name noop --json $cflags || rc=1
 	stop_pid "$gpid"
 	for i in $wpids; do stop_pid "$i"; done
 	stop_pid "$spid"
@@ -212,8 +215,9 @@ for round in $(seq "$ROUNDS"); do
 	echo "round $round"
 	for s in $SYSTEMS; do
 		case $s in
-		orchd) run_orchd "$round" || failed=1 ;;
-		orchd-fsync) run_orchd "$round" --fsync || failed=1 ;;
+		orchd) run_orchd "$round" orchd "" "" || failed=1 ;;
+		orchd-calls) run_orchd "$round" "orchd two calls" "" --calls || failed=1 ;;
+		orchd-fsync) run_orchd "$round" "orchd --fsync" --fsync "" || failed=1 ;;
 		gearmand) run_gearmand "$round" || failed=1 ;;
 		beanstalkd) run_beanstalkd "$round" beanstalkd || failed=1 ;;
 		beanstalkd-b) run_beanstalkd "$round" "beanstalkd -b" -b "$work/binlog" || failed=1 ;;
