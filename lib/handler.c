@@ -53,6 +53,8 @@ struct handler_set {
 	 * them from the loop, so a run needs no event of its own to end. */
 	struct handler_run *done_head, **done_tail;
 	struct event *deliver_ev; /* made with the first run */
+	int delivering; /* deliver_cb is running */
+	int doomed;	/* handler_set_del was called meanwhile: deliver_cb frees */
 	char **env; /* "NAME=VALUE" each exec child gets, xmalloc'd */
 	size_t nenv;
 	pid_t pid; /* the worker's, for children to check their parent */
@@ -484,24 +486,31 @@ static void run_free(struct handler_run *run)
 	free(run);
 }
 
-/* Delivers the oldest decided run. One per callback, the event re-armed
- * first for the rest: on_done may even free the set. */
+/* Delivers every decided run, oldest first, in one callback: the worker
+ * sends each result as it hears of it, and results handed over in one
+ * callback leave in one write (one callback per run made the connection
+ * flush between them, a sendmsg per result). on_done may delete the set:
+ * the loop stops then and frees it here, with the runs still queued. */
+static void set_free(struct handler_set *set);
+
 static void deliver_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct handler_set *set = arg;
-	struct handler_run *run = set->done_head;
-	if (!run)
-		return;
-	set->done_head = run->done_next;
-	if (!set->done_head)
-		set->done_tail = &set->done_head;
-	else
-		event_active(set->deliver_ev, 0, 0);
-	/* Gone from the set first: on_done may ask how many still run. */
-	run_unlink(run);
-	run->cbs.on_done(run->status, run->out, run->out_len, run->error ? run->error : "",
-			 run->arg);
-	run_free(run);
+	set->delivering = 1;
+	while (!set->doomed && set->done_head) {
+		struct handler_run *run = set->done_head;
+		set->done_head = run->done_next;
+		if (!set->done_head)
+			set->done_tail = &set->done_head;
+		/* Gone from the set first: on_done may ask how many still run. */
+		run_unlink(run);
+		run->cbs.on_done(run->status, run->out, run->out_len,
+				 run->error ? run->error : "", run->arg);
+		run_free(run);
+	}
+	set->delivering = 0;
+	if (set->doomed)
+		set_free(set);
 }
 
 /* Decides the outcome (error copied, may be NULL) and delivers it from the
@@ -1169,6 +1178,14 @@ void handler_set_del(struct handler_set *set)
 {
 	if (!set)
 		return;
+	if (set->delivering)
+		set->doomed = 1; /* an on_done deletes its own set: deliver_cb frees it */
+	else
+		set_free(set);
+}
+
+static void set_free(struct handler_set *set)
+{
 	while (set->runs) {
 		struct handler_run *run = set->runs;
 		if (child_running(run)) {

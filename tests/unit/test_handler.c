@@ -176,6 +176,8 @@ struct rec {
 	int seq; /* the order on_done ran in, from 1 */
 	/* on_done deletes the set (NULL: no) */
 	struct handler_set *del_in_done;
+	/* on_done activates this event (NULL: no) */
+	struct event *mark_in_done;
 };
 
 static int done_seq;
@@ -210,6 +212,8 @@ static int rec_done(enum handler_status st, const uint8_t *out, size_t len, cons
 	r->run = NULL;
 	r->running_in_done = handler_set_running(r->set);
 	r->seq = ++done_seq;
+	if (r->mark_in_done)
+		event_active(r->mark_in_done, 0, 0);
 	if (r->del_in_done)
 		handler_set_del(r->del_in_done);
 	return 0;
@@ -339,6 +343,12 @@ START_TEST(builtins_noop_echo_fail_sha256)
 }
 END_TEST
 
+/* Records when it ran, in on_done's sequence. */
+static void mark_cb(evutil_socket_t fd, short what, void *arg)
+{
+	*(int *)arg = ++done_seq;
+}
+
 /* Built-ins that end inside handler_start share one delivery event: each
  * still ends from the loop, once, in the order started, and a timeout
  * given to one cannot fire after it ended. */
@@ -360,6 +370,21 @@ START_TEST(runs_ended_at_start_are_delivered_in_order_without_timers)
 	}
 	ck_assert_str_eq((char *)r[1].out, "x");
 	ck_assert_str_eq(r[2].error, "x");
+	for (int i = 0; i < N; i++)
+		rec_free(&r[i]);
+
+	/* Runs decided in one loop turn are delivered in one callback, before
+	 * any event the first on_done activates (such as the connection's
+	 * flush): so a worker's results of one turn leave in one write. */
+	int mark_seq = 0;
+	struct event *mark = event_new(base, -1, 0, mark_cb, &mark_seq);
+	for (int i = 0; i < 3; i++)
+		start(&r[i], set, "noop", "", 0, 0);
+	r[0].mark_in_done = mark;
+	wait_done(base, r, 3, 2000);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(mark_seq, r[2].seq + 1);
+	event_free(mark);
 	/* Past the timeouts: a second on_done would fail rec_done's check. */
 	struct rec past;
 	one(base, set, &past, "sleep", "80", 0, 2000);
