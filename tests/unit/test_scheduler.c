@@ -333,6 +333,90 @@ static void takes_work(const char *worker, int slots)
 	ck_assert_int_eq(busy(worker), slots);
 }
 
+/* A task whose lease ran out on w1 (two slots, one free) comes back to it
+ * as attempt 2 while w1 may still be stopping attempt 1. Returns its id. */
+static const char *lease_out_and_back(struct sched_worker *w)
+{
+	const char *id = submit_timed("x", 100, 3);
+	ck_assert_int_eq(count('a', "w1"), 1);
+	pass(w, 100 + 1001); /* past the deadline and the grace */
+	ck_assert_int_eq(count('c', "w1"), 1);
+	ck_assert_int_eq(status_of(id), TASK_PENDING);
+	pass(w, 500); /* the retry backoff */
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_str_eq(recs[nrec - 1].task, id);
+	ck_assert_int_eq(recs[nrec - 1].attempt, 2);
+	/* Attempt 2 took over attempt 1's slot: a worker given a new attempt
+	 * of a task it still has stops the old one and never answers for it
+	 * (docs/protocol.md section 5). */
+	ck_assert_int_eq(busy("w1"), 1);
+	return id;
+}
+
+/* The given attempt's result decided the task: COMPLETED with its output. */
+static void completed_by(const char *id, int attempt, const char *output)
+{
+	struct task *t = get(id);
+	ck_assert_int_eq(t->status, TASK_COMPLETED);
+	ck_assert_int_eq(t->attempt, attempt);
+	ck_assert_uint_eq(t->output_len, strlen(output));
+	ck_assert(memcmp(t->output, output, t->output_len) == 0);
+	task_del(t);
+}
+
+START_TEST(test_lease_over_task_back_on_its_worker_new_attempt_answers_first)
+{
+	struct sched_worker *w = reg("w1", 2, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, lease_out_and_back(w), sizeof id);
+	answer(w, id, 2, TASK_COMPLETED, "new");
+	completed_by(id, 2, "new");
+	ck_assert_int_eq(busy("w1"), 0);
+	/* A worker that answers for the old attempt anyway changes nothing. */
+	answer(w, id, 1, TASK_CANCELLED, NULL);
+	completed_by(id, 2, "new");
+	ck_assert_int_eq(busy("w1"), 0);
+	takes_work("w1", 2);
+}
+END_TEST
+
+START_TEST(test_lease_over_task_back_on_its_worker_old_attempt_answers_first)
+{
+	struct sched_worker *w = reg("w1", 2, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, lease_out_and_back(w), sizeof id);
+	/* Attempt 1 finished after all: too late, attempt 2 decides. */
+	answer(w, id, 1, TASK_COMPLETED, "old");
+	struct task *t = get(id);
+	ck_assert_int_eq(t->status, TASK_RUNNING);
+	ck_assert_int_eq(t->attempt, 2);
+	task_del(t);
+	ck_assert_int_eq(busy("w1"), 1);
+	answer(w, id, 2, TASK_COMPLETED, "new");
+	completed_by(id, 2, "new");
+	ck_assert_int_eq(busy("w1"), 0);
+	takes_work("w1", 2);
+}
+END_TEST
+
+/* Attempt 2 took attempt 1's slot and its lease ran out too: the slot is
+ * attempt 2's now, and only attempt 2's answer gives it back. */
+START_TEST(test_lease_over_slot_waits_for_its_own_attempt_not_an_older_one)
+{
+	struct sched_worker *w = reg("w1", 2, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, lease_out_and_back(w), sizeof id);
+	pass(w, 100 + 1001);
+	ck_assert_int_eq(count('c', "w1"), 2);
+	ck_assert_int_eq(status_of(id), TASK_PENDING);
+	answer(w, id, 1, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(busy("w1"), 1);
+	answer(w, id, 2, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(busy("w1"), 0);
+	ck_assert_int_eq(status_of(id), TASK_PENDING);
+}
+END_TEST
+
 START_TEST(test_late_answer_frees_a_lease_over_slot_after_the_task_finished_elsewhere)
 {
 	struct sched_worker *w1 = reg("w1", 1, "x");
@@ -565,6 +649,28 @@ static struct sched_worker *reg_running(const char *id, int slots, const char *c
 	return w;
 }
 
+START_TEST(test_reclaim_takes_one_slot_per_task_even_when_listed_twice)
+{
+	reg("w1", 2, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	close_all();
+	open_all();
+	nrec = 0;
+	const char *running[] = {a, a};
+	struct sched_worker *w = reg_running("w1", 2, running, 2);
+	ck_assert_int_eq(busy("w1"), 1);
+	ck_assert_int_eq(count('c', "w1"), 0); /* a is w1's: nothing to stop */
+	answer(w, a, 1, TASK_COMPLETED, NULL);
+	ck_assert_int_eq(status_of(a), TASK_COMPLETED);
+	ck_assert_int_eq(busy("w1"), 0);
+	takes_work("w1", 2);
+	/* Nothing of the finished a is left for this to touch (the sanitizer
+	 * build would see a use after free). */
+	sched_worker_gone(s, w, "test", now);
+}
+END_TEST
+
 START_TEST(test_reclaimed_task_past_its_lease_is_taken_back_and_its_slot_freed_by_the_answer)
 {
 	reg("w1", 1, "x");
@@ -681,6 +787,9 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_lost_worker_requeues_then_fails_past_max_attempts);
 	tcase_add_test(tc, test_silent_worker_is_kicked_and_its_task_reassigned);
 	tcase_add_test(tc, test_lease_expiry_cancels_and_retries);
+	tcase_add_test(tc, test_lease_over_task_back_on_its_worker_new_attempt_answers_first);
+	tcase_add_test(tc, test_lease_over_task_back_on_its_worker_old_attempt_answers_first);
+	tcase_add_test(tc, test_lease_over_slot_waits_for_its_own_attempt_not_an_older_one);
 	tcase_add_test(tc, test_late_answer_frees_a_lease_over_slot_after_the_task_finished_elsewhere);
 	tcase_add_test(tc, test_cancel_unanswered_ends_at_the_lease_and_the_late_answer_frees_the_slot);
 	tcase_add_test(tc, test_cancel_lost_to_a_completion_completes_and_frees_the_slot);
@@ -690,6 +799,7 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_watchers_hear_changes_after_the_commit);
 	tcase_add_test(tc, test_watchers_may_unwatch_themselves_and_others_during_an_update);
 	tcase_add_test(tc, test_restart_keeps_pending_and_reclaims_or_requeues_running);
+	tcase_add_test(tc, test_reclaim_takes_one_slot_per_task_even_when_listed_twice);
 	tcase_add_test(tc, test_reclaimed_task_past_its_lease_is_taken_back_and_its_slot_freed_by_the_answer);
 	tcase_add_test(tc, test_worker_detached_at_shutdown_keeps_its_tasks_running);
 	tcase_add_test(tc, test_bad_registrations_are_refused);
