@@ -14,9 +14,13 @@
 #include "xalloc.h"
 
 /* One slot of a worker: the task it runs, or, once the scheduler took the
- * task away (lease over), just its id until the worker confirms. */
+ * task away (lease over), just its id and attempt until the worker answers
+ * for that attempt. A worker holds at most one slot per task id
+ * (slot_take), so slot_of is never ambiguous; the attempt tells a result
+ * for the slot's run from a stale one. */
 struct slot {
 	char id[ID_LEN + 1];
+	int32_t attempt; /* the run the worker was given, t's attempt while t is set */
 	struct task *t;
 };
 
@@ -27,6 +31,7 @@ struct sched_worker {
 	int slots;
 	struct slot *run; /* nrun entries, at most slots */
 	int nrun;
+	int nover; /* of them, lease over (t NULL) */
 	char *version;
 	char *address;
 	int64_t connected_ms;
@@ -315,6 +320,30 @@ static void forget(struct sched *s, struct task *t)
 	task_del(t);
 }
 
+static struct slot *slot_of(struct sched_worker *w, const char *id);
+
+/*
+ * Gives t a slot of w. When w still holds t's id from an attempt whose
+ * lease is over, the new attempt takes that slot over instead of a second
+ * one: a worker given a new attempt of a task it still has stops the old
+ * one and never answers for it (docs/protocol.md section 5), so that slot
+ * would wait for its result forever, and two slots of one id would let a
+ * result free the other attempt's. A worker that answers for the old
+ * attempt anyway is told apart by the attempt and ignored.
+ */
+static void slot_take(struct sched_worker *w, struct task *t)
+{
+	/* Only a worker with a lease over pays for the look. */
+	struct slot *sl = w->nover ? slot_of(w, t->id) : NULL;
+	if (sl)
+		w->nover--;
+	else
+		sl = &w->run[w->nrun++];
+	memcpy(sl->id, t->id, sizeof sl->id);
+	sl->attempt = t->attempt;
+	sl->t = t;
+}
+
 /* Least loaded capable worker with a free slot: fewest running per slot. */
 static struct sched_worker *pick(struct sched *s, int64_t now, struct task **tp)
 {
@@ -346,9 +375,7 @@ static void dispatch(struct sched *s, int64_t now)
 		transition(s, t, TASK_EV_ASSIGN, &e, now);
 		if (t->status != TASK_RUNNING)
 			continue;
-		struct slot *sl = &w->run[w->nrun++];
-		memcpy(sl->id, t->id, sizeof sl->id);
-		sl->t = t;
+		slot_take(w, t);
 		if (s->nout == s->capout) {
 			s->capout = s->capout ? s->capout * 2 : 64;
 			s->out = xrealloc(s->out, s->capout * sizeof *s->out);
@@ -365,7 +392,6 @@ static void send_assignments(struct sched *s)
 	s->nout = 0;
 }
 
-static struct slot *slot_of(struct sched_worker *w, const char *id);
 static void slot_free(struct sched_worker *w, struct slot *sl);
 
 /* The batch that held the fresh tasks is lost: they were never
@@ -532,6 +558,8 @@ static struct slot *slot_of(struct sched_worker *w, const char *id)
 
 static void slot_free(struct sched_worker *w, struct slot *sl)
 {
+	if (!sl->t)
+		w->nover--;
 	*sl = w->run[--w->nrun];
 }
 
@@ -551,8 +579,12 @@ static void unlink_worker(struct sched *s, struct sched_worker *w)
 static int claim(struct sched *s, struct sched_worker *w, const char *id, struct sched_worker *old)
 {
 	struct task *t = map_get(&s->tasks, id);
-	if (!t || t->status != TASK_RUNNING || !t->worker_id || strcmp(t->worker_id, w->id) != 0 ||
-	    w->nrun >= w->slots)
+	if (!t || t->status != TASK_RUNNING || !t->worker_id || strcmp(t->worker_id, w->id) != 0)
+		return 0;
+	/* Listed twice: one slot, or the second would outlive the task. */
+	if (slot_of(w, id))
+		return 1;
+	if (w->nrun >= w->slots)
 		return 0;
 	if (old) {
 		struct slot *sl = slot_of(old, id);
@@ -565,9 +597,7 @@ static int claim(struct sched *s, struct sched_worker *w, const char *id, struct
 			break;
 		}
 	}
-	struct slot *sl = &w->run[w->nrun++];
-	memcpy(sl->id, t->id, sizeof sl->id);
-	sl->t = t;
+	slot_take(w, t);
 	/* A cancel asked for while the worker was away still stands. */
 	if (t->cancel_requested)
 		s->ops.cancel(w->ctx, t->id, t->error ? t->error : "cancelled by client");
@@ -665,14 +695,14 @@ void sched_worker_result(struct sched *s, struct sched_worker *w, const char *ta
 			 log_quote(task_id), attempt);
 		return;
 	}
-	struct task *t = sl->t;
-	if (t && attempt && attempt != t->attempt) {
-		/* An older attempt's answer: the slot belongs to the current
-		 * one, which is still running. */
+	if (attempt && attempt != sl->attempt) {
+		/* An older attempt's answer: the slot belongs to a later one,
+		 * which is still running. */
 		log_info("result_ignored", "worker=%s task=%s attempt=%d current=%d", log_quote(w->id),
-			 log_quote(task_id), attempt, t->attempt);
+			 log_quote(task_id), attempt, sl->attempt);
 		return;
 	}
+	struct task *t = sl->t;
 	slot_free(w, sl);
 	if (!t) {
 		log_info("result_ignored", "worker=%s task=%s attempt=%d reason=lease_over", log_quote(w->id),
@@ -806,7 +836,15 @@ void sched_tick(struct sched *s, int64_t now)
 			if (!t || !t->deadline_ms || now <= t->deadline_ms + s->o.lease_grace_ms)
 				continue;
 			s->ops.cancel(w->ctx, t->id, "lease expired");
-			w->run[i].t = NULL; /* the slot stays used until the worker answers */
+			/* The slot stays used: the worker may still be running the
+			 * attempt (a child between SIGTERM and SIGKILL, a handler
+			 * deaf to cancels), and slots are credits for what it
+			 * runs. It comes back with that attempt's answer, or
+			 * passes to the task's next attempt on this worker
+			 * (slot_take); not at a timeout, which would hand the
+			 * worker more than it can run. */
+			w->run[i].t = NULL;
+			w->nover++;
 			struct task_ev e = {.worker_id = w->id, .error = "lease expired"};
 			transition(s, t, TASK_EV_TIMEOUT, &e, now);
 		}

@@ -98,15 +98,12 @@ static void teardown(void)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
-/* Submits and commits; returns the id in a static rotating buffer. */
-static const char *submit(const char *name, int prio, const char *key)
+/* Submits t (taken) and commits; returns the id in a static rotating
+ * buffer. */
+static const char *submit_task(struct task *t)
 {
 	static char ids[8][ID_LEN + 1];
 	static int next;
-	struct task *t = task_new(NULL, name, now);
-	t->priority = prio;
-	t->max_attempts = 2;
-	task_set_str(&t->idempotency_key, key);
 	const struct task *out;
 	int dup;
 	char err[128];
@@ -115,6 +112,24 @@ static const char *submit(const char *name, int prio, const char *key)
 	memcpy(id, out->id, ID_LEN + 1);
 	ck_assert_int_eq(sched_commit(s, now), 0);
 	return id;
+}
+
+static const char *submit(const char *name, int prio, const char *key)
+{
+	struct task *t = task_new(NULL, name, now);
+	t->priority = prio;
+	t->max_attempts = 2;
+	task_set_str(&t->idempotency_key, key);
+	return submit_task(t);
+}
+
+/* A task whose attempts each have a lease of timeout_ms (+ the grace). */
+static const char *submit_timed(const char *name, int64_t timeout_ms, int max_attempts)
+{
+	struct task *t = task_new(NULL, name, now);
+	t->timeout_ms = timeout_ms;
+	t->max_attempts = max_attempts;
+	return submit_task(t);
 }
 
 static struct sched_worker *reg(const char *id, int slots, const char *name)
@@ -134,6 +149,44 @@ static int count(char kind, const char *who)
 	for (int i = 0; i < nrec; i++)
 		n += recs[i].kind == kind && (!who || !strcmp(recs[i].who, who));
 	return n;
+}
+
+struct busy {
+	const char *worker;
+	int running;
+};
+
+static void busy_cb(const struct sched_worker_info *i, void *arg)
+{
+	struct busy *b = arg;
+	if (strcmp(i->id, b->worker) == 0)
+		b->running = i->running;
+}
+
+/* The slots the scheduler counts as taken on a worker (-1: not connected). */
+static int busy(const char *worker)
+{
+	struct busy b = {worker, -1};
+	sched_workers_foreach(s, busy_cb, &b);
+	return b.running;
+}
+
+/* A worker's result for an attempt, then the turn's commit. */
+static void answer(struct sched_worker *w, const char *id, int attempt, enum task_state status,
+		   const char *output)
+{
+	sched_worker_result(s, w, id, attempt, status, output, output ? strlen(output) : 0, NULL,
+			    now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+}
+
+/* Moves time by ms; the worker stays alive and the scheduler ticks. */
+static void pass(struct sched_worker *w, int64_t ms)
+{
+	now += ms;
+	sched_worker_seen(s, w, now);
+	sched_tick(s, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
 }
 
 static struct task *get(const char *id)
@@ -252,30 +305,190 @@ END_TEST
 START_TEST(test_lease_expiry_cancels_and_retries)
 {
 	struct sched_worker *w = reg("w1", 1, "x");
-	struct task *t = task_new(NULL, "x", now);
-	t->timeout_ms = 100;
-	const struct task *out;
-	int dup;
-	char err[64];
-	ck_assert_int_eq(sched_submit(s, t, 1 << 20, now, &out, &dup, err, sizeof err), 0);
 	char id[ID_LEN + 1];
-	memcpy(id, out->id, sizeof id);
-	ck_assert_int_eq(sched_commit(s, now), 0);
-	now += 100 + 1001;
-	sched_worker_seen(s, w, now);
-	sched_tick(s, now);
-	ck_assert_int_eq(sched_commit(s, now), 0);
+	memcpy(id, submit_timed("x", 100, 3), sizeof id);
+	pass(w, 100 + 1001);
 	ck_assert_int_eq(count('c', "w1"), 1);
 	ck_assert_int_eq(status_of(id), TASK_PENDING);
 	/* The slot stays used until the worker answers for the old run. */
-	now += 60000;
-	sched_worker_seen(s, w, now);
-	ck_assert_int_eq(sched_commit(s, now), 0);
+	pass(w, 60000);
 	ck_assert_int_eq(count('a', "w1"), 1);
-	sched_worker_result(s, w, id, 1, TASK_CANCELLED, NULL, 0, NULL, now);
-	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(busy("w1"), 1);
+	answer(w, id, 1, TASK_CANCELLED, NULL);
 	ck_assert_int_eq(count('a', "w1"), 2);
 	ck_assert_int_eq(status_of(id), TASK_RUNNING);
+	answer(w, id, 2, TASK_COMPLETED, NULL);
+	ck_assert_int_eq(status_of(id), TASK_COMPLETED);
+	ck_assert_int_eq(busy("w1"), 0);
+}
+END_TEST
+
+/* Every slot of the worker takes work again: none was lost. */
+static void takes_work(const char *worker, int slots)
+{
+	int before = count('a', worker);
+	for (int i = 0; i < slots; i++)
+		submit("x", 0, NULL);
+	ck_assert_int_eq(count('a', worker), before + slots);
+	ck_assert_int_eq(busy(worker), slots);
+}
+
+/* A task whose lease ran out on w1 (two slots, one free) comes back to it
+ * as attempt 2 while w1 may still be stopping attempt 1. Returns its id. */
+static const char *lease_out_and_back(struct sched_worker *w)
+{
+	const char *id = submit_timed("x", 100, 3);
+	ck_assert_int_eq(count('a', "w1"), 1);
+	pass(w, 100 + 1001); /* past the deadline and the grace */
+	ck_assert_int_eq(count('c', "w1"), 1);
+	ck_assert_int_eq(status_of(id), TASK_PENDING);
+	pass(w, 500); /* the retry backoff */
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_str_eq(recs[nrec - 1].task, id);
+	ck_assert_int_eq(recs[nrec - 1].attempt, 2);
+	/* Attempt 2 took over attempt 1's slot: a worker given a new attempt
+	 * of a task it still has stops the old one and never answers for it
+	 * (docs/protocol.md section 5). */
+	ck_assert_int_eq(busy("w1"), 1);
+	return id;
+}
+
+/* The given attempt's result decided the task: COMPLETED with its output. */
+static void completed_by(const char *id, int attempt, const char *output)
+{
+	struct task *t = get(id);
+	ck_assert_int_eq(t->status, TASK_COMPLETED);
+	ck_assert_int_eq(t->attempt, attempt);
+	ck_assert_uint_eq(t->output_len, strlen(output));
+	ck_assert(memcmp(t->output, output, t->output_len) == 0);
+	task_del(t);
+}
+
+START_TEST(test_lease_over_task_back_on_its_worker_new_attempt_answers_first)
+{
+	struct sched_worker *w = reg("w1", 2, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, lease_out_and_back(w), sizeof id);
+	answer(w, id, 2, TASK_COMPLETED, "new");
+	completed_by(id, 2, "new");
+	ck_assert_int_eq(busy("w1"), 0);
+	/* A worker that answers for the old attempt anyway changes nothing. */
+	answer(w, id, 1, TASK_CANCELLED, NULL);
+	completed_by(id, 2, "new");
+	ck_assert_int_eq(busy("w1"), 0);
+	takes_work("w1", 2);
+}
+END_TEST
+
+START_TEST(test_lease_over_task_back_on_its_worker_old_attempt_answers_first)
+{
+	struct sched_worker *w = reg("w1", 2, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, lease_out_and_back(w), sizeof id);
+	/* Attempt 1 finished after all: too late, attempt 2 decides. */
+	answer(w, id, 1, TASK_COMPLETED, "old");
+	struct task *t = get(id);
+	ck_assert_int_eq(t->status, TASK_RUNNING);
+	ck_assert_int_eq(t->attempt, 2);
+	task_del(t);
+	ck_assert_int_eq(busy("w1"), 1);
+	answer(w, id, 2, TASK_COMPLETED, "new");
+	completed_by(id, 2, "new");
+	ck_assert_int_eq(busy("w1"), 0);
+	takes_work("w1", 2);
+}
+END_TEST
+
+/* Attempt 2 took attempt 1's slot and its lease ran out too: the slot is
+ * attempt 2's now, and only attempt 2's answer gives it back. */
+START_TEST(test_lease_over_slot_waits_for_its_own_attempt_not_an_older_one)
+{
+	struct sched_worker *w = reg("w1", 2, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, lease_out_and_back(w), sizeof id);
+	pass(w, 100 + 1001);
+	ck_assert_int_eq(count('c', "w1"), 2);
+	ck_assert_int_eq(status_of(id), TASK_PENDING);
+	answer(w, id, 1, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(busy("w1"), 1);
+	answer(w, id, 2, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(busy("w1"), 0);
+	ck_assert_int_eq(status_of(id), TASK_PENDING);
+}
+END_TEST
+
+START_TEST(test_late_answer_frees_a_lease_over_slot_after_the_task_finished_elsewhere)
+{
+	struct sched_worker *w1 = reg("w1", 1, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, submit_timed("x", 100, 3), sizeof id);
+	pass(w1, 100 + 1001);
+	struct sched_worker *w2 = reg("w2", 1, "x");
+	sched_worker_seen(s, w2, now + 500);
+	pass(w1, 500);
+	ck_assert_int_eq(count('a', "w2"), 1);
+	answer(w2, id, 2, TASK_COMPLETED, NULL);
+	ck_assert_int_eq(status_of(id), TASK_COMPLETED);
+	ck_assert_int_eq(busy("w1"), 1);
+	answer(w1, id, 1, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(status_of(id), TASK_COMPLETED);
+	ck_assert_int_eq(busy("w1"), 0);
+	ck_assert_int_eq(busy("w2"), 0);
+}
+END_TEST
+
+START_TEST(test_cancel_unanswered_ends_at_the_lease_and_the_late_answer_frees_the_slot)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, submit_timed("x", 100, 3), sizeof id);
+	ck_assert_int_eq(sched_cancel(s, id, "stop", now), TASK_RUNNING);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	pass(w, 100 + 1001);
+	ck_assert_int_eq(status_of(id), TASK_CANCELLED);
+	ck_assert_int_eq(busy("w1"), 1); /* w1 may still be running it */
+	answer(w, id, 1, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(status_of(id), TASK_CANCELLED);
+	ck_assert_int_eq(busy("w1"), 0);
+	takes_work("w1", 1);
+}
+END_TEST
+
+START_TEST(test_cancel_lost_to_a_completion_completes_and_frees_the_slot)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, submit("x", 0, NULL), sizeof id);
+	ck_assert_int_eq(sched_cancel(s, id, "stop", now), TASK_RUNNING);
+	answer(w, id, 1, TASK_COMPLETED, "done");
+	ck_assert_int_eq(status_of(id), TASK_COMPLETED);
+	ck_assert_int_eq(busy("w1"), 0);
+	takes_work("w1", 1);
+}
+END_TEST
+
+START_TEST(test_draining_worker_gets_nothing_new_and_its_handed_back_task_runs_elsewhere)
+{
+	struct sched_worker *w = reg("w1", 2, "x");
+	char a[ID_LEN + 1], b[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	sched_worker_drain(s, w);
+	memcpy(b, submit("x", 0, NULL), sizeof b);
+	ck_assert_int_eq(count('a', "w1"), 1);
+	ck_assert_int_eq(status_of(b), TASK_PENDING);
+	/* w1 stops a rather than finish it: the worker's doing, so a runs
+	 * again at once, but not on w1. */
+	answer(w, a, 1, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(busy("w1"), 0);
+	ck_assert_int_eq(status_of(a), TASK_PENDING);
+	ck_assert_int_eq(count('a', "w1"), 1);
+	reg("w2", 2, "x");
+	ck_assert_int_eq(count('a', "w2"), 2);
+	struct task *t = get(a);
+	ck_assert_int_eq(t->status, TASK_RUNNING);
+	ck_assert_int_eq(t->attempt, 2);
+	ck_assert_str_eq(t->worker_id, "w2");
+	task_del(t);
 }
 END_TEST
 
@@ -423,6 +636,66 @@ START_TEST(test_restart_keeps_pending_and_reclaims_or_requeues_running)
 }
 END_TEST
 
+/* The worker of the previous run registers again, running ids (borrowed). */
+static struct sched_worker *reg_running(const char *id, int slots, const char *const *running,
+					size_t nrunning)
+{
+	char err[64];
+	const char *names[] = {"x"};
+	struct sched_worker *w = sched_worker_register(s, (void *)id, id, slots, names, 1, running,
+						       nrunning, "t", "", now, err, sizeof err);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	return w;
+}
+
+START_TEST(test_reclaim_takes_one_slot_per_task_even_when_listed_twice)
+{
+	reg("w1", 2, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	close_all();
+	open_all();
+	nrec = 0;
+	const char *running[] = {a, a};
+	struct sched_worker *w = reg_running("w1", 2, running, 2);
+	ck_assert_int_eq(busy("w1"), 1);
+	ck_assert_int_eq(count('c', "w1"), 0); /* a is w1's: nothing to stop */
+	answer(w, a, 1, TASK_COMPLETED, NULL);
+	ck_assert_int_eq(status_of(a), TASK_COMPLETED);
+	ck_assert_int_eq(busy("w1"), 0);
+	takes_work("w1", 2);
+	/* Nothing of the finished a is left for this to touch (the sanitizer
+	 * build would see a use after free). */
+	sched_worker_gone(s, w, "test", now);
+}
+END_TEST
+
+START_TEST(test_reclaimed_task_past_its_lease_is_taken_back_and_its_slot_freed_by_the_answer)
+{
+	reg("w1", 1, "x");
+	char id[ID_LEN + 1];
+	memcpy(id, submit_timed("x", 100, 3), sizeof id);
+	close_all();
+	open_all();
+	nrec = 0;
+	const char *running[] = {id};
+	struct sched_worker *w = reg_running("w1", 1, running, 1);
+	ck_assert_int_eq(busy("w1"), 1);
+	pass(w, 100 + 1001);
+	ck_assert_int_eq(count('c', "w1"), 1);
+	ck_assert_int_eq(status_of(id), TASK_PENDING);
+	ck_assert_int_eq(busy("w1"), 1);
+	answer(w, id, 1, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(busy("w1"), 0);
+	pass(w, 500);
+	ck_assert_int_eq(count('a', "w1"), 1);
+	answer(w, id, 2, TASK_COMPLETED, NULL);
+	ck_assert_int_eq(status_of(id), TASK_COMPLETED);
+	ck_assert_int_eq(busy("w1"), 0);
+}
+END_TEST
+
 START_TEST(test_worker_detached_at_shutdown_keeps_its_tasks_running)
 {
 	struct sched_worker *w = reg("w1", 1, "x");
@@ -514,11 +787,20 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_lost_worker_requeues_then_fails_past_max_attempts);
 	tcase_add_test(tc, test_silent_worker_is_kicked_and_its_task_reassigned);
 	tcase_add_test(tc, test_lease_expiry_cancels_and_retries);
+	tcase_add_test(tc, test_lease_over_task_back_on_its_worker_new_attempt_answers_first);
+	tcase_add_test(tc, test_lease_over_task_back_on_its_worker_old_attempt_answers_first);
+	tcase_add_test(tc, test_lease_over_slot_waits_for_its_own_attempt_not_an_older_one);
+	tcase_add_test(tc, test_late_answer_frees_a_lease_over_slot_after_the_task_finished_elsewhere);
+	tcase_add_test(tc, test_cancel_unanswered_ends_at_the_lease_and_the_late_answer_frees_the_slot);
+	tcase_add_test(tc, test_cancel_lost_to_a_completion_completes_and_frees_the_slot);
+	tcase_add_test(tc, test_draining_worker_gets_nothing_new_and_its_handed_back_task_runs_elsewhere);
 	tcase_add_test(tc, test_cancel_pending_running_finished_unknown);
 	tcase_add_test(tc, test_idempotency_key_returns_the_first_task);
 	tcase_add_test(tc, test_watchers_hear_changes_after_the_commit);
 	tcase_add_test(tc, test_watchers_may_unwatch_themselves_and_others_during_an_update);
 	tcase_add_test(tc, test_restart_keeps_pending_and_reclaims_or_requeues_running);
+	tcase_add_test(tc, test_reclaim_takes_one_slot_per_task_even_when_listed_twice);
+	tcase_add_test(tc, test_reclaimed_task_past_its_lease_is_taken_back_and_its_slot_freed_by_the_answer);
 	tcase_add_test(tc, test_worker_detached_at_shutdown_keeps_its_tasks_running);
 	tcase_add_test(tc, test_bad_registrations_are_refused);
 	tcase_add_test(tc, test_lost_batch_forgets_its_new_tasks_and_sends_nothing_for_them);
