@@ -622,10 +622,12 @@ static void sstream_flow(struct sstream *s)
 	}
 }
 
-/* Sends msg to the client; a full queue holds both producers back. */
+/* Sends msg to the client; a full queue holds both producers back. Never
+ * dropped (RPC_SEND_FORCE): an event relayed is one the scheduler counts
+ * as delivered, and the pause bounds how far past the mark a queue gets. */
 static void sstream_down(struct sstream *s, const void *msg, size_t len)
 {
-	if (rpc_call_send(s->client, msg, len, 0) == RPC_SEND_FULL) {
+	if (rpc_call_send(s->client, msg, len, RPC_SEND_FORCE) == RPC_SEND_FULL) {
 		s->client_full = 1;
 		sstream_flow(s);
 	}
@@ -764,7 +766,7 @@ static int sstream_message(struct rpc_call *call, const uint8_t *msg, size_t len
 		return 0;
 	}
 	s->forwarded++;
-	if (rpc_call_send(s->up, msg, len, 0) == RPC_SEND_FULL) {
+	if (rpc_call_send(s->up, msg, len, RPC_SEND_FORCE) == RPC_SEND_FULL) {
 		s->up_full = 1;
 		sstream_flow(s);
 	}

@@ -346,7 +346,21 @@ void call_end(struct rpc_call *call, int status, const char *msg)
 
 static int live(const struct rpc_call *call)
 {
-	return !call->done && call->conn && !call->conn->dead && call->stream_id > 0;
+	return !call->done && call->conn && !call->conn->dead && call->stream_id > 0 &&
+	       !call->close_pending;
+}
+
+/* A client call whose stream already closed, its messages held for a
+ * paused reader, has no stream left to reset: a local end (cancel,
+ * deadline, error) ends it here, with the status already set. Returns
+ * whether it did. */
+static int end_if_closed(struct rpc_call *call)
+{
+	if (!call->close_pending || call->done)
+		return 0;
+	call->close_pending = 0;
+	call_end(call, call->status, call->message);
+	return 1;
 }
 
 /* Ends the call from our side because of a local error or a handler's
@@ -366,6 +380,8 @@ static void call_abort(struct rpc_call *call, int status, const char *msg)
 		call_end_later(call, channel_base(call->ch), status, msg);
 		return;
 	}
+	if (end_if_closed(call))
+		return;
 	if (live(call) && !call->cancelled) {
 		call->cancelled = 1;
 		nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id,
@@ -587,6 +603,8 @@ void rpc_call_cancel(struct rpc_call *call)
 	call_set_status(call, GRPC_STATUS_CANCELLED, "Cancelled");
 	call->finished = 1;
 	call->cancelled = 1;
+	if (end_if_closed(call))
+		return;
 	if (live(call)) {
 		nghttp2_submit_rst_stream(call->conn->ng, NGHTTP2_FLAG_NONE, call->stream_id,
 					  NGHTTP2_CANCEL);
@@ -698,6 +716,11 @@ static void drain_held(struct rpc_call *call)
 			conn_schedule(call->conn);
 		}
 	}
+	/* The stream's end waited behind the held messages: now it comes. */
+	if (call->close_pending && !call->done && !(call->held && evbuffer_get_length(call->held))) {
+		call->close_pending = 0;
+		call_stream_closed(call, call->close_error);
+	}
 }
 
 void call_server_half_closed(struct rpc_call *call)
@@ -728,9 +751,13 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 
 void rpc_call_pause_recv(struct rpc_call *call, int pause)
 {
-	if (call->done || !call->conn)
+	if (call->done)
 		return;
+	/* A client call still waiting for its connection pauses too: it
+	 * holds from its first message on. */
 	call->paused = pause != 0;
+	if (!call->conn)
+		return;
 	/* A server call also resumes to deliver a half-close that came
 	 * while paused, held messages or not. */
 	if (!pause && ((call->held && evbuffer_get_length(call->held)) || !call->is_client)) {
@@ -927,8 +954,23 @@ void call_client_headers_done(struct rpc_call *call, int end_stream)
 void call_stream_closed(struct rpc_call *call, uint32_t error_code)
 {
 	if (call->held && evbuffer_get_length(call->held)) {
-		call->paused = 0;
-		drain_held(call);
+		/* A client stream that ended cleanly keeps its order for a
+		 * paused reader: the held messages, then the status, as it
+		 * resumes (drain_held). Delivering them now would hand a
+		 * reader messages it asked not to get yet, and a relay that
+		 * paused because its own queue was full would have to drop
+		 * them. Anything else (a reset, a server call, whose client
+		 * can only have gone) ends now and drops what is held. */
+		if (call->is_client && error_code == NGHTTP2_NO_ERROR && !call->done) {
+			drain_held(call);
+			if (!call->done && call->held && evbuffer_get_length(call->held)) {
+				call->close_pending = 1;
+				call->close_error = error_code;
+				return;
+			}
+		} else {
+			evbuffer_drain(call->held, evbuffer_get_length(call->held));
+		}
 	}
 	if (call->done)
 		return;

@@ -67,6 +67,7 @@ struct rpc_call {
 	unsigned recv_identity : 1;
 	unsigned last_compressed : 1;
 	unsigned paused : 1;
+	unsigned close_pending : 1; /* client: stream closed while messages were held */
 	unsigned cancelled : 1;	   /* RST_STREAM submitted by us */
 	unsigned trailers_seen : 1; /* client: grpc-status received */
 	unsigned peer_status : 1;   /* client: the final status is the server's grpc-status */
@@ -78,6 +79,7 @@ struct rpc_call {
 	unsigned wait_for_ready : 1; /* client: survive connection failures */
 	unsigned grpc_ct : 1;	    /* content-type is application/grpc[+…|;…] */
 
+	uint32_t close_error; /* client: the HTTP/2 error of a pending close */
 	int status;	  /* final status once known, -1 before */
 	char *message;	  /* final message: msg_inl, or xmalloc'd when longer */
 	char msg_inl[32];
