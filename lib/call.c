@@ -358,6 +358,11 @@ static int end_if_closed(struct rpc_call *call)
 {
 	if (!call->close_pending || call->done)
 		return 0;
+	if (call->draining) {
+		/* From a handler inside drain_held: the call must outlive it. */
+		call->end_pending = 1;
+		return 1;
+	}
 	call->close_pending = 0;
 	call_end(call, call->status, call->message);
 	return 1;
@@ -702,11 +707,14 @@ void call_recv_data(struct rpc_call *call, const uint8_t *data, size_t len)
 		nghttp2_session_consume_stream(call->conn->ng, call->stream_id, used);
 }
 
-/* Delivers what arrived while paused, until paused again. */
-static void drain_held(struct rpc_call *call)
+/* Delivers what arrived while paused, until paused again. Returns 0 when
+ * the call ended here (it is released: the caller must not touch it),
+ * else 1. */
+static int drain_held(struct rpc_call *call)
 {
 	size_t len;
-	while (call->held && !call->done && !call->paused &&
+	call->draining = 1;
+	while (call->held && !call->done && !call->paused && !call->end_pending &&
 	       (len = evbuffer_get_contiguous_space(call->held)) > 0) {
 		size_t used = feed(call, evbuffer_pullup(call->held, (ssize_t)len), len);
 		if (call->held)
@@ -716,11 +724,22 @@ static void drain_held(struct rpc_call *call)
 			conn_schedule(call->conn);
 		}
 	}
+	call->draining = 0;
+	if (call->done)
+		return 1; /* ended before: released by whoever ends it */
+	if (call->end_pending) {
+		call->end_pending = 0;
+		call->close_pending = 0;
+		call_end(call, call->status, call->message);
+		return 0;
+	}
 	/* The stream's end waited behind the held messages: now it comes. */
-	if (call->close_pending && !call->done && !(call->held && evbuffer_get_length(call->held))) {
+	if (call->close_pending && !(call->held && evbuffer_get_length(call->held))) {
 		call->close_pending = 0;
 		call_stream_closed(call, call->close_error);
+		return 0;
 	}
+	return 1;
 }
 
 void call_server_half_closed(struct rpc_call *call)
@@ -742,7 +761,8 @@ void call_server_half_closed(struct rpc_call *call)
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rpc_call *call = arg;
-	drain_held(call);
+	if (!drain_held(call))
+		return;
 	if (!call->done && !call->paused && !call->is_client && call->conn &&
 	    nghttp2_session_get_stream_remote_close(call->conn->ng, call->stream_id) &&
 	    !call->finished)
@@ -962,7 +982,8 @@ void call_stream_closed(struct rpc_call *call, uint32_t error_code)
 		 * them. Anything else (a reset, a server call, whose client
 		 * can only have gone) ends now and drops what is held. */
 		if (call->is_client && error_code == NGHTTP2_NO_ERROR && !call->done) {
-			drain_held(call);
+			if (!drain_held(call))
+				return;
 			if (!call->done && call->held && evbuffer_get_length(call->held)) {
 				call->close_pending = 1;
 				call->close_error = error_code;

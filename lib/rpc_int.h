@@ -68,6 +68,8 @@ struct rpc_call {
 	unsigned last_compressed : 1;
 	unsigned paused : 1;
 	unsigned close_pending : 1; /* client: stream closed while messages were held */
+	unsigned draining : 1;	    /* drain_held is delivering */
+	unsigned end_pending : 1;   /* ended locally meanwhile: drain_held ends it */
 	unsigned cancelled : 1;	   /* RST_STREAM submitted by us */
 	unsigned trailers_seen : 1; /* client: grpc-status received */
 	unsigned peer_status : 1;   /* client: the final status is the server's grpc-status */
