@@ -104,7 +104,10 @@ int rpc_call_close_send(struct rpc_call *call);
 void rpc_call_cancel(struct rpc_call *call);
 
 /* Stops (pause != 0) or resumes delivery of received messages; while
- * paused, HTTP/2 flow control stops the peer once its window is used. */
+ * paused, HTTP/2 flow control stops the peer once its window is used. A
+ * client call's status waits behind the held messages: on_done comes
+ * only after the reader resumed and took them (a cancel, deadline or
+ * reset ends it at once). Works before the call has a connection. */
 void rpc_call_pause_recv(struct rpc_call *call, int pause);
 
 /* Metadata the peer sent: the request headers on the server, the response
