@@ -26,7 +26,9 @@
  * page token); E_CORRUPT the database is damaged; E_UNSUPPORTED it was
  * written by a newer orchd. The store logs the backend's own message.
  *
- * Not thread-safe: one store per scheduler, used from its loop thread.
+ * Not thread-safe: one store per scheduler, used from its loop thread. (The
+ * SQLite store runs its WAL checkpoints under load on a thread of its own,
+ * with its own connection; store_del() joins it.)
  */
 #ifndef ORCHD_STORE_H
 #define ORCHD_STORE_H
@@ -63,6 +65,9 @@ struct store_sqlite_options {
 	/* Refuse to grow the database past this many bytes (-ENOSPC), 0 = no
 	 * limit. Lets an operator cap disk use and tests fill the "disk". */
 	int64_t max_db_bytes;
+	/* Under steady load, checkpoint the WAL once it holds this many
+	 * bytes (0 = 64 MiB); a thread of the store does it. */
+	int64_t wal_max_bytes;
 };
 
 /* The operations a backend implements; see the store_* functions below for

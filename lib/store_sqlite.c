@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +224,8 @@ struct sq {
 	 * lost batch's or a purged task's id was the greatest. */
 	char max_id[ID_LEN + 1];
 	uint64_t commits, commits_seen; /* by commits, at the last maintain */
+	int wal_max_pages;              /* busy: checkpoint past this */
+	struct ckpt *ck;                /* the checkpointer thread, or NULL */
 };
 
 static const struct store_ops sqlite_ops;
@@ -262,28 +265,34 @@ static int map_rc(int rc)
 
 /* Returns the errno of the last failed system call on the WAL, else on the
  * database file; 0 if none failed. */
-static int last_errno(struct sq *s)
+static int last_errno(sqlite3 *db)
 {
 	int e = 0;
 	sqlite3_file *wal = NULL;
-	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) == SQLITE_OK &&
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) == SQLITE_OK &&
 	    wal && wal->pMethods)
 		wal->pMethods->xFileControl(wal, SQLITE_FCNTL_LAST_ERRNO, &e);
 	if (!e)
-		sqlite3_file_control(s->db, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+		sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
 	return e;
 }
 
-/* Logs a failed SQLite call and returns our error for it. SQLite answers
- * every failed write or sync with SQLITE_IOERR; the errno its file kept
- * tells a file system that went read-only under the store (ext4 does when
- * an error aborts it) from a true I/O error, which an operator needs. */
+/* Logs a failed SQLite call (rc; sys, the errno its file kept, or 0;
+ * SQLite's message msg, borrowed) and returns our error for it. SQLite
+ * answers every failed write or sync with SQLITE_IOERR; the errno tells a
+ * file system that went read-only under the store (ext4 does when an
+ * error aborts it) from a true I/O error, which an operator needs. */
+static int report(int rc, int sys, const char *op, const char *msg)
+{
+	log_error("store_error", "op=%s sqlite=%d errno=%d msg=%s", op, rc, sys, log_quote(msg));
+	return sys == EROFS ? -EROFS : map_rc(rc);
+}
+
+/* Logs a failed call on the store's connection and returns our error. */
 static int fail(struct sq *s, int rc, const char *op)
 {
-	int sys = s->db && (rc & 0xff) == SQLITE_IOERR ? last_errno(s) : 0;
-	log_error("store_error", "op=%s sqlite=%d errno=%d msg=%s", op, rc, sys,
-	          log_quote(s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc)));
-	return sys == EROFS ? -EROFS : map_rc(rc);
+	int sys = s->db && (rc & 0xff) == SQLITE_IOERR ? last_errno(s->db) : 0;
+	return report(rc, sys, op, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 }
 
 /* Returns the cached statement, preparing it on first use; NULL on error
@@ -685,6 +694,8 @@ static int spill(struct sq *s)
 	return 0;
 }
 
+static void ckpt_follow(struct sq *s);
+
 static int sq_flush(struct store *base)
 {
 	struct sq *s = (struct sq *)base;
@@ -705,6 +716,8 @@ static int sq_flush(struct store *base)
 	s->txn_lost = 0;
 	s->commits += err == 0;
 	pend_settle(s, err == 0);
+	if (!err && s->ck)
+		ckpt_follow(s);
 	if (err)
 		log_warn("store_batch_lost", "kept_updates=%zu err=%s", s->npend,
 		         log_quote(err_str(err)));
@@ -935,13 +948,152 @@ static int sq_purge(struct store *base, int64_t before_ms, int max_rows)
  * fdatasync (~4 ms each), and every task in flight waited. The writer's
  * auto-checkpoint is replaced by a WAL hook that only counts pages, and
  * store_maintain() checkpoints from the scheduler's tick: when the store
- * was idle for a tick, or when the WAL has grown past WAL_MAX_PAGES under
+ * was idle for a tick, or when the WAL has grown past wal_max_pages under
  * steady load. Crash safety is unchanged: an un-checkpointed WAL is
  * replayed when the database is opened.
+ *
+ * Under load the checkpointer, a thread with its own connection, copies
+ * the WAL back: 64 MiB took 50-120 ms, and on the loop thread every task
+ * in flight waited that long. In WAL mode a PASSIVE checkpoint from another
+ * connection runs beside the writer (it takes no write lock). But the
+ * writer restarts the WAL from its start only when a transaction begins
+ * with the whole WAL copied, and commits go on while the checkpointer
+ * copies: it never catches up alone. So it copies in passes until one
+ * finds at most WAL_TAIL_PAGES new frames, and the loop then copies that
+ * short tail itself, right after its next commit (waiting for the next
+ * tick would let another 100 ms of frames pile up); the commit after that
+ * restarts the WAL. The idle TRUNCATE stays on the loop too: nothing waits
+ * for an idle store, and it takes the write lock, which the loop's own
+ * commits would otherwise have to wait for.
  * ------------------------------------------------------------------------ */
 
-#define WAL_IDLE_PAGES 1    /* idle: checkpoint (and truncate) any WAL */
-#define WAL_MAX_PAGES 16384 /* busy: checkpoint past 64 MiB of WAL */
+#define WAL_IDLE_PAGES 1        /* idle: checkpoint (and truncate) any WAL */
+#define WAL_MAX_BYTES (64 << 20) /* busy: checkpoint past 64 MiB of WAL */
+#define WAL_TAIL_PAGES 256      /* a tail short enough for the loop */
+#define CKPT_PASSES 8           /* bounds the checkpointer's catching up */
+
+/* Shared between the loop and the checkpointer, under mu. */
+struct ckpt {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	sqlite3 *db;   /* its own connection; only the thread uses it once started */
+	int want;      /* a checkpoint was asked for and has not finished */
+	int stop;      /* the store is closing */
+	int ran;       /* a checkpoint finished since the loop last looked */
+	int rc;        /* the last checkpoint's SQLite result, until reported */
+	int sys;       /* its errno, for report() */
+	char msg[128]; /* its message */
+};
+
+static void *ckpt_main(void *arg)
+{
+	struct ckpt *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->want && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop)
+			break;
+		pthread_mutex_unlock(&c->mu);
+		int rc = SQLITE_OK, seen = 0;
+		for (int pass = 0; rc == SQLITE_OK && pass < CKPT_PASSES; pass++) {
+			int log_pages = 0;
+			rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+			                               &log_pages, NULL);
+			if (rc == SQLITE_OK && log_pages < 0)
+				rc = SQLITE_ERROR; /* the connection is not in WAL mode */
+			if (log_pages - seen <= WAL_TAIL_PAGES)
+				break;
+			seen = log_pages;
+		}
+		int sys = (rc & 0xff) == SQLITE_IOERR ? last_errno(c->db) : 0;
+		pthread_mutex_lock(&c->mu);
+		c->ran = rc == SQLITE_OK;
+		c->rc = rc;
+		c->sys = sys;
+		snprintf(c->msg, sizeof c->msg, "%s", sqlite3_errmsg(c->db));
+		c->want = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Stops and joins the checkpointer (waiting for a checkpoint it runs),
+ * closes its connection and frees it; NULL is a no-op. */
+static void ckpt_del(struct ckpt *c, int started)
+{
+	if (!c)
+		return;
+	if (started) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = 1;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->thread, NULL);
+	}
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	sqlite3_close_v2(c->db);
+	free(c);
+}
+
+/* Starts the checkpointer on its own connection to s's database. Without
+ * one (an SQLite built single-threaded, or no thread or connection to be
+ * had) the loop checkpoints, as before: s->ck stays NULL. */
+static void ckpt_start(struct sq *s)
+{
+	if (!sqlite3_threadsafe())
+		return;
+	struct ckpt *c = xcalloc(1, sizeof *c);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	int rc = sqlite3_open_v2(s->path, &c->db,
+	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+	                         NULL);
+	/* A connection learns that the database is in WAL mode when it first
+	 * reads it; until then it would checkpoint nothing. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	if (rc != SQLITE_OK || pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
+		log_warn("store_checkpointer_unavailable", "path=%s sqlite=%d", log_quote(s->path),
+		         rc);
+		ckpt_del(c, 0);
+		return;
+	}
+	s->ck = c;
+}
+
+/* Asks the checkpointer for a checkpoint. */
+static void ckpt_ask(struct ckpt *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->want = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Reports the result of the checkpointer's last checkpoint, once: sets
+ * *busy if one is running, else *ran if one finished since the last call.
+ * Returns 0 or that checkpoint's error. */
+static int ckpt_collect(struct ckpt *c, int *busy, int *ran)
+{
+	pthread_mutex_lock(&c->mu);
+	int rc = SQLITE_OK, sys = 0;
+	char msg[sizeof c->msg];
+	*busy = c->want;
+	*ran = 0;
+	if (!c->want) {
+		rc = c->rc;
+		sys = c->sys;
+		memcpy(msg, c->msg, sizeof msg);
+		*ran = c->ran;
+		c->rc = SQLITE_OK;
+		c->ran = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc == SQLITE_OK ? 0 : report(rc, sys, "checkpoint", msg);
+}
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
@@ -950,26 +1102,59 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	return SQLITE_OK;
 }
 
-static int sq_maintain(struct store *base)
+/* Checkpoints on the store's own connection, on the loop thread, in mode
+ * (SQLITE_CHECKPOINT_*). Returns 0 or an error (logged). */
+static int checkpoint_here(struct sq *s, int mode)
 {
-	struct sq *s = (struct sq *)base;
-	int idle = s->commits == s->commits_seen;
-	s->commits_seen = s->commits;
-	if (s->in_txn || s->wal_pages < (idle ? WAL_IDLE_PAGES : WAL_MAX_PAGES))
-		return 0;
-	/* TRUNCATE when idle also gives the WAL file's space back. PASSIVE
-	 * under load: it never waits, and the next writer restarts the WAL
-	 * from its start once it is all copied. */
-	int mode = idle ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE;
 	int log_pages = 0, done_pages = 0;
 	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, mode, &log_pages, &done_pages);
 	if (rc != SQLITE_OK)
 		return fail(s, rc, "checkpoint");
 	log_debug("store_checkpoint", "mode=%s wal_pages=%d copied=%d",
-	          idle ? "truncate" : "passive", log_pages, done_pages);
-	if (idle || done_pages == log_pages)
+	          mode == SQLITE_CHECKPOINT_TRUNCATE ? "truncate" : "passive", log_pages,
+	          done_pages);
+	if (mode == SQLITE_CHECKPOINT_TRUNCATE || done_pages == log_pages)
 		s->wal_pages = 0;
 	return 0;
+}
+
+/* After a commit: once the checkpointer has copied all but a short tail,
+ * copies the tail. Its errors are logged; the commit stands. */
+static void ckpt_follow(struct sq *s)
+{
+	int busy = 0, ran = 0;
+	ckpt_collect(s->ck, &busy, &ran);
+	if (ran)
+		checkpoint_here(s, SQLITE_CHECKPOINT_PASSIVE);
+}
+
+static int sq_maintain(struct store *base)
+{
+	struct sq *s = (struct sq *)base;
+	int idle = s->commits == s->commits_seen;
+	s->commits_seen = s->commits;
+	if (s->in_txn)
+		return 0;
+	int busy = 0, ran = 0;
+	int err = s->ck ? ckpt_collect(s->ck, &busy, &ran) : 0;
+	/* A TRUNCATE beside the checkpointer's checkpoint would fail busy: a
+	 * later idle tick does it. */
+	if (busy)
+		return err;
+	int due = s->wal_pages >= (idle ? WAL_IDLE_PAGES : s->wal_max_pages);
+	if (s->ck && !idle && !ran) {
+		if (due)
+			ckpt_ask(s->ck);
+		return err;
+	}
+	if (!due && !ran)
+		return err;
+	/* TRUNCATE when idle also gives the WAL file's space back. PASSIVE
+	 * under load, the checkpointer's tail (or all, without one): it never
+	 * waits, and the next writer restarts the WAL from its start once it
+	 * is all copied. */
+	int here = checkpoint_here(s, idle ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE);
+	return err ? err : here;
 }
 
 /* ------------------------------------------------------------------------
@@ -979,6 +1164,8 @@ static int sq_maintain(struct store *base)
 static void sq_del(struct store *base)
 {
 	struct sq *s = (struct sq *)base;
+	ckpt_del(s->ck, 1); /* first: the last flush must not wait for it */
+	s->ck = NULL;
 	if (s->db) {
 		if (s->in_txn || s->npend)
 			sq_flush(base);
@@ -1121,6 +1308,8 @@ static int configure(struct sq *s, const struct store_sqlite_options *opt)
 	         opt->sync_full ? "FULL" : "NORMAL");
 	rc = exec(s, q);
 	sqlite3_wal_hook(s->db, wal_hook, s); /* replaces the auto-checkpoint */
+	int64_t wal_max = opt->wal_max_bytes > 0 ? opt->wal_max_bytes : WAL_MAX_BYTES;
+	s->wal_max_pages = wal_max / 4096 < INT_MAX ? (int)(wal_max / 4096) : INT_MAX;
 	if (rc == SQLITE_OK && opt->max_db_bytes > 0) {
 		/* SQLite counts pages (4 KiB by default); round down, but
 		 * keep room for the schema. */
@@ -1201,6 +1390,8 @@ int store_open_sqlite(const char *dir, const struct store_sqlite_options *opt, s
 		err = migrate(s);
 	if (!err)
 		err = load_max_id(s);
+	if (!err)
+		ckpt_start(s);
 	if (err < 0) {
 		log_error("store_open_failed", "path=%s err=%s", log_quote(s->path),
 		          log_quote(err_str(err)));

@@ -833,6 +833,38 @@ START_TEST(checkpoints_wait_for_an_idle_maintain)
 }
 END_TEST
 
+/* Under steady load (a commit before every maintain, so never idle) the
+ * store's checkpointer thread keeps the WAL bounded: 64 MiB of payloads
+ * go through a WAL that never reaches a quarter of that. Without
+ * checkpoints it would hold them all. */
+START_TEST(checkpointer_bounds_the_wal_under_load)
+{
+	struct store_sqlite_options opt = {.wal_max_bytes = 1 << 20};
+	struct store *s;
+	ck_assert_int_eq(store_open_sqlite(dir, &opt, &s), 0);
+	char wal[192];
+	snprintf(wal, sizeof wal, "%s/orchd.db-wal", dir);
+	off_t most = 0;
+	for (int i = 0; i < 1024; i++) {
+		struct task *t = mk("a", T0 + i);
+		set_big_payload(t, 64 * 1024);
+		ck_assert_int_eq(store_put(s, t), 0);
+		ck_assert_int_eq(store_flush(s), 0);
+		task_del(t);
+		ck_assert_int_eq(store_maintain(s), 0);
+		struct stat sb;
+		ck_assert_int_eq(stat(wal, &sb), 0);
+		if (sb.st_size > most)
+			most = sb.st_size;
+	}
+	ck_assert_int_lt(most, 16 << 20);
+	store_del(s);
+	sqlite3 *db = raw();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM tasks"), 1024);
+	sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(full_sync_option_opens_and_writes)
 {
 	struct store_sqlite_options opt = {.sync_full = 1};
@@ -918,6 +950,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, put_and_updates_in_one_batch_store_the_latest_state);
 	tcase_add_test(tc, large_payloads_live_outside_the_task_row);
 	tcase_add_test(tc, checkpoints_wait_for_an_idle_maintain);
+	tcase_add_test(tc, checkpointer_bounds_the_wal_under_load);
 	tcase_add_test(tc, full_sync_option_opens_and_writes);
 	tcase_add_test(tc, callbacks_can_stop_a_walk);
 	tcase_add_test(tc, sqlite_memory_statistics_are_off);
