@@ -1164,7 +1164,9 @@ static int sq_maintain(struct store *base)
 static void sq_del(struct store *base)
 {
 	struct sq *s = (struct sq *)base;
-	ckpt_del(s->ck, 1); /* first: the last flush must not wait for it */
+	/* First, so that the store's own connection closes last (checkpointing
+	 * what is left) and the last flush leaves the tail to it. */
+	ckpt_del(s->ck, 1);
 	s->ck = NULL;
 	if (s->db) {
 		if (s->in_txn || s->npend)
