@@ -119,7 +119,7 @@ stop_all
 
 # ---- subscribers ------------------------------------------------------------------
 scheduler --max-streams $((SUBS + 2000))
-gateway --log-level info --max-subscribers "$SUBS"
+gateway --log-level debug --max-subscribers "$SUBS" # debug: it logs each subscribe
 # --calls: a SubscribeProgress stream per task (the default would follow
 # them all on one SubmitStream).
 spawn subscribers "$O" bench --gateway "127.0.0.1:$gp" --name footprint-nobody-serves --calls \
@@ -127,7 +127,7 @@ spawn subscribers "$O" bench --gateway "127.0.0.1:$gp" --name footprint-nobody-s
 subs=$spawned
 have=0
 for _ in $(seq 1200); do # 120 s
-	have=$(grep -o 'subscribers=[0-9]*' "$work/gateway.err" | tail -n 1 | cut -d= -f2)
+	have=$(grep -o ' subscribers=[0-9]*' "$work/gateway.err" | tail -n 1 | cut -d= -f2)
 	have=${have:-0}
 	[ "$have" -ge "$SUBS" ] && break
 	alive "$subs" || break

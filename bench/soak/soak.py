@@ -305,8 +305,10 @@ def starts(paths):
 
 def main():
     tmp = harness.tempdir("orchd-soak.")
+    # At debug the scheduler logs every task's final transition, which the
+    # exactly-once check counts (at info it logs failures and cancels only).
     sched = cluster.Role.scheduler(os.path.join(tmp, "data"), "--dead-timeout", "2s",
-                                   "--heartbeat", "500ms")
+                                   "--heartbeat", "500ms", "--log-level", "debug")
     roles.append(sched)
     for k in range(WORKERS):
         workers.append(cluster.Role.worker(
