@@ -7,12 +7,7 @@ import time
 from concurrent import futures
 
 import cluster
-from cluster import COMPLETED, RUNNING, check, eq, follow, get, pb, submit
-
-
-def workers(stub):
-    return sorted(w.worker_id for w in stub.ListWorkers(pb.ListWorkersRequest(),
-                                                         timeout=10).workers)
+from cluster import COMPLETED, RUNNING, check, eq, follow, get, submit
 
 
 def ignored_results(text, worker):
@@ -84,7 +79,7 @@ class OnA:
 
         self.wb = cluster.Role.worker(sched_port, "--slots", "10", "--worker-id", b_id,
                                       "--heartbeat", "200ms", "--builtins", "sleep")
-        cluster.poll(lambda: workers(stub) == sorted([a_id, b_id]), 20, "worker B registered")
+        cluster.poll(lambda: cluster.workers(stub) == sorted([a_id, b_id]), 20, "worker B registered")
 
     def finish(self):
         """Waits for every follower; returns nothing, raises on failure."""

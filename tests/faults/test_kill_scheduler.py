@@ -68,7 +68,7 @@ def spec_of(i):
 PACE = 0.02  # seconds between one thread's submissions
 
 
-class Clients:
+class Clients(cluster.Threads):
     """Client threads submitting specs[lo:hi], retrying (same key) after
     an error; records what they saw."""
 
@@ -113,17 +113,6 @@ class Clients:
             # it six threads could submit everything before the kill, and
             # there would be nothing in flight to kill under.
             time.sleep(PACE)
-
-    def wait(self, pred, timeout, what):
-        with self.cond:
-            if not self.cond.wait_for(lambda: pred(self), timeout):
-                raise cluster.Failure("no %s within %.0fs" % (what, timeout))
-
-    def join(self, timeout):
-        end = time.monotonic() + timeout
-        for t in self.threads:
-            t.join(max(0.1, end - time.monotonic()))
-            check(not t.is_alive(), "client threads still submitting after %.0fs", timeout)
 
 
 def main():
@@ -226,7 +215,7 @@ def main():
     # Back on the same port and data dir.
     sched.restart()
     log("restarted after %d ms down; clients had %d errors", down_for * 1000, errors_while_down)
-    cluster.poll(lambda: _workers(stub) == 2, 30, "scheduler and both workers back")
+    cluster.poll(lambda: len(cluster.workers_if_up(stub)) == 2, 30, "scheduler and both workers back")
     clients.join(60)
 
     bad = [(i, c, d) for i, c, d in clients.errors if c != SC.UNAVAILABLE]
@@ -264,16 +253,6 @@ def main():
 
     cluster.stop_all([gw] + workers + [sched])
     log("PASS kill -9 of the scheduler: nothing accepted lost, clients saw only UNAVAILABLE")
-
-
-def _workers(stub):
-    """How many workers the scheduler has; 0 while the gateway still finds
-    it UNAVAILABLE."""
-    try:
-        return len(stub.ListWorkers(pb.ListWorkersRequest(), timeout=10).workers)
-    except grpc.RpcError as e:
-        check(e.code() == SC.UNAVAILABLE, "ListWorkers after restart: %s", e.code())
-        return 0
 
 
 if __name__ == "__main__":

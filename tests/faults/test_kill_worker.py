@@ -37,9 +37,7 @@ roles = []
 
 def main():
     tmp = harness.tempdir()
-    # debug: the checks count the scheduler's `complete` transitions.
-    sched = cluster.Role.scheduler(os.path.join(tmp, "data"), "--dead-timeout", "1s",
-                                   "--heartbeat", "200ms", "--log-level", "debug")
+    sched = cluster.Role.watchful_scheduler(os.path.join(tmp, "data"))
     roles.append(sched)
     wa = cluster.Role.worker(sched.port, "--slots", "50", "--worker-id", "kill-a",
                              "--heartbeat", "200ms", "--builtins", "sleep")

@@ -48,11 +48,6 @@ import harness  # noqa: E402
 roles = []
 
 
-def workers(stub):
-    return sorted(w.worker_id for w in stub.ListWorkers(pb.ListWorkersRequest(),
-                                                         timeout=10).workers)
-
-
 def term(role):
     """Sends SIGTERM; returns the time it was sent."""
     role.proc.send_signal(signal.SIGTERM)
@@ -93,7 +88,7 @@ def part_worker(stub, sched):
                              "--heartbeat", "200ms", "--drain-timeout", "1500ms",
                              "--builtins", "sleep,echo")
     roles.append(w1)
-    cluster.poll(lambda: workers(stub) == ["term-1"], 20, "term-1 registered")
+    cluster.poll(lambda: cluster.workers(stub) == ["term-1"], 20, "term-1 registered")
     short = [submit(stub, name="sleep", payload=b"700").task_id for _ in range(2)]
     long_ = [submit(stub, name="sleep", payload=b"4000").task_id for _ in range(2)]
     cluster.poll(lambda: len(cluster.list_all(stub, status=RUNNING)) == 4, 20,
@@ -101,7 +96,7 @@ def part_worker(stub, sched):
     w2 = cluster.Role.worker(sched.port, "--slots", "8", "--worker-id", "term-2",
                              "--heartbeat", "200ms", "--builtins", "sleep,echo")
     roles.append(w2)
-    cluster.poll(lambda: workers(stub) == ["term-1", "term-2"], 20, "term-2 registered")
+    cluster.poll(lambda: cluster.workers(stub) == ["term-1", "term-2"], 20, "term-2 registered")
 
     t0 = term(w1)
     cluster.poll(lambda: re.search(r"event=worker_draining worker=term-1", sched.log()), 10,
@@ -136,7 +131,7 @@ def part_worker(stub, sched):
                              "--heartbeat", "200ms", "--drain-timeout", "20s",
                              "--builtins", "none", "--handler", "nap=sleep 0.8")
     roles.append(w3)
-    cluster.poll(lambda: workers(stub) == ["term-2", "term-3"], 20, "term-3 registered")
+    cluster.poll(lambda: cluster.workers(stub) == ["term-2", "term-3"], 20, "term-3 registered")
     naps = [submit(stub, name="nap").task_id for _ in range(2)]
     cluster.poll(lambda: all(get(stub, tid).status == RUNNING for tid in naps), 10,
                  "naps running on term-3")
@@ -151,7 +146,7 @@ def part_worker(stub, sched):
     return w2
 
 
-class Submitters:
+class Submitters(cluster.Threads):
     """Client threads submitting echo tasks until each has seen an error
     (the scheduler going away) or the deadline passes."""
 
@@ -184,17 +179,6 @@ class Submitters:
                 self.accepted[key] = (acc.task_id, p)
                 self.cond.notify_all()
 
-    def wait(self, pred, timeout, what):
-        with self.cond:
-            if not self.cond.wait_for(lambda: pred(self), timeout):
-                raise cluster.Failure("no %s within %.0fs" % (what, timeout))
-
-    def join(self, timeout):
-        end = time.monotonic() + timeout
-        for t in self.threads:
-            t.join(max(0.1, end - time.monotonic()))
-            check(not t.is_alive(), "submitters still running after %.0fs", timeout)
-
 
 def part_scheduler(stub, clients_stub, sched, w2):
     before = {t.task_id: t for t in cluster.list_all(stub)}
@@ -215,7 +199,8 @@ def part_scheduler(stub, clients_stub, sched, w2):
         len(subs.accepted), len(subs.errors))
 
     sched.restart()
-    cluster.poll(lambda: _workers(stub) == ["term-2"], 30, "term-2 back with the scheduler")
+    cluster.poll(lambda: cluster.workers_if_up(stub) == ["term-2"], 30,
+                 "term-2 back with the scheduler")
     for key, (tid, p) in subs.accepted.items():
         last = follow(stub, tid, timeout=30)[-1]
         eq((last.status, last.result.output), (COMPLETED, p), "accepted task %s" % tid)
@@ -238,7 +223,7 @@ def part_gateway(sched):
     roles.append(gw2)
     stub = gw2.stub()
     sstub = sched.stub()
-    eq(workers(stub), ["term-2"], "workers seen through the second gateway")
+    eq(cluster.workers(stub), ["term-2"], "workers seen through the second gateway")
     n, size = 6, 2000
     sched.proc.send_signal(signal.SIGSTOP)
     try:
@@ -265,14 +250,6 @@ def part_gateway(sched):
         t = sstub.GetTask(pb.GetTaskRequest(task_id=acc.task_id), timeout=10)
         eq(t.spec.payload, b"%d" % i * size, "payload of in-flight submit %d" % i)
     log("gateway: %d in-flight calls answered after SIGTERM; exited 0 after %.1fs", n, took)
-
-
-def _workers(stub):
-    try:
-        return workers(stub)
-    except grpc.RpcError as e:
-        check(e.code() == SC.UNAVAILABLE, "ListWorkers after restart: %s", e.code())
-        return []
 
 
 def main():

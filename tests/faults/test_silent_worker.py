@@ -37,7 +37,8 @@ from cluster import log  # noqa: E402
 from cluster import COMPLETED, RUNNING, check, eq, get  # noqa: E402
 
 import harness  # noqa: E402
-from moved import OnA, check_moved_once, ignored_results, workers  # noqa: E402
+from moved import OnA, check_moved_once, ignored_results  # noqa: E402
+from cluster import workers  # noqa: E402
 
 SHORT_MS = 1500
 LONG_MS = 6000
@@ -50,9 +51,7 @@ roles = []
 
 def main():
     tmp = harness.tempdir()
-    # debug: the checks count the scheduler's `complete` transitions.
-    sched = cluster.Role.scheduler(os.path.join(tmp, "data"), "--dead-timeout", "1s",
-                                   "--heartbeat", "200ms", "--log-level", "debug")
+    sched = cluster.Role.watchful_scheduler(os.path.join(tmp, "data"))
     roles.append(sched)
     wa = cluster.Role.worker(sched.port, "--slots", "10", "--worker-id", "silent-a",
                              "--heartbeat", "200ms", "--builtins", "sleep,echo")

@@ -128,6 +128,14 @@ class Role:
         return cls("scheduler", ["--data-dir", data_dir] + list(flags), port)
 
     @classmethod
+    def watchful_scheduler(cls, data_dir, *flags):
+        """The fault tests' scheduler: a worker silent for 1 s is dead
+        (heartbeats every 200 ms), and every task transition is logged
+        (debug), which their exactly-once checks count."""
+        return cls.scheduler(data_dir, "--dead-timeout", "1s", "--heartbeat", "200ms",
+                             "--log-level", "debug", *flags)
+
+    @classmethod
     def worker(cls, sched_port, *flags):
         return cls("worker", ["--scheduler", "127.0.0.1:%d" % sched_port] + list(flags))
 
@@ -308,6 +316,37 @@ def follow(stub, task_id, timeout=60.0, on_update=None):
 
 def submit(stub, timeout=10.0, **spec):
     return stub.SubmitTask(pb.TaskSpec(**spec), timeout=timeout)
+
+
+def workers(stub):
+    """The ids of the workers connected to the scheduler, sorted."""
+    return sorted(w.worker_id for w in stub.ListWorkers(pb.ListWorkersRequest(),
+                                                         timeout=10).workers)
+
+
+def workers_if_up(stub):
+    """As workers(), but [] while the scheduler is UNAVAILABLE (restarting)."""
+    try:
+        return workers(stub)
+    except grpc.RpcError as e:
+        check(e.code() == SC.UNAVAILABLE, "ListWorkers after restart: %s", e.code())
+        return []
+
+
+class Threads:
+    """Client threads that report under one condition: a subclass sets
+    self.cond and self.threads, and notifies cond when its state changes."""
+
+    def wait(self, pred, timeout, what):
+        with self.cond:
+            if not self.cond.wait_for(lambda: pred(self), timeout):
+                raise Failure("no %s within %.0fs" % (what, timeout))
+
+    def join(self, timeout):
+        end = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.1, end - time.monotonic()))
+            check(not t.is_alive(), "client threads still running after %.0fs", timeout)
 
 
 def get(stub, task_id, timeout=10.0):
