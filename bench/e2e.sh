@@ -24,7 +24,8 @@
 #   orchd --fsync       fsync on every commit (survives power loss)
 #   beanstalkd -b -f 0  binlog, fsync on every write
 # SYSTEMS="orchd gearmand" (labels without spaces: orchd orchd-calls orchd-fsync
-# gearmand beanstalkd beanstalkd-b beanstalkd-b-f0) picks a subset.
+# gearmand beanstalkd beanstalkd-b beanstalkd-b-f0) picks a subset;
+# orchd-spread (the scheduler with --dispatch spread) is there on request.
 #
 # Run by `make bench` (B=build by default; needs $B/orchd). Installs the
 # peers from Debian packages when run as root, builds the peer clients and
@@ -218,6 +219,7 @@ for round in $(seq "$ROUNDS"); do
 		orchd) run_orchd "$round" orchd "" "" || failed=1 ;;
 		orchd-calls) run_orchd "$round" "orchd two calls" "" --calls || failed=1 ;;
 		orchd-fsync) run_orchd "$round" "orchd --fsync" --fsync "" || failed=1 ;;
+		orchd-spread) run_orchd "$round" "orchd --dispatch spread" "--dispatch spread" "" || failed=1 ;;
 		gearmand) run_gearmand "$round" || failed=1 ;;
 		beanstalkd) run_beanstalkd "$round" beanstalkd || failed=1 ;;
 		beanstalkd-b) run_beanstalkd "$round" "beanstalkd -b" -b "$work/binlog" || failed=1 ;;

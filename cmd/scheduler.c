@@ -995,6 +995,7 @@ int cmd_scheduler(int argc, char **argv)
 	int64_t retention = 7 * 86400000LL, dead = 5000, heartbeat = 1000;
 	int fsync_all = 0;
 	size_t max_payload = 1 << 20, max_active = 1000000, max_inflight = 10000;
+	const char *dispatch = "fill";
 	struct opt opts[] = {
 		ROLE_OPTS(&rf, "ORCHD_SCHEDULER_"),
 		{"data-dir", "ORCHD_DATA_DIR", OPT_STR, &data_dir, "DIR",
@@ -1014,6 +1015,9 @@ int cmd_scheduler(int argc, char **argv)
 		{"max-stream-inflight", "ORCHD_MAX_STREAM_INFLIGHT", OPT_SIZE, &max_inflight, "N",
 		 "submits in flight on one SubmitStream (unanswered, or followed and not final); "
 		 "past it a submit is rejected RESOURCE_EXHAUSTED (default 10000)"},
+		{"dispatch", "ORCHD_DISPATCH", OPT_STR, &dispatch, "fill|spread",
+		 "ready tasks of a turn: the least loaded worker fills its free slots, or "
+		 "each goes to the least loaded in turn (default fill)"},
 		{NULL, NULL, 0, NULL, NULL, NULL},
 	};
 	int n = cmd_parse("scheduler", synopsis, opts, argc, argv);
@@ -1025,6 +1029,13 @@ int cmd_scheduler(int argc, char **argv)
 	}
 	if (max_inflight == 0) {
 		cmd_error("scheduler", "--max-stream-inflight must be at least 1");
+		return EXIT_USAGE;
+	}
+	enum sched_dispatch disp = SCHED_DISPATCH_FILL;
+	if (!strcmp(dispatch, "spread"))
+		disp = SCHED_DISPATCH_SPREAD;
+	else if (strcmp(dispatch, "fill")) {
+		cmd_error("scheduler", "--dispatch must be fill or spread, not '%s'", dispatch);
 		return EXIT_USAGE;
 	}
 	static const char *const services[] = {"orchestrator.v1.Scheduler", NULL};
@@ -1047,7 +1058,8 @@ int cmd_scheduler(int argc, char **argv)
 	sopts = (struct sched_opts){.heartbeat_ms = heartbeat,
 				    .dead_timeout_ms = dead,
 				    .retention_ms = retention,
-				    .max_active = max_active};
+				    .max_active = max_active,
+				    .dispatch = disp};
 	S.max_payload = max_payload;
 	S.max_stream_inflight = max_inflight;
 	S.sched = sched_new(S.store, &sopts, &ops, now_ms(), &rv);

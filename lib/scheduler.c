@@ -364,23 +364,43 @@ static struct sched_worker *pick(struct sched *s, int64_t now, struct task **tp)
 	return best;
 }
 
+/* Gives t, ready, to w, which has a free slot. */
+static void assign(struct sched *s, struct sched_worker *w, struct task *t, int64_t now)
+{
+	queue_remove(s->q, t);
+	struct task_ev e = {.worker_id = w->id};
+	transition(s, t, TASK_EV_ASSIGN, &e, now);
+	if (t->status != TASK_RUNNING)
+		return;
+	slot_take(w, t);
+	if (s->nout == s->capout) {
+		s->capout = s->capout ? s->capout * 2 : 64;
+		s->out = xrealloc(s->out, s->capout * sizeof *s->out);
+	}
+	s->out[s->nout++] = (struct sent){w, t};
+}
+
+/*
+ * The least loaded worker takes as many of the turn's ready tasks as it
+ * has free slots (SCHED_DISPATCH_FILL) before the next is picked, or one
+ * (SCHED_DISPATCH_SPREAD). Filling sends a burst to one worker as one
+ * message: what a message costs (a write, a read and a wake-up on each
+ * side) is then shared by its tasks, where spreading a turn's tasks over
+ * many workers pays it once per task. Across turns either way balances,
+ * since each turn starts from the least loaded.
+ */
 static void dispatch(struct sched *s, int64_t now)
 {
 	queue_release(s->q, now);
 	struct task *t;
 	struct sched_worker *w;
 	while ((w = pick(s, now, &t))) {
-		queue_remove(s->q, t);
-		struct task_ev e = {.worker_id = w->id};
-		transition(s, t, TASK_EV_ASSIGN, &e, now);
-		if (t->status != TASK_RUNNING)
+		assign(s, w, t, now);
+		if (s->o.dispatch != SCHED_DISPATCH_FILL)
 			continue;
-		slot_take(w, t);
-		if (s->nout == s->capout) {
-			s->capout = s->capout ? s->capout * 2 : 64;
-			s->out = xrealloc(s->out, s->capout * sizeof *s->out);
-		}
-		s->out[s->nout++] = (struct sent){w, t};
+		while (w->nrun < w->slots && !w->draining &&
+		       (t = queue_peek(s->q, (const char *const *)w->names, w->nnames, now)))
+			assign(s, w, t, now);
 	}
 }
 

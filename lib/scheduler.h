@@ -26,6 +26,12 @@
 struct sched;
 struct sched_worker;
 
+/* See dispatch() in scheduler.c. */
+enum sched_dispatch {
+	SCHED_DISPATCH_FILL,   /* the least loaded worker fills its free slots */
+	SCHED_DISPATCH_SPREAD, /* one task each to the least loaded, in turn */
+};
+
 struct sched_opts {
 	int64_t heartbeat_ms;	 /* interval workers are asked for (default 1 s) */
 	int64_t dead_timeout_ms; /* silence that kills a worker (default 5 s) */
@@ -33,6 +39,7 @@ struct sched_opts {
 	int64_t retention_ms;	 /* finished tasks kept this long (default 7 d) */
 	size_t max_active;	 /* pending + running cap (default 1,000,000) */
 	int max_slots;		 /* largest slots a worker may claim (10,000) */
+	enum sched_dispatch dispatch; /* how a turn's ready tasks are shared out */
 	struct task_policy policy;
 };
 

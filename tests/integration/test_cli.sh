@@ -266,6 +266,9 @@ run "$O" submit echo --wait --watch
 expect 2 "--wait with --watch"
 run "$O" get "$FIRST" --deadline 0
 expect 2 "zero deadline"
+run "$O" scheduler --dispatch evenly
+expect 2 "bad --dispatch"
+has "$ERR" "^orchd scheduler: --dispatch must be fill or spread, not 'evenly'$" "bad --dispatch"
 for c in submit watch get cancel list workers health; do
 	run "$O" "$c" --help
 	expect 0 "$c --help"

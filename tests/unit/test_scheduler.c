@@ -64,11 +64,14 @@ static struct store *st;
 static struct sched *s;
 static int64_t now = 1700000000000;
 
+/* The dispatch policy open_all gives the scheduler (setup: the default). */
+static enum sched_dispatch dispatch;
+
 static void open_all(void)
 {
 	ck_assert_int_eq(store_open_sqlite(dir, NULL, &st), 0);
 	int err = 0;
-	struct sched_opts o = {.dead_timeout_ms = 5000, .lease_grace_ms = 1000};
+	struct sched_opts o = {.dead_timeout_ms = 5000, .lease_grace_ms = 1000, .dispatch = dispatch};
 	s = sched_new(st, &o, &ops, now, &err);
 	ck_assert_ptr_nonnull(s);
 }
@@ -87,6 +90,7 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	nrec = 0;
 	on_update = NULL;
+	dispatch = SCHED_DISPATCH_FILL;
 	open_all();
 }
 
@@ -112,6 +116,20 @@ static const char *submit_task(struct task *t)
 	memcpy(id, out->id, ID_LEN + 1);
 	ck_assert_int_eq(sched_commit(s, now), 0);
 	return id;
+}
+
+/* Submits n tasks of this name in one turn: one commit for all. */
+static void submit_turn(const char *name, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct task *out;
+		int dup;
+		char err[128];
+		ck_assert_int_eq(sched_submit(s, task_new(NULL, name, now), 1 << 20, now, &out, &dup,
+					      err, sizeof err),
+				 0);
+	}
+	ck_assert_int_eq(sched_commit(s, now), 0);
 }
 
 static const char *submit(const char *name, int prio, const char *key)
@@ -240,6 +258,56 @@ START_TEST(test_least_loaded_worker_gets_the_task)
 		submit("x", 0, NULL);
 	ck_assert_int_eq(count('a', "w1"), 2);
 	ck_assert_int_eq(count('a', "w2"), 2);
+}
+END_TEST
+
+/* Fill: a turn's ready tasks go to the least loaded worker up to its free
+ * slots, then to the next; the next turn starts from the least loaded. */
+START_TEST(test_fill_gives_a_turns_tasks_to_the_least_loaded_first)
+{
+	reg("w1", 4, "x");
+	reg("w2", 4, "x");
+	submit_turn("x", 3);
+	/* Equally loaded, either may be first. */
+	const char *first = !strcmp(recs[nrec - 1].who, "w1") ? "w1" : "w2";
+	const char *second = first[1] == '1' ? "w2" : "w1";
+	ck_assert_int_eq(count('a', first), 3);
+	ck_assert_int_eq(count('a', second), 0);
+	submit_turn("x", 3);
+	ck_assert_int_eq(count('a', second), 3);
+	ck_assert_int_eq(count('a', first), 3);
+	/* Past the least loaded's free slots the rest go on to the next. */
+	submit_turn("x", 2);
+	ck_assert_int_eq(busy("w1"), 4);
+	ck_assert_int_eq(busy("w2"), 4);
+	submit_turn("x", 1);
+	ck_assert_int_eq(count('a', NULL), 8);
+}
+END_TEST
+
+START_TEST(test_spread_gives_a_turns_tasks_one_each_in_turn)
+{
+	close_all();
+	dispatch = SCHED_DISPATCH_SPREAD;
+	open_all();
+	reg("w1", 4, "x");
+	reg("w2", 4, "x");
+	submit_turn("x", 4);
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_int_eq(count('a', "w2"), 2);
+	/* In turn: the assignments alternate. */
+	ck_assert_str_ne(recs[nrec - 1].who, recs[nrec - 2].who);
+}
+END_TEST
+
+START_TEST(test_fill_skips_a_draining_worker)
+{
+	struct sched_worker *w1 = reg("w1", 4, "x");
+	reg("w2", 4, "x");
+	sched_worker_drain(s, w1);
+	submit_turn("x", 3);
+	ck_assert_int_eq(count('a', "w1"), 0);
+	ck_assert_int_eq(count('a', "w2"), 3);
 }
 END_TEST
 
@@ -783,6 +851,9 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_tasks_go_only_to_workers_of_their_name_within_slots);
 	tcase_add_test(tc, test_priority_first_then_fifo);
 	tcase_add_test(tc, test_least_loaded_worker_gets_the_task);
+	tcase_add_test(tc, test_fill_gives_a_turns_tasks_to_the_least_loaded_first);
+	tcase_add_test(tc, test_spread_gives_a_turns_tasks_one_each_in_turn);
+	tcase_add_test(tc, test_fill_skips_a_draining_worker);
 	tcase_add_test(tc, test_result_completes_and_frees_the_slot);
 	tcase_add_test(tc, test_lost_worker_requeues_then_fails_past_max_attempts);
 	tcase_add_test(tc, test_silent_worker_is_kicked_and_its_task_reassigned);
