@@ -331,7 +331,7 @@ static sqlite3_stmt *put_stmt(struct sq *s, int n, int *rc)
 {
 	if (s->put[n - 1])
 		return s->put[n - 1];
-	char q[sizeof PUT_HEAD + PUT_ROWS * PUT_COLS * 8];
+	char q[sizeof PUT_HEAD + PUT_ROWS * PUT_COLS * 8]; /* ", (?301" is 7 */
 	size_t o = snprintf(q, sizeof q, "%s", PUT_HEAD);
 	for (int r = 0; r < n; r++)
 		for (int c = 1; c <= PUT_COLS; c++)
