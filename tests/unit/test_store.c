@@ -542,18 +542,24 @@ START_TEST(full_disk_fails_the_batch_but_keeps_updates)
 	ck_assert_int_eq(store_get(s, big->id, &g), -ENOENT);
 
 	/* Fill it up with small tasks: the error is -ENOSPC at a put or at the
-	 * flush, and what was flushed before stays readable. */
-	int err = 0, flushed = 0;
-	char last_ok[ID_LEN + 1] = "";
+	 * flush, and what was flushed before stays readable. The lost batch
+	 * leaves none of its tasks, although they went in by one multi-row
+	 * INSERT, which keeps the rows before a failing one until the batch is
+	 * rolled back. */
+	int err = 0, flushed = 0, nbatch = 0;
+	char last_ok[ID_LEN + 1] = "", batch[10][ID_LEN + 1];
 	for (int i = 0; i < 100000 && !err; i++) {
 		struct task *t = mk("fill", T0 + 10 + i);
 		task_set_bytes(&t->payload, &t->payload_len, big->payload, 2000);
 		err = store_put(s, t);
-		if (!err && i % 10 == 9) {
+		if (!err)
+			memcpy(batch[nbatch++], t->id, ID_LEN + 1);
+		if (!err && nbatch == 10) {
 			err = store_flush(s);
 			if (!err) {
 				memcpy(last_ok, t->id, sizeof last_ok);
 				flushed++;
+				nbatch = 0;
 			}
 		}
 		task_del(t);
@@ -563,6 +569,8 @@ START_TEST(full_disk_fails_the_batch_but_keeps_updates)
 	store_flush(s);
 	ck_assert_int_eq(store_get(s, last_ok, &g), 0);
 	task_del(g);
+	for (int i = 0; i < nbatch; i++)
+		ck_assert_int_eq(store_get(s, batch[i], &g), -ENOENT);
 	store_del(s);
 	task_del(a);
 	task_del(big);
@@ -736,6 +744,82 @@ START_TEST(put_and_updates_in_one_batch_store_the_latest_state)
 	task_del(g);
 	store_del(s);
 	task_del(a);
+}
+END_TEST
+
+/* More new tasks in one batch than one INSERT takes (16), some updated in
+ * the batch, beside an update of an older task: each row gets its own
+ * fields, and each large payload its own task, after a restart too. */
+START_TEST(a_large_batch_stores_every_task_as_put)
+{
+	enum { N = 37 };
+	struct store *s = open_store();
+	struct task *old = mk("old", T0), *t[N];
+	ck_assert_int_eq(store_put(s, old), 0);
+	ck_assert_int_eq(store_flush(s), 0);
+	struct task_ev w = {.worker_id = "w1"};
+	task_transition(old, TASK_EV_ASSIGN, &w, T0 + 1);
+	ck_assert_int_eq(store_update(s, old), 0);
+	for (int i = 0; i < N; i++) {
+		char v[32];
+		t[i] = mk(i % 2 ? "odd" : "even", T0 + 10 + i);
+		snprintf(v, sizeof v, "task %d", i);
+		task_set_str(&t[i]->description, v);
+		if (i % 5 == 0)
+			set_big_payload(t[i], 1500 + i); /* out of the row */
+		else
+			task_set_bytes(&t[i]->payload, &t[i]->payload_len, v, strlen(v));
+		t[i]->priority = i;
+		t[i]->max_attempts = i + 1;
+		t[i]->timeout_ms = 1000 + i;
+		if (i % 3 == 0) {
+			snprintf(v, sizeof v, "key-%d", i);
+			task_set_str(&t[i]->idempotency_key, v);
+		}
+		snprintf(v, sizeof v, "%d", i);
+		task_add_label(t[i], "i", v);
+		ck_assert_int_eq(store_put(s, t[i]), 0);
+		if (i % 4 == 0) {
+			task_transition(t[i], TASK_EV_ASSIGN, &w, T0 + 100 + i);
+			ck_assert_int_eq(store_update(s, t[i]), 0);
+		}
+	}
+	ck_assert_int_eq(store_flush(s), 0);
+	store_del(s);
+
+	s = open_store();
+	struct task *g;
+	ck_assert_int_eq(store_get(s, old->id, &g), 0);
+	ck_assert_int_eq(g->status, TASK_RUNNING);
+	task_del(g);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(store_get(s, t[i]->id, &g), 0);
+		ck_assert_str_eq(g->name, t[i]->name);
+		ck_assert_str_eq(g->description, t[i]->description);
+		ck_assert_uint_eq(g->payload_len, t[i]->payload_len);
+		ck_assert_mem_eq(g->payload, t[i]->payload, t[i]->payload_len);
+		ck_assert_int_eq(g->priority, i);
+		ck_assert_int_eq(g->max_attempts, i + 1);
+		ck_assert_int_eq(g->timeout_ms, 1000 + i);
+		ck_assert_int_eq(g->created_ms, T0 + 10 + i);
+		ck_assert_str_eq(task_label(g, "i"), task_label(t[i], "i"));
+		ck_assert_int_eq(g->status, t[i]->status);
+		ck_assert_int_eq(g->started_ms, t[i]->started_ms);
+		if (t[i]->worker_id)
+			ck_assert_str_eq(g->worker_id, t[i]->worker_id);
+		else
+			ck_assert_ptr_null(g->worker_id);
+		task_del(g);
+		if (t[i]->idempotency_key) {
+			ck_assert_int_eq(store_find_idempotent(s, t[i]->idempotency_key, &g), 0);
+			ck_assert_str_eq(g->id, t[i]->id);
+			task_del(g);
+		}
+	}
+	store_del(s);
+	task_del(old);
+	for (int i = 0; i < N; i++)
+		task_del(t[i]);
 }
 END_TEST
 
@@ -969,6 +1053,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, v1_data_dir_is_migrated_to_v2);
 	tcase_add_test(tc, v2_data_dir_is_migrated_to_v3);
 	tcase_add_test(tc, put_and_updates_in_one_batch_store_the_latest_state);
+	tcase_add_test(tc, a_large_batch_stores_every_task_as_put);
 	tcase_add_test(tc, large_payloads_live_outside_the_task_row);
 	tcase_add_test(tc, checkpoints_wait_for_an_idle_maintain);
 	tcase_add_test(tc, checkpointer_bounds_the_wal_under_load);
