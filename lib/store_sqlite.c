@@ -1039,18 +1039,26 @@ static int sq_purge(struct store *base, int64_t before_ms, int max_rows)
  * restarts the WAL. The idle TRUNCATE stays on the loop too: nothing waits
  * for an idle store, and it takes the write lock, which the loop's own
  * commits would otherwise have to wait for.
+ *
+ * A checkpointer starved of CPU or disk falls behind, and the WAL would
+ * grow without bound (to 240 MiB in a test that wrote 64 MiB). Past
+ * WAL_HARD_FACTOR times the limit the loop therefore waits for the
+ * checkpointer and copies the rest itself: a stall under overload, but the
+ * disk the WAL takes stays bounded.
  * ------------------------------------------------------------------------ */
 
 #define WAL_IDLE_PAGES 1        /* idle: checkpoint (and truncate) any WAL */
 #define WAL_MAX_BYTES (64 << 20) /* busy: checkpoint past 64 MiB of WAL */
 #define WAL_TAIL_PAGES 256      /* a tail short enough for the loop */
 #define CKPT_PASSES 8           /* bounds the checkpointer's catching up */
+#define WAL_HARD_FACTOR 4       /* past this many limits the loop waits */
 
 /* Shared between the loop and the checkpointer, under mu. */
 struct ckpt {
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;   /* the thread waits on it for work */
+	pthread_cond_t done; /* the loop waits on it for a checkpoint's end */
 	sqlite3 *db;   /* its own connection; only the thread uses it once started */
 	int want;      /* a checkpoint was asked for and has not finished */
 	int stop;      /* the store is closing */
@@ -1088,6 +1096,7 @@ static void *ckpt_main(void *arg)
 		c->sys = sys;
 		snprintf(c->msg, sizeof c->msg, "%s", sqlite3_errmsg(c->db));
 		c->want = 0;
+		pthread_cond_signal(&c->done);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -1107,6 +1116,7 @@ static void ckpt_del(struct ckpt *c, int started)
 		pthread_join(c->thread, NULL);
 	}
 	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->done);
 	pthread_mutex_destroy(&c->mu);
 	sqlite3_close_v2(c->db);
 	free(c);
@@ -1122,6 +1132,7 @@ static void ckpt_start(struct sq *s)
 	struct ckpt *c = xcalloc(1, sizeof *c);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->done, NULL);
 	int rc = sqlite3_open_v2(s->path, &c->db,
 	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
 	                         NULL);
@@ -1192,13 +1203,28 @@ static int checkpoint_here(struct sq *s, int mode)
 	return 0;
 }
 
+/* Waits until the checkpointer has no checkpoint running. */
+static void ckpt_wait(struct ckpt *c)
+{
+	pthread_mutex_lock(&c->mu);
+	while (c->want)
+		pthread_cond_wait(&c->done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+}
+
 /* After a commit: once the checkpointer has copied all but a short tail,
- * copies the tail. Its errors are logged; the commit stands. */
+ * copies the tail; past the hard limit, waits for it and copies the rest.
+ * Errors are logged; the commit stands. */
 static void ckpt_follow(struct sq *s)
 {
 	int busy = 0, ran = 0;
+	int over = s->wal_pages / WAL_HARD_FACTOR >= s->wal_max_pages;
+	if (over) {
+		log_debug("store_wal_over", "wal_pages=%d", s->wal_pages);
+		ckpt_wait(s->ck);
+	}
 	ckpt_collect(s->ck, &busy, &ran);
-	if (ran)
+	if (ran || over)
 		checkpoint_here(s, SQLITE_CHECKPOINT_PASSIVE);
 }
 
