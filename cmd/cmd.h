@@ -150,6 +150,11 @@ struct role_flags {
 	 "--max-payload task, at least 4M on a gateway; 4M on a worker)"}
 /* clang-format on */
 
+/* Checks addr, the value of flag what, against addr.h's syntax (dial: it
+ * is a target, so a TCP port must not be 0) and reports a bad one as
+ * cmd's. Returns 0 or EXIT_USAGE. */
+int cmd_check_addr(const char *cmd, const char *what, const char *addr, int dial);
+
 /* Parses argv for cmd with opts; prints usage on --help and errors on bad
  * flags. Returns the positional count, or -1 - exit code to return. */
 int cmd_parse(const char *cmd, const char *synopsis, const struct opt *opts, int argc, char **argv);
