@@ -126,7 +126,8 @@ struct role_flags {
 };
 /* clang-format off */
 #define ROLE_OPTS(f, env_prefix)                                                                 \
-	{"listen", env_prefix "LISTEN", OPT_STR, &(f)->listen, "ADDR", "address to serve on"},    \
+	{"listen", env_prefix "LISTEN", OPT_STR, &(f)->listen, "ADDR",                            \
+	 "address to serve on: HOST:PORT, unix:PATH or unix-abstract:NAME"},                     \
 	{"log-level", "ORCHD_LOG", OPT_STR, &(f)->log_level, "LEVEL",                             \
 	 "debug, info, warn or error (default info)"},                                            \
 	{"grace", "ORCHD_GRACE", OPT_DUR, &(f)->grace_ms, "DURATION",                             \
