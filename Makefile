@@ -65,6 +65,7 @@ CMD_SRCS = \
 UNIT_SRCS = \
 	tests/unit/runner.c \
 	tests/unit/test_error.c \
+	tests/unit/test_addr.c \
 	tests/unit/test_map.c \
 	tests/unit/test_id.c \
 	tests/unit/test_status.c \

@@ -7,7 +7,10 @@
 #
 # cluster_start starts a scheduler on a fresh store, WORKERS workers and a
 # gateway, all on ephemeral 127.0.0.1 ports, and waits until every worker
-# is registered; cluster_stop stops them by PID. bench_run runs one
+# is registered. ORCHD_UNIX=1 (opt-in; default 0) puts the scheduler on a
+# unix socket in the scratch directory instead (e2e/lib.sh's sched_listen),
+# so gateway -> scheduler and workers -> scheduler go through it; clients
+# still reach the gateway over TCP; cluster_stop stops them by PID. bench_run runs one
 # `orchd bench --json` against it under `timeout` and appends its JSON,
 # tagged, to $results. Processes go through bench/e2e/lib.sh's spawn /
 # stop_pid, so the caller's EXIT trap (stop_all) catches everything.
@@ -20,6 +23,7 @@
 : "${CLUSTER_MAX_ACTIVE:=2000000}" # scheduler --max-active: room for 1M preloaded + a run
 : "${RUN_TIMEOUT:=120}"        # seconds, hard bound of any one bench run
 : "${TIME_LIMIT:=60s}"         # orchd bench --time-limit: a slow run reports what it reached
+: "${ORCHD_UNIX:=0}"           # 1: roles reach the scheduler over a unix socket
 
 cluster_pids=""
 cluster_n=0
@@ -57,22 +61,23 @@ cluster_cleanup() {
 # (a name: its logs are $work/$cluster.*) and $cluster_pids. Returns 1 if a
 # role does not come up.
 cluster_start() {
-	local nw=$1 slots=$2 tag sp i
+	local nw=$1 slots=$2 tag sa i
 	cluster_n=$((cluster_n + 1))
 	tag=c$cluster_n
 	cluster=$tag
 	rm -rf "$work/$tag.data"
-	spawn "$tag.scheduler" "$O" scheduler --listen 127.0.0.1:0 --data-dir "$work/$tag.data" \
-		--log-level warn --max-payload "$CLUSTER_MAX_PAYLOAD" --max-active "$CLUSTER_MAX_ACTIVE"
+	spawn "$tag.scheduler" "$O" scheduler --listen "$(sched_listen "$tag.scheduler")" \
+		--data-dir "$work/$tag.data" --log-level warn --max-payload "$CLUSTER_MAX_PAYLOAD" \
+		--max-active "$CLUSTER_MAX_ACTIVE"
 	cluster_pids="$spawned"
-	sp=$(orchd_port "$tag.scheduler") || return 1
+	sa=$(sched_addr "$tag.scheduler") || return 1
 	for i in $(seq "$nw"); do
-		spawn "$tag.worker$i" "$O" worker --listen 127.0.0.1:0 --scheduler "127.0.0.1:$sp" \
+		spawn "$tag.worker$i" "$O" worker --listen 127.0.0.1:0 --scheduler "$sa" \
 			--slots "$slots" --worker-id "bench-$i" --max-output "$CLUSTER_MAX_OUTPUT" \
 			--drain-timeout 1s --log-level warn
 		cluster_pids="$cluster_pids $spawned"
 	done
-	spawn "$tag.gateway" "$O" gateway --listen 127.0.0.1:0 --scheduler "127.0.0.1:$sp" \
+	spawn "$tag.gateway" "$O" gateway --listen 127.0.0.1:0 --scheduler "$sa" \
 		--log-level warn --max-payload "$CLUSTER_MAX_PAYLOAD" --max-subscribers 5000
 	cluster_pids="$cluster_pids $spawned"
 	gp=$(orchd_port "$tag.gateway") || return 1
@@ -89,10 +94,10 @@ cluster_stop() {
 	rm -rf "${work:?}/$tag".*
 }
 
-# ticks PID...: CPU ticks (user + system) each process used so far.
+# ticks PID...: CPU ticks each process used so far, as "user+system/system".
 ticks() {
 	local p
-	for p in "$@"; do awk '{ printf "%d ", $14 + $15 }' "/proc/$p/stat"; done
+	for p in "$@"; do awk '{ printf "%d/%d ", $14 + $15, $15 }' "/proc/$p/stat"; done
 }
 
 # bench_run PORT TAGS_JSON BENCH_ARGS...: one `orchd bench --json
@@ -100,9 +105,9 @@ ticks() {
 # timeout. Appends its JSON merged with TAGS_JSON (e.g. '{"curve":
 # "slots", "x": 4}') to $results, with the CPU time per task that the
 # cluster's scheduler, workers and gateway spent during the run
-# (cpu_sched_us, cpu_workers_us, cpu_gateway_us; the cluster is
-# $bench_pids, by default the last cluster_start's), and prints a one-line
-# summary. Returns 1 if the run failed or completed nothing.
+# (cpu_sched_us, cpu_workers_us, cpu_gateway_us, and of that the system
+# time, cpu_sched_sys_us, ...; the cluster is $bench_pids, by default the
+# last cluster_start's), and prints a one-line summary. Returns 1 if the run failed or completed nothing.
 bench_run() {
 	local port=$1 tags=$2 rc=0 list=${bench_pids:-$cluster_pids} t0 t1
 	shift 2
@@ -122,15 +127,17 @@ bench_run() {
 r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 tags = json.loads(sys.argv[2])
 r.update(tags)
-d = [int(b) - int(a) for a, b in zip(sys.argv[4].split(), sys.argv[5].split())]
 us = 1e6 / os.sysconf("SC_CLK_TCK") / max(r["completed"], 1)
-r["cpu_sched_us"], r["cpu_gateway_us"] = d[0] * us, d[-1] * us
-r["cpu_workers_us"] = sum(d[1:-1]) * us
+for i, sfx in ((0, ""), (1, "_sys")):
+    d = [int(b.split("/")[i]) - int(a.split("/")[i])
+         for a, b in zip(sys.argv[4].split(), sys.argv[5].split())]
+    r["cpu_sched" + sfx + "_us"], r["cpu_gateway" + sfx + "_us"] = d[0] * us, d[-1] * us
+    r["cpu_workers" + sfx + "_us"] = sum(d[1:-1]) * us
 open(sys.argv[3], "a").write(json.dumps(r) + "\n")
-print("  %-34s %8.0f tasks/s  p50 %8.2f ms  p99 %8.2f ms  %d tasks  CPU us/task: sched %.0f workers %.0f gateway %.0f%s" % (
+print("  %-34s %8.0f tasks/s  p50 %8.2f ms  p99 %8.2f ms  %d tasks  CPU us/task: sched %.1f (sys %.1f) workers %.1f (sys %.1f) gateway %.1f%s" % (
     " ".join("%s=%s" % kv for kv in tags.items() if kv[0] not in ("round", "comparison")),
     r["tasks_per_s"], r["p50_ms"] or 0, r["p99_ms"] or 0, r["completed"],
-    r["cpu_sched_us"], r["cpu_workers_us"], r["cpu_gateway_us"],
-    "  TIME LIMIT" if r.get("timed_out") else ""))
+    r["cpu_sched_us"], r["cpu_sched_sys_us"], r["cpu_workers_us"], r["cpu_workers_sys_us"],
+    r["cpu_gateway_us"], "  TIME LIMIT" if r.get("timed_out") else ""))
 sys.exit(0 if r["completed"] > 0 else 1)' "$work/run.out" "$tags" "$results" "$t0" "$t1"
 }

@@ -29,7 +29,9 @@
 #
 # Run by `make bench` (B=build by default; needs $B/orchd). Installs the
 # peers from Debian packages when run as root, builds the peer clients and
-# workers into $B/bench-e2e. Every server listens on 127.0.0.1; everything
+# workers into $B/bench-e2e. ORCHD_UNIX=1 (opt-in) has orchd's roles reach
+# the scheduler over a unix socket (the client still reaches the gateway
+# over TCP). Every server listens on 127.0.0.1; everything
 # started is stopped by PID; every run is bounded by `timeout`. Prints one
 # line per system (medians, ratios to gearmand) and writes the runs to
 # $B/bench/e2e.jsonl and the table to $B/bench/e2e.txt (and .md). Exits 1
@@ -145,18 +147,19 @@ print("  %-20s %8.0f tasks/s  p50 %7.2f ms  p99 %7.2f ms  cpu/task: server %.0f 
 }
 
 run_orchd() { # ROUND LABEL SCHEDULER-FLAGS CLIENT-FLAGS (each flag list one word, may be empty)
-	local round=$1 label=$2 sflags=$3 cflags=$4 sp gp i
+	local round=$1 label=$2 sflags=$3 cflags=$4 sa gp i
 	rm -rf "$work/data"
 	# shellcheck disable=SC2086 # the flag lists are meant to split
-	spawn scheduler "$O" scheduler --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn $sflags
+	spawn scheduler "$O" scheduler --listen "$(sched_listen scheduler)" --data-dir "$work/data" \
+		--log-level warn $sflags
 	local spid=$spawned wpids=""
-	sp=$(orchd_port scheduler) || { stop_all; return 1; }
+	sa=$(sched_addr scheduler) || { stop_all; return 1; }
 	for i in $(seq "$WORKERS"); do
-		spawn "worker$i" "$O" worker --listen 127.0.0.1:0 --scheduler "127.0.0.1:$sp" \
+		spawn "worker$i" "$O" worker --listen 127.0.0.1:0 --scheduler "$sa" \
 			--slots "$SLOTS" --worker-id "bench-$i" --log-level warn
 		wpids="$wpids $spawned"
 	done
-	spawn gateway "$O" gateway --listen 127.0.0.1:0 --scheduler "127.0.0.1:$sp" --log-level warn
+	spawn gateway "$O" gateway --listen 127.0.0.1:0 --scheduler "$sa" --log-level warn
 	local gpid=$spawned
 	gp=$(orchd_port gateway) || { stop_all; return 1; }
 	ORCHD=$O "$PYTHON" bench/e2e/ready.py orchd "$gp" "$WORKERS" || { stop_all; return 1; }

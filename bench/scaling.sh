@@ -18,8 +18,11 @@
 #   workers-per-worker
 #             2 against 20 workers, 16 slots each: 32 against 320 slots
 #             (CONC in flight either way)
+#   transport 20 workers x 4 slots both, A reaching the scheduler over
+#             TCP, B over a unix socket (ORCHD_UNIX; not in the default set)
 #
-# COMPARISONS="pending workers" picks a subset. Writes the runs to
+# ORCHD_UNIX=1 runs every other comparison's clusters over unix sockets
+# (see bench/cluster.sh). COMPARISONS="pending workers" picks a subset. Writes the runs to
 # $B/bench/scaling.jsonl and the table to $B/bench/scaling.txt (and .md).
 # Every run is bounded (orchd bench --time-limit, then timeout); everything
 # started is stopped by PID. Exits 1 if a run failed; a ratio under the
@@ -53,9 +56,9 @@ sys.exit(0 if r["completed"] == int(sys.argv[1]) and not r.get("failed") else 1)
 compare() {
 	local name=$1 la=$2 wa=$3 sa=$4 pa=$5 lb=$6 wb=$7 sb=$8 pb=$9 round
 	echo "$name: A = $la, B = $lb"
-	cluster_start "$wa" "$sa" || { failed=1; cluster_stop; return; }
+	ORCHD_UNIX=${UNIX_A:-$ORCHD_UNIX} cluster_start "$wa" "$sa" || { failed=1; cluster_stop; return; }
 	local ca=$cluster pids_a=$cluster_pids gp_a=$gp
-	if ! cluster_start "$wb" "$sb"; then
+	if ! ORCHD_UNIX=${UNIX_B:-$ORCHD_UNIX} cluster_start "$wb" "$sb"; then
 		failed=1
 		cluster_stop
 		cluster_stop "$ca" "$pids_a"
@@ -79,7 +82,7 @@ compare() {
 	cluster_stop "$ca" "$pids_a"
 }
 
-echo "scaling: $TASKS noop tasks, $CONC in flight, $ROUNDS rounds A B A B ..." \
+echo "scaling: $TASKS noop tasks, $CONC in flight, $ROUNDS rounds A B A B ... (ORCHD_UNIX=$ORCHD_UNIX)" \
 	"($(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1))"
 for c in $COMPARISONS; do
 	case $c in
@@ -93,6 +96,10 @@ for c in $COMPARISONS; do
 	workers) compare "workers 2 -> 20, 80 slots" "2 workers x 40 slots" 2 40 0 "20 workers x 4 slots" 20 4 0 ;;
 	workers-per-worker)
 		compare "workers 2 -> 20, 16 slots each" "2 workers x 16 slots" 2 16 0 "20 workers x 16 slots" 20 16 0
+		;;
+	transport)
+		UNIX_A=0 UNIX_B=1 compare "transport tcp -> unix, 20 x 4" "20 x 4 slots, TCP" 20 4 0 \
+			"20 x 4 slots, unix socket" 20 4 0
 		;;
 	*) echo "scaling: unknown comparison $c" >&2; exit 2 ;;
 	esac
@@ -110,8 +117,9 @@ for r in runs:
         comps.append(r["comparison"])
 cpu = lambda r: r["cpu_sched_us"] + r["cpu_workers_us"] + r["cpu_gateway_us"]
 md = ["| comparison | A | B | A tasks/s | B tasks/s | B / A | >= 0.80? | A p99 ms | B p99 ms "
-      "| CPU us/task A (sched+workers+gw) | B | B / A | tasks/s of each run, A; B |",
-      "|---|---|---|---:|---:|---:|---|---:|---:|---|---|---:|---|"]
+      "| CPU us/task A (sched+workers+gw) | B | B / A | tasks/s of each run, A; B "
+      "| system CPU us/task (sched+workers) A; B |",
+      "|---|---|---|---:|---:|---:|---|---:|---:|---|---|---:|---|---|"]
 print("\n%-32s %9s %9s %5s %-6s %7s %7s  %-20s %-20s %5s" % (
     "comparison", "A task/s", "B task/s", "B/A", "", "A p99", "B p99", "A CPU us/task", "B CPU us/task", "B/A"))
 for c in comps:
@@ -131,9 +139,14 @@ for c in comps:
         c, med["A"], med["B"], ratio, verdict, p99["A"], p99["B"], desc["A"], desc["B"], tot["B"] / tot["A"]))
     print("    A %s: %s" % (side["A"][0]["label"], each["A"]))
     print("    B %s: %s" % (side["B"][0]["label"], each["B"]))
-    md.append("| %s | %s | %s | %.0f | %.0f | **%.2f** | %s | %.2f | %.2f | %s | %s | %.2f | %s; %s |" % (
+    sysd = {s: "%.1f+%.1f" % tuple(statistics.median(r[k] for r in side[s])
+                                  for k in ("cpu_sched_sys_us", "cpu_workers_sys_us"))
+            for s in "AB"}
+    print("    system CPU us/task (sched+workers): A %s, B %s" % (sysd["A"], sysd["B"]))
+    md.append("| %s | %s | %s | %.0f | %.0f | **%.2f** | %s | %.2f | %.2f | %s | %s | %.2f | %s; %s | %s; %s |" % (
         c, side["A"][0]["label"], side["B"][0]["label"], med["A"], med["B"], ratio, verdict,
-        p99["A"], p99["B"], desc["A"], desc["B"], tot["B"] / tot["A"], each["A"], each["B"]))
+        p99["A"], p99["B"], desc["A"], desc["B"], tot["B"] / tot["A"], each["A"], each["B"],
+        sysd["A"], sysd["B"]))
 open(sys.argv[2] + ".md", "w").write("\n".join(md) + "\n")
 EOF
 exit $failed

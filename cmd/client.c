@@ -126,6 +126,8 @@ int client_init(struct client *c, const char *cmd, const struct client_flags *f)
 		cmd_error(cmd, "--deadline must be positive");
 		return EXIT_USAGE;
 	}
+	if (cmd_check_addr(cmd, "gateway", c->addr, 1))
+		return EXIT_USAGE;
 	/* Library logs are for servers; a client speaks through its errors,
 	 * so only log errors (a bug, such as an illegal transition) show.
 	 * ORCHD_LOG=debug shows the rest when digging. */
@@ -166,7 +168,7 @@ int client_init(struct client *c, const char *cmd, const struct client_flags *f)
 		return EXIT_USAGE;
 	}
 	if (!c->ch) {
-		cmd_error(cmd, "invalid address '%s' (expected HOST:PORT)", c->addr);
+		cmd_error(cmd, "cannot use address '%s': %s", c->addr, err_str(err));
 		return EXIT_USAGE;
 	}
 	rpc_channel_set_state_cb(c->ch, channel_state, c);

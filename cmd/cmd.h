@@ -126,7 +126,8 @@ struct role_flags {
 };
 /* clang-format off */
 #define ROLE_OPTS(f, env_prefix)                                                                 \
-	{"listen", env_prefix "LISTEN", OPT_STR, &(f)->listen, "ADDR", "address to serve on"},    \
+	{"listen", env_prefix "LISTEN", OPT_STR, &(f)->listen, "ADDR",                            \
+	 "address to serve on: HOST:PORT, unix:PATH or unix-abstract:NAME"},                     \
 	{"log-level", "ORCHD_LOG", OPT_STR, &(f)->log_level, "LEVEL",                             \
 	 "debug, info, warn or error (default info)"},                                            \
 	{"grace", "ORCHD_GRACE", OPT_DUR, &(f)->grace_ms, "DURATION",                             \
@@ -149,6 +150,11 @@ struct role_flags {
 	 "largest request message; past it RESOURCE_EXHAUSTED (default: room for a "             \
 	 "--max-payload task, at least 4M on a gateway; 4M on a worker)"}
 /* clang-format on */
+
+/* Checks addr, the value of flag what, against addr.h's syntax (dial: it
+ * is a target, so a TCP port must not be 0) and reports a bad one as
+ * cmd's. Returns 0 or EXIT_USAGE. */
+int cmd_check_addr(const char *cmd, const char *what, const char *addr, int dial);
 
 /* Parses argv for cmd with opts; prints usage on --help and errors on bad
  * flags. Returns the positional count, or -1 - exit code to return. */

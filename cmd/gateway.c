@@ -33,7 +33,6 @@
 
 #include <event2/event.h>
 
-#include "addr.h"
 #include "cmd.h"
 #include "coalesce.h"
 #include "error.h"
@@ -873,17 +872,12 @@ int cmd_gateway(int argc, char **argv)
 	int n = cmd_parse("gateway", "[FLAGS]", opts, argc, argv);
 	if (n < 0)
 		return -1 - n;
-	char host[256];
-	int port;
 	if (n > 0) {
 		cmd_error("gateway", "unexpected argument '%s' (see --help)", argv[0]);
 		return EXIT_USAGE;
 	}
-	if (addr_parse(gw.sched_addr, host, sizeof host, &port) != 0 || port == 0) {
-		cmd_error("gateway", "invalid --scheduler address '%s' (expected host:port)",
-		          gw.sched_addr);
+	if (cmd_check_addr("gateway", "--scheduler", gw.sched_addr, 1))
 		return EXIT_USAGE;
-	}
 	if (gw.max_subs < 1 || gw.max_subs_per_task < 1) {
 		cmd_error("gateway", "--max-subscribers and --max-subscribers-per-task must be at "
 		                     "least 1");

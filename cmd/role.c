@@ -1,4 +1,5 @@
 /* role: the run loop every role shares (see cmd.h). */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "addr.h"
 #include "cmd.h"
 #include "error.h"
 #include "log.h"
@@ -20,6 +22,18 @@ void cmd_error(const char *cmd, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int cmd_check_addr(const char *cmd, const char *what, const char *addr, int dial)
+{
+	struct addr a;
+	int rv = addr_parse(addr, &a);
+	if (rv == 0 && dial && a.family != AF_UNIX && a.port == 0)
+		rv = -EINVAL;
+	if (rv == 0)
+		return 0;
+	cmd_error(cmd, "invalid %s address '%s': %s", what, addr, addr_parse_strerror(rv));
+	return EXIT_USAGE;
 }
 
 int cmd_parse(const char *cmd, const char *synopsis, const struct opt *opts, int argc, char **argv)
@@ -193,6 +207,8 @@ int role_init(struct role *r, const char *name, const struct role_flags *f,
 		}
 		log_set_level(lv);
 	}
+	if (cmd_check_addr(name, "--listen", f->listen, 0))
+		return EXIT_USAGE;
 	struct rpc_opts so = {0};
 	if (opts)
 		so = *opts;
@@ -226,7 +242,9 @@ int role_init(struct role *r, const char *name, const struct role_flags *f,
 	}
 	int port = rpc_server_listen(r->srv, f->listen);
 	if (port < 0) {
-		cmd_error(name, "cannot listen on %s: %s", f->listen, err_str(port));
+		cmd_error(name, "cannot listen on %s: %s", f->listen,
+			  port == -ENOTSOCK ? "the path exists and is not a socket (left alone)"
+					    : err_str(port));
 		return EXIT_FAIL;
 	}
 	r->port = port;
@@ -276,7 +294,8 @@ int role_run(struct role *r)
 {
 	/* Tests, scripts and `orchd dev` read the bound port (--listen with
 	 * port 0) as the sign the role is ready: printed only now that
-	 * everything the role needs (its store, say) is set up. */
+	 * everything the role needs (its store, say) is set up. A unix
+	 * socket has no port: "PORT 0", ready all the same. */
 	printf("PORT %d\n", r->port);
 	fflush(stdout);
 	static const int sigs[ROLE_NSIG] = {SIGTERM, SIGINT, SIGHUP};

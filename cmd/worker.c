@@ -774,6 +774,8 @@ static int check_flags(const struct worker_flags *f)
 		cmd_error("worker", "--max-output must be 1..%u bytes", MAX_OUTPUT_LIMIT);
 		return -1;
 	}
+	if (cmd_check_addr("worker", "--scheduler", f->scheduler, 1))
+		return -1;
 	if (f->worker_id && (!*f->worker_id || strlen(f->worker_id) > 256)) {
 		cmd_error("worker", "--worker-id must be 1..256 bytes");
 		return -1;
@@ -783,13 +785,22 @@ static int check_flags(const struct worker_flags *f)
 
 /* "host:port" of our listener for display, and the default worker id
  * "HOST-PORT" (stable across reconnects, and across restarts when the
- * port is fixed). */
+ * port is fixed). A unix listener has no port: its address is shown as
+ * given and the id is "HOST-ADDRESS", unique among the host's sockets. */
 static void set_identity(struct worker *w, const struct worker_flags *f)
 {
 	char host[256] = "localhost";
 	gethostname(host, sizeof host - 1);
 	host[sizeof host - 1] = '\0';
 	const char *listen = f->role.listen;
+	if (!strncmp(listen, "unix", 4)) { /* unix: or unix-abstract: */
+		snprintf(w->address, sizeof w->address, "%s", listen);
+		if (f->worker_id)
+			snprintf(w->id, sizeof w->id, "%s", f->worker_id);
+		else
+			snprintf(w->id, sizeof w->id, "%.64s-%s", host, listen);
+		return;
+	}
 	const char *colon = strrchr(listen, ':');
 	size_t hl = colon ? (size_t)(colon - listen) : 0;
 	char lhost[256];

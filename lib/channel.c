@@ -24,8 +24,7 @@ struct rpc_channel {
 	struct event_base *base;
 	struct rpc_opts opts;
 	char *target;
-	char host[256];
-	int port;
+	struct addr addr;
 	SSL_CTX *ssl_ctx;
 	char *server_name;
 	int insecure;
@@ -55,20 +54,30 @@ static void set_state(struct rpc_channel *ch, enum rpc_channel_state st)
 		ch->state_cb(ch, st, ch->state_arg);
 }
 
+/* The host a target names: for a unix socket "localhost", the authority
+ * gRPC sends for one (and so the name its certificate must carry). */
+static const char *authority_host(const struct rpc_channel *ch)
+{
+	return ch->addr.family == AF_UNIX ? "localhost" : ch->addr.host;
+}
+
 struct rpc_channel *rpc_channel_new(struct event_base *base, const char *target,
 				    const struct rpc_opts *opts, int *err)
 {
 	struct rpc_channel *ch = xcalloc(1, sizeof *ch);
 	ch->base = base;
 	rpc_opts_fill(&ch->opts, opts);
-	if (addr_parse(target, ch->host, sizeof ch->host, &ch->port) != 0 || ch->port == 0) {
+	int rv = addr_parse(target, &ch->addr);
+	if (rv == 0 && ch->addr.family != AF_UNIX && ch->addr.port == 0)
+		rv = -EINVAL;
+	if (rv != 0) {
 		free(ch);
 		if (err)
-			*err = -EINVAL;
+			*err = rv;
 		return NULL;
 	}
-	if (!ch->host[0])
-		snprintf(ch->host, sizeof ch->host, "127.0.0.1");
+	if (ch->addr.family != AF_UNIX && !ch->addr.host[0])
+		snprintf(ch->addr.host, sizeof ch->addr.host, "127.0.0.1");
 	ch->target = xstrdup(target);
 	meta_init(&ch->default_md);
 	ch->md = &ch->default_md;
@@ -83,7 +92,7 @@ struct rpc_channel *rpc_channel_new(struct event_base *base, const char *target,
 	if (ch->opts.tls) {
 		const struct rpc_tls_opts *t = ch->opts.tls;
 		ch->ssl_ctx = tls_client_ctx(t);
-		ch->server_name = xstrdup(t->server_name ? t->server_name : ch->host);
+		ch->server_name = xstrdup(t->server_name ? t->server_name : authority_host(ch));
 		ch->insecure = t->insecure;
 		ch->opts.tls = NULL;
 		if (!ch->ssl_ctx) {
@@ -192,8 +201,6 @@ static void connected(struct rpc_channel *ch)
 		connect_failed(ch, "server did not negotiate h2 (ALPN)");
 		return;
 	}
-	int one = 1;
-	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	ch->conn = conn_new(ch->base, bev, ssl, &ch->opts, NULL, ch, ch->target);
 	ch->backoff_ms = ch->opts.backoff_initial_ms;
 	conn_start_io(ch->conn);
@@ -244,7 +251,7 @@ static void start_connect(struct rpc_channel *ch)
 		return;
 	event_del(ch->retry_ev);
 	set_state(ch, RPC_CH_CONNECTING);
-	int rv = addr_resolve(ch->host, ch->port, 0, &ss, &len);
+	int rv = addr_resolve(&ch->addr, 0, &ss, &len);
 	if (rv != 0) {
 		connect_failed(ch, addr_strerror(rv));
 		return;
@@ -318,7 +325,7 @@ void channel_conn_closed(struct rpc_channel *ch, struct conn *c, int status, con
 
 const char *channel_authority(const struct rpc_channel *ch)
 {
-	return ch->target;
+	return ch->addr.family == AF_UNIX ? authority_host(ch) : ch->target;
 }
 
 int channel_is_tls(const struct rpc_channel *ch)

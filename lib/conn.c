@@ -13,6 +13,8 @@
  * flush event frees it.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -482,11 +484,25 @@ static void ka_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+/* The socket options of a connection, by family, for both sides: TCP
+ * gets no Nagle delay (gRPC's small frames would wait for ACKs); a unix
+ * socket has no such options and needs none. */
+static void tune_socket(int fd)
+{
+	int family = 0, one = 1;
+	socklen_t len = sizeof family;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) != 0)
+		return;
+	if (family == AF_INET || family == AF_INET6)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 struct conn *conn_new(struct event_base *base, struct bufferevent *bev, SSL *ssl,
 		      const struct rpc_opts *opts, struct rpc_server *srv, struct rpc_channel *ch,
 		      const char *peer)
 {
 	struct conn *c = xcalloc(1, sizeof *c);
+	tune_socket(bufferevent_getfd(bev));
 	c->base = base;
 	c->ssl = ssl;
 	if (ssl) {

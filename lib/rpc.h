@@ -211,8 +211,14 @@ int rpc_server_has_service(const struct rpc_server *srv, const char *service);
 void rpc_server_foreach_service(const struct rpc_server *srv,
 				void (*fn)(const char *service, void *arg), void *arg);
 
-/* Listens on addr "host:port", "[v6]:port" or ":port" (port 0: ephemeral).
- * Returns the bound port (> 0) or a negative error. */
+/* Listens on addr, any form of addr.h: "host:port", "[v6]:port" or ":port"
+ * (port 0: ephemeral), "unix:PATH", "unix:///ABS/PATH", "unix-abstract:NAME".
+ * A unix socket file is created mode 0660, replaces a stale one (a socket
+ * nobody answers on) and is removed when the listener closes. Returns the
+ * bound port (> 0; 0 for a unix socket) or a negative error: -EINVAL or
+ * -ENAMETOOLONG (addr_parse), -EADDRINUSE (a listener answers at the
+ * path), -ENOTSOCK (something else is at the path, left alone), E_TOOBIG
+ * (too many listeners) or another -errno. */
 int rpc_server_listen(struct rpc_server *srv, const char *addr);
 
 /* Serves an already connected stream socket (taken: closed by the server),
@@ -230,7 +236,9 @@ size_t rpc_server_conn_count(const struct rpc_server *srv);
 
 /* ---- client ------------------------------------------------------------ */
 
-/* Creates a channel to target "host:port". It connects on the first call
+/* Creates a channel to target, any form of addr.h but ":port" means
+ * 127.0.0.1 and port 0 is refused. A unix target sends ":authority:
+ * localhost", as gRPC does. It connects on the first call
  * and reconnects with exponential backoff after a failure. While it is
  * disconnected, new calls fail at once with UNAVAILABLE (fail fast).
  * opts borrowed (copied). Returns NULL with *err set on bad target/TLS. */

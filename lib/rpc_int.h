@@ -145,8 +145,9 @@ struct conn {
 
 /* ---- conn.c ---- */
 /* Takes ownership of bev (without ssl, only its socket is kept and bev is
- * freed). Creates the nghttp2 session (server or client role), sends our
- * SETTINGS, arms keepalive. */
+ * freed). Sets the socket options its family takes (the one place that
+ * decides them), creates the nghttp2 session (server or client role),
+ * sends our SETTINGS, arms keepalive. */
 struct conn *conn_new(struct event_base *base, struct bufferevent *bev, SSL *ssl,
 		      const struct rpc_opts *opts, struct rpc_server *srv, struct rpc_channel *ch,
 		      const char *peer);

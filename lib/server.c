@@ -1,11 +1,13 @@
 /*
- * server: the listening side of rpc (see rpc.h). Owns listeners, the
- * method table, the list of accepted connections and graceful shutdown.
- * What a request means is decided per call in call.c.
+ * server: the listening side of rpc (see rpc.h). Owns listeners (and the
+ * socket files of unix ones), the method table, the list of accepted
+ * connections and graceful shutdown. What a request means is decided per
+ * call in call.c.
  */
+#include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
@@ -24,6 +26,16 @@ struct method {
 };
 
 #define MAX_LISTENERS 8
+/* Mode of a unix listener's socket file: connecting needs write access,
+ * given to the owner and its group; the directory decides who reaches it. */
+#define UNIX_SOCKET_MODE 0660
+
+struct listener {
+	struct evconnlistener *l;
+	char *path; /* a unix listener's socket file, removed with it; else NULL */
+	dev_t dev;  /* the file we created, so a successor's is never removed */
+	ino_t ino;
+};
 
 struct rpc_server {
 	struct event_base *base;
@@ -31,7 +43,7 @@ struct rpc_server {
 	SSL_CTX *ssl_ctx;
 	struct method *methods; /* open addressing, power-of-two size */
 	size_t nmethods, cap;
-	struct evconnlistener *lis[MAX_LISTENERS];
+	struct listener lis[MAX_LISTENERS];
 	int nlis;
 	struct conn *conns;
 	size_t nconns;
@@ -70,13 +82,25 @@ struct rpc_server *rpc_server_new(struct event_base *base, const struct rpc_opts
 	return srv;
 }
 
+static void close_listeners(struct rpc_server *srv)
+{
+	for (int i = 0; i < srv->nlis; i++) {
+		struct listener *li = &srv->lis[i];
+		struct stat st;
+		evconnlistener_free(li->l);
+		if (li->path && lstat(li->path, &st) == 0 && st.st_dev == li->dev &&
+		    st.st_ino == li->ino)
+			unlink(li->path);
+		free(li->path);
+	}
+	srv->nlis = 0;
+}
+
 void rpc_server_del(struct rpc_server *srv)
 {
 	if (!srv)
 		return;
-	for (int i = 0; i < srv->nlis; i++)
-		evconnlistener_free(srv->lis[i]);
-	srv->nlis = 0;
+	close_listeners(srv);
 	srv->done = NULL;
 	while (srv->conns)
 		conn_free(srv->conns, GRPC_STATUS_UNAVAILABLE, "server stopped");
@@ -206,8 +230,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		      void *arg)
 {
 	char peer[64];
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	rpc_server_adopt(arg, fd, addr_format(sa, peer, sizeof peer));
 }
 
@@ -229,29 +251,104 @@ void server_conn_closed(struct rpc_server *srv, struct conn *c)
 	}
 }
 
-int rpc_server_listen(struct rpc_server *srv, const char *addr)
+/* A socket file at a's path is left by a listener that died without
+ * removing it when nobody answers there: it is removed. Anything else at
+ * the path stays. Returns 0 (the path is free), -EADDRINUSE (a listener
+ * answers), -ENOTSOCK (not a socket) or another -errno. */
+static int clear_stale(const struct addr *a)
 {
-	char host[256];
-	int port;
+	struct stat st;
+	if (lstat(a->un.sun_path, &st) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int rv = connect(fd, (const struct sockaddr *)&a->un, a->unlen);
+	int e = rv == 0 ? 0 : errno;
+	close(fd);
+	if (e == 0 || e == EAGAIN) /* EAGAIN: alive, its backlog full */
+		return -EADDRINUSE;
+	if (e != ECONNREFUSED)
+		return -e;
+	return unlink(a->un.sun_path) == 0 || errno == ENOENT ? 0 : -errno;
+}
+
+/* A bound unix socket for a, its file (if any) recorded in li. Returns
+ * the descriptor or a negative error (as clear_stale, or -errno). */
+static int bind_unix(const struct addr *a, struct listener *li)
+{
+	int path = addr_is_unix_path(a);
+	int rv = path ? clear_stale(a) : 0;
+	if (rv)
+		return rv;
+	/* Non-blocking, as the listener accepts until EAGAIN. */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (const struct sockaddr *)&a->un, a->unlen) != 0) {
+		rv = -errno;
+		close(fd);
+		return rv;
+	}
+	struct stat st;
+	/* Before listen(), so nobody connects while the mode is the umask's. */
+	if (path && (chmod(a->un.sun_path, UNIX_SOCKET_MODE) != 0 ||
+		     lstat(a->un.sun_path, &st) != 0)) {
+		rv = -errno;
+		unlink(a->un.sun_path);
+		close(fd);
+		return rv;
+	}
+	if (path) {
+		li->path = xstrdup(a->un.sun_path);
+		li->dev = st.st_dev;
+		li->ino = st.st_ino;
+	}
+	return fd;
+}
+
+int rpc_server_listen(struct rpc_server *srv, const char *s)
+{
+	struct addr a;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	if (srv->nlis == MAX_LISTENERS)
 		return E_TOOBIG;
-	if (addr_parse(addr, host, sizeof host, &port) != 0)
-		return -EINVAL;
-	int rv = addr_resolve(host, port, 1, &ss, &len);
+	int rv = addr_parse(s, &a);
 	if (rv != 0)
-		return -EADDRNOTAVAIL;
-	struct evconnlistener *l =
-		evconnlistener_new_bind(srv->base, accept_cb, srv,
-					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-						LEV_OPT_CLOSE_ON_EXEC,
-					511, (struct sockaddr *)&ss, (int)len);
-	if (!l)
-		return -errno;
-	srv->lis[srv->nlis++] = l;
+		return rv;
+	struct listener *li = &srv->lis[srv->nlis];
+	*li = (struct listener){0};
+	const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+	int fd = -1;
+	if (a.family == AF_UNIX) {
+		fd = bind_unix(&a, li);
+		if (fd < 0)
+			return fd;
+		li->l = evconnlistener_new(srv->base, accept_cb, srv, flags, 511, fd);
+	} else {
+		if (addr_resolve(&a, 1, &ss, &len) != 0)
+			return -EADDRNOTAVAIL;
+		li->l = evconnlistener_new_bind(srv->base, accept_cb, srv,
+						flags | LEV_OPT_REUSEABLE, 511,
+						(struct sockaddr *)&ss, (int)len);
+	}
+	if (!li->l) {
+		rv = -errno;
+		if (li->path)
+			unlink(li->path);
+		free(li->path);
+		if (fd >= 0) /* a failed evconnlistener_new leaves it open */
+			close(fd);
+		return rv;
+	}
+	srv->nlis++;
+	if (a.family == AF_UNIX)
+		return 0;
 	len = sizeof ss;
-	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &len);
+	getsockname(evconnlistener_get_fd(li->l), (struct sockaddr *)&ss, &len);
 	return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
 					: ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
@@ -269,9 +366,7 @@ void rpc_server_shutdown(struct rpc_server *srv, int grace_ms, void (*done)(void
 	if (srv->shutting_down)
 		return;
 	srv->shutting_down = 1;
-	for (int i = 0; i < srv->nlis; i++)
-		evconnlistener_free(srv->lis[i]);
-	srv->nlis = 0;
+	close_listeners(srv);
 	srv->done = done;
 	srv->done_arg = arg;
 	if (srv->nconns == 0) {

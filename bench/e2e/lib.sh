@@ -57,6 +57,20 @@ orchd_port() {
 	return 1
 }
 
+# sched_listen NAME: the --listen of a scheduler to be spawned as NAME:
+# 127.0.0.1:0, or with ORCHD_UNIX=1 (opt-in) the unix socket $work/NAME.sock.
+sched_listen() {
+	if [ "${ORCHD_UNIX:-0}" = 1 ]; then echo "unix:$work/$1.sock"; else echo 127.0.0.1:0; fi
+}
+
+# sched_addr NAME: waits for the scheduler spawned as NAME (its PORT line,
+# 0 for a unix socket) and prints the --scheduler the other roles dial.
+sched_addr() {
+	local p
+	p=$(orchd_port "$1") || return 1
+	if [ "${ORCHD_UNIX:-0}" = 1 ]; then echo "unix:$work/$1.sock"; else echo "127.0.0.1:$p"; fi
+}
+
 # free_port: prints a TCP port free on 127.0.0.1 now (for servers that
 # cannot listen on port 0 and tell which port they got).
 free_port() {

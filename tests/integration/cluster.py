@@ -107,25 +107,32 @@ def logdir():
     return _logdir
 
 
+def target(sched):
+    """A role's --scheduler: a port on 127.0.0.1, or an address as given."""
+    return sched if isinstance(sched, str) else "127.0.0.1:%d" % sched
+
+
 class Role:
-    """One role process. `argv` ends with `--listen 127.0.0.1:<port>`, so a
-    restart() comes back on the same port (0 the first time)."""
+    """One role process. `argv` starts with `--listen 127.0.0.1:<port>`, so a
+    restart() comes back on the same port (0 the first time); with listen
+    (e.g. "unix:/dir/s.sock") on that address instead."""
 
     count = 0
 
-    def __init__(self, role, flags, port=0):
+    def __init__(self, role, flags, port=0, listen=None):
         Role.count += 1
         self.role = role
         self.flags = list(flags)
         self.logpath = os.path.join(logdir(), "%s-%d.log" % (role, Role.count))
         self.port = port
+        self.listen = listen
         self.proc = None
         self.channels = []
         self._start()
 
     @classmethod
-    def scheduler(cls, data_dir, *flags, port=0):
-        return cls("scheduler", ["--data-dir", data_dir] + list(flags), port)
+    def scheduler(cls, data_dir, *flags, port=0, listen=None):
+        return cls("scheduler", ["--data-dir", data_dir] + list(flags), port, listen)
 
     @classmethod
     def watchful_scheduler(cls, data_dir, *flags):
@@ -136,15 +143,16 @@ class Role:
                              "--log-level", "debug", *flags)
 
     @classmethod
-    def worker(cls, sched_port, *flags):
-        return cls("worker", ["--scheduler", "127.0.0.1:%d" % sched_port] + list(flags))
+    def worker(cls, sched, *flags, listen=None):
+        """sched: the scheduler's port on 127.0.0.1 or its address."""
+        return cls("worker", ["--scheduler", target(sched)] + list(flags), listen=listen)
 
     @classmethod
-    def gateway(cls, sched_port, *flags, port=0):
-        return cls("gateway", ["--scheduler", "127.0.0.1:%d" % sched_port] + list(flags), port)
+    def gateway(cls, sched, *flags, port=0, listen=None):
+        return cls("gateway", ["--scheduler", target(sched)] + list(flags), port, listen)
 
     def _start(self):
-        argv = [os.path.join(B, self.role), "--listen", "127.0.0.1:%d" % self.port] + self.flags
+        argv = [os.path.join(B, self.role), "--listen", self.addr()] + self.flags
         with open(self.logpath, "ab") as err:
             err.write(("# %s\n" % " ".join(argv)).encode())
             err.flush()
@@ -155,7 +163,7 @@ class Role:
         self.port = port
 
     def addr(self):
-        return "127.0.0.1:%d" % self.port
+        return self.listen or "127.0.0.1:%d" % self.port
 
     def channel(self, options=()):
         """A new channel with a connection of its own (grpc core would

@@ -33,6 +33,7 @@ Suite *opt_suite(void);
 Suite *stats_suite(void);
 Suite *auth_suite(void);
 Suite *pb_suite(void);
+Suite *addr_suite(void);
 
 /* Add a module's suite here (and its declaration above), bottom layer
  * first, so a failure in a utility is reported before its users'. One
@@ -55,6 +56,7 @@ static Suite *(*const suites[])(void) = {
 	human_suite,
 	bar_suite,
 	/* gRPC wire layer */
+	addr_suite,
 	status_suite,
 	meta_suite,
 	frame_suite,
