@@ -435,12 +435,15 @@ static int workers_msg(struct rpc_call *call, const uint8_t *msg, size_t len, vo
  * kind of follower (a WatchTask call, a followed submit), so ops.update
  * hands each update to its own kind without guessing. send gets the
  * update as TaskProgress (p and its strings borrowed for the call); on a
- * final one the task is no longer watched and f may be freed.
+ * final one the task is no longer watched and f may be freed. With
+ * final_only, send gets the final update alone: the others are not even
+ * built.
  */
 struct follow {
 	void (*send)(struct follow *f, const Orchestrator__V1__TaskProgress *p, int final);
 	char id[ID_LEN + 1];
 	int watching;
+	int final_only;
 };
 
 static void follow_stop(struct follow *f)
@@ -453,12 +456,14 @@ static void follow_stop(struct follow *f)
 
 static void follow_update(struct follow *f, const struct task *t)
 {
-	struct taskpb b = {0};
-	Orchestrator__V1__TaskProgress p;
-	taskpb_progress(&b, t, now_ms(), &p);
 	int final = task_state_final(t->status);
 	if (final)
 		follow_stop(f);
+	else if (f->final_only)
+		return;
+	struct taskpb b = {0};
+	Orchestrator__V1__TaskProgress p;
+	taskpb_progress(&b, t, now_ms(), &p);
 	f->send(f, &p, final);
 	taskpb_free(&b);
 }
@@ -750,6 +755,7 @@ static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 			u->ss = ss;
 			u->ref = req->ref;
 			u->follow = req->follow;
+			u->f.final_only = req->final_only;
 			u->next = ss->subs;
 			if (ss->subs)
 				ss->subs->prev = u;
