@@ -9,7 +9,8 @@
  * Submits N tasks through a gateway, keeping C of them in flight: a task
  * is in flight from its submit until its final update, and the next task
  * is submitted the moment one ends. By default every task goes over one
- * Gateway/SubmitStream, one request (follow=true) and its events each;
+ * Gateway/SubmitStream, one request (follow and final_only: the end is all
+ * it times) and two events each, accepted and the final update;
  * --calls takes the two-call path instead, a SubmitTask and then a
  * SubscribeProgress stream per task (opened as soon as the submit is
  * acknowledged; it starts with the task's current state, so an end that
@@ -378,6 +379,7 @@ static void stream_launch(struct bench *b)
 		r.ref = ref;
 		r.spec = &s;
 		r.follow = b->mode == MODE_TASKS;
+		r.final_only = r.follow;
 		int rv = pb_send(b->stream, &r.base, 0);
 		if (rv == RPC_SEND_FULL)
 			b->stream_full = 1;
