@@ -237,7 +237,7 @@ static int spec_verdict(const struct gateway *gw, const Orchestrator__V1__TaskSp
 {
 	int rv = task_spec_check(s->name, s->payload.len, s->max_attempts, s->timeout_ms,
 	                         gw->max_payload, err, errlen);
-	if (rv == 0) {
+	if (rv == 0 && s->n_labels) {
 		/* The labels as task_labels_check sees them (pointers only). */
 		struct task_label *l = xcalloc(s->n_labels + 1, sizeof *l);
 		for (size_t i = 0; i < s->n_labels; i++)
