@@ -107,6 +107,7 @@ struct bench {
 	/* The SubmitStream (unless --calls): job i has ref i; a job is
 	 * byref's until accepted, then (following) the kept list's. */
 	struct rpc_call *stream;
+	struct pb_arena arena; /* its events are unpacked here, one at a time */
 	struct job **byref;
 	int stream_full; /* its send queue is at the high-water mark */
 	uint8_t *payload;
@@ -398,9 +399,11 @@ static int stream_message(struct rpc_call *call, const uint8_t *msg, size_t len,
 	if (b->stopping)
 		return 0;
 	Orchestrator__V1__SubmitStreamEvent *ev =
-	    orchestrator__v1__submit_stream_event__unpack(NULL, len, msg);
-	if (!ev)
+	    orchestrator__v1__submit_stream_event__unpack(&b->arena.allocator, len, msg);
+	if (!ev) {
+		pb_arena_release(&b->arena, NULL);
 		return GRPC_STATUS_INTERNAL;
+	}
 	int st = 0;
 	struct job *j = ev->ref < (uint64_t)b->started ? b->byref[ev->ref] : NULL;
 	if (!j) {
@@ -423,7 +426,7 @@ static int stream_message(struct rpc_call *call, const uint8_t *msg, size_t len,
 	} else {
 		st = GRPC_STATUS_INTERNAL; /* out of order */
 	}
-	orchestrator__v1__submit_stream_event__free_unpacked(ev, NULL);
+	pb_arena_release(&b->arena, &ev->base);
 	return st;
 }
 
@@ -727,6 +730,7 @@ int cmd_bench(int argc, char **argv)
 		/* No deadline: a task may wait for a worker for as long as it
 		 * takes; --time-limit bounds the run. */
 		b.byref = xcalloc((size_t)b.tasks, sizeof *b.byref);
+		pb_arena_init(&b.arena);
 		b.stream = rpc_call_start(b.ch, GATEWAY_PATH "SubmitStream", &stream_cbs, &b, NULL);
 	}
 	launch(&b);
