@@ -473,19 +473,22 @@ static void on_update(void *ctx, const struct task *t)
 	follow_update(ctx, t);
 }
 
-/* Starts following task id (f->send set): its current state is sent at
- * once, then every change until the final one. Returns 0, -ENOENT or a
- * store error (nothing sent). */
+/* Starts following task id (f->send and f->final_only set): its current
+ * state is sent at once (with final_only, if final), then every change
+ * until the final one. Returns 0, -ENOENT or a store error (nothing
+ * sent). */
 static int follow_start(struct follow *f, const char *id)
 {
 	snprintf(f->id, sizeof f->id, "%s", id);
 	struct task *snap;
-	int rv = sched_watch(S.sched, id, f, &snap);
+	int rv = sched_watch(S.sched, id, f, f->final_only, &snap);
 	if (rv < 0)
 		return rv;
 	f->watching = rv == 0;
-	follow_update(f, snap);
-	task_del(snap);
+	if (snap) {
+		follow_update(f, snap);
+		task_del(snap);
+	}
 	return 0;
 }
 
