@@ -3,7 +3,8 @@
 bench/submit_stream.sh. Runs N noop tasks on the scheduler at ADDR, INFLIGHT
 at a time, each followed to its end: MODE `unary` is a SubmitTask call and a
 WatchTask stream per task (the path before SubmitStream), `stream` is one
-SubmitStream with follow. Exits non-zero unless every task COMPLETED."""
+SubmitStream with follow, `final` the same with final_only (accepted and
+the final update only). Exits non-zero unless every task COMPLETED."""
 
 import os
 import sys
@@ -45,13 +46,14 @@ def unary(stub, n, inflight):
     return len(bad)
 
 
-def stream(stub, n, inflight):
+def stream(stub, n, inflight, final_only=False):
     slots = threading.Semaphore(inflight)
 
     def requests():
         for ref in range(n):
             slots.acquire()
-            yield pb.SubmitStreamRequest(ref=ref, spec=pb.TaskSpec(name="noop"), follow=True)
+            yield pb.SubmitStreamRequest(ref=ref, spec=pb.TaskSpec(name="noop"), follow=True,
+                                         final_only=final_only)
 
     completed = 0
     for ev in stub.SubmitStream(requests(), timeout=300):
@@ -67,7 +69,9 @@ def main():
     addr, mode, n, inflight = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     ch = grpc.insecure_channel(addr)
     grpc.channel_ready_future(ch).result(timeout=60)
-    bad = {"unary": unary, "stream": stream}[mode](pb_grpc.SchedulerStub(ch), n, inflight)
+    modes = {"unary": unary, "stream": stream,
+             "final": lambda *a: stream(*a, final_only=True)}
+    bad = modes[mode](pb_grpc.SchedulerStub(ch), n, inflight)
     if bad:
         sys.exit("submit_stream: %d of %d tasks did not complete" % (bad, n))
 

@@ -1,8 +1,9 @@
 #!/bin/bash
 # bench/submit_stream.sh: instructions the scheduler spends per task followed
 # to its end, with a SubmitTask call and a WatchTask stream per task (unary)
-# against one SubmitStream (stream), counted by valgrind's callgrind. Not run
-# by `make bench`; docs/performance.md records its output.
+# against one SubmitStream (stream), and one with final_only (final: only the
+# final update of each task), counted by valgrind's callgrind. Not run by
+# `make bench`; docs/performance.md records its output.
 #
 # For each mode the scheduler runs under callgrind, one worker natively
 # (noop, 64 slots); bench/submit_stream.py runs WARM tasks, the counters are
@@ -18,7 +19,7 @@ cd "$ROOT"
 : "${PYTHON:=/usr/bin/python3}"
 : "${WARM:=500}"
 : "${TASKS:=3000}"
-: "${MODES:=unary stream}"
+: "${MODES:=unary stream final}"
 export B
 command -v valgrind >/dev/null || { echo "submit_stream: valgrind missing" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/orchd-sstream.XXXXXX")

@@ -2,9 +2,10 @@
 # bench/submit_stream_gateway.sh: instructions the gateway and the client
 # (`orchd bench`) spend per task followed to its end, with a SubmitTask and
 # a SubscribeProgress call per task (`orchd bench --calls`) against one
-# SubmitStream (the default), counted by valgrind's callgrind. The
-# scheduler's side is bench/submit_stream.sh. Not run by `make bench`;
-# docs/performance.md records its output.
+# SubmitStream (the default: follow with final_only, accepted and the final
+# update per task), counted by valgrind's callgrind. The scheduler's side is
+# bench/submit_stream.sh. Not run by `make bench`; docs/performance.md
+# records its output.
 #
 # A scheduler and a worker (noop, 64 slots) run natively. Gateway: it runs
 # under callgrind, `orchd bench` runs WARM tasks, the counters are zeroed,

@@ -9,7 +9,8 @@
  * Submits N tasks through a gateway, keeping C of them in flight: a task
  * is in flight from its submit until its final update, and the next task
  * is submitted the moment one ends. By default every task goes over one
- * Gateway/SubmitStream, one request (follow=true) and its events each;
+ * Gateway/SubmitStream, one request (follow and final_only: the end is all
+ * it times) and two events each, accepted and the final update;
  * --calls takes the two-call path instead, a SubmitTask and then a
  * SubscribeProgress stream per task (opened as soon as the submit is
  * acknowledged; it starts with the task's current state, so an end that
@@ -106,6 +107,7 @@ struct bench {
 	/* The SubmitStream (unless --calls): job i has ref i; a job is
 	 * byref's until accepted, then (following) the kept list's. */
 	struct rpc_call *stream;
+	struct pb_arena arena; /* its events are unpacked here, one at a time */
 	struct job **byref;
 	int stream_full; /* its send queue is at the high-water mark */
 	uint8_t *payload;
@@ -378,6 +380,7 @@ static void stream_launch(struct bench *b)
 		r.ref = ref;
 		r.spec = &s;
 		r.follow = b->mode == MODE_TASKS;
+		r.final_only = r.follow;
 		int rv = pb_send(b->stream, &r.base, 0);
 		if (rv == RPC_SEND_FULL)
 			b->stream_full = 1;
@@ -396,9 +399,11 @@ static int stream_message(struct rpc_call *call, const uint8_t *msg, size_t len,
 	if (b->stopping)
 		return 0;
 	Orchestrator__V1__SubmitStreamEvent *ev =
-	    orchestrator__v1__submit_stream_event__unpack(NULL, len, msg);
-	if (!ev)
+	    orchestrator__v1__submit_stream_event__unpack(&b->arena.allocator, len, msg);
+	if (!ev) {
+		pb_arena_release(&b->arena, NULL);
 		return GRPC_STATUS_INTERNAL;
+	}
 	int st = 0;
 	struct job *j = ev->ref < (uint64_t)b->started ? b->byref[ev->ref] : NULL;
 	if (!j) {
@@ -421,7 +426,7 @@ static int stream_message(struct rpc_call *call, const uint8_t *msg, size_t len,
 	} else {
 		st = GRPC_STATUS_INTERNAL; /* out of order */
 	}
-	orchestrator__v1__submit_stream_event__free_unpacked(ev, NULL);
+	pb_arena_release(&b->arena, &ev->base);
 	return st;
 }
 
@@ -725,6 +730,7 @@ int cmd_bench(int argc, char **argv)
 		/* No deadline: a task may wait for a worker for as long as it
 		 * takes; --time-limit bounds the run. */
 		b.byref = xcalloc((size_t)b.tasks, sizeof *b.byref);
+		pb_arena_init(&b.arena);
 		b.stream = rpc_call_start(b.ch, GATEWAY_PATH "SubmitStream", &stream_cbs, &b, NULL);
 	}
 	launch(&b);

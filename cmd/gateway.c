@@ -75,6 +75,10 @@ struct gateway {
 	struct follower *followers; /* for shutdown */
 	int stopping;               /* SIGTERM seen: no new followers */
 	int sched_reported;         /* 1 up, -1 down, 0 nothing said yet */
+	/* The specs it judges (SubmitTask, SubmitStream) are unpacked here,
+	 * no malloc per field: each is released before its on_message
+	 * returns, and the loop has one thread. */
+	struct pb_arena arena;
 };
 
 /* What a progress stream and a SubmitStream share: each counts against
@@ -232,7 +236,7 @@ static int spec_verdict(const struct gateway *gw, const Orchestrator__V1__TaskSp
 {
 	int rv = task_spec_check(s->name, s->payload.len, s->max_attempts, s->timeout_ms,
 	                         gw->max_payload, err, errlen);
-	if (rv == 0) {
+	if (rv == 0 && s->n_labels) {
 		/* The labels as task_labels_check sees them (pointers only). */
 		struct task_label *l = xcalloc(s->n_labels + 1, sizeof *l);
 		for (size_t i = 0; i < s->n_labels; i++)
@@ -245,13 +249,14 @@ static int spec_verdict(const struct gateway *gw, const Orchestrator__V1__TaskSp
 
 static int check_spec(struct fwd *f, const uint8_t *msg, size_t len, char *err, size_t errlen)
 {
-	Orchestrator__V1__TaskSpec *s =
-	    (void *)pb_unpack(&orchestrator__v1__task_spec__descriptor, msg, len, err, errlen);
+	struct pb_arena *arena = &f->gw->arena;
+	Orchestrator__V1__TaskSpec *s = (void *)pb_unpack(&orchestrator__v1__task_spec__descriptor,
+	                                                  msg, len, arena, err, errlen);
 	if (!s)
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	int st = spec_verdict(f->gw, s, err, errlen);
 	snprintf(f->name, sizeof f->name, "%s", s->name ? s->name : "");
-	orchestrator__v1__task_spec__free_unpacked(s, NULL);
+	pb_arena_release(arena, &s->base);
 	return st;
 }
 
@@ -744,8 +749,9 @@ static int sstream_message(struct rpc_call *call, const uint8_t *msg, size_t len
 	if (!s || !s->up || s->finished)
 		return 0; /* ending: what comes now has nowhere to go */
 	char err[256];
+	struct pb_arena *arena = &s->gw->arena;
 	Orchestrator__V1__SubmitStreamRequest *r = (void *)pb_unpack(
-	    &orchestrator__v1__submit_stream_request__descriptor, msg, len, err, sizeof err);
+	    &orchestrator__v1__submit_stream_request__descriptor, msg, len, arena, err, sizeof err);
 	if (!r) {
 		/* Bad UTF-8 still decodes far enough to name the submit; only
 		 * bytes that are no message at all end the stream. */
@@ -759,7 +765,7 @@ static int sstream_message(struct rpc_call *call, const uint8_t *msg, size_t len
 	/* A missing spec is the scheduler's to answer, in its words. */
 	int st = r->spec ? spec_verdict(s->gw, r->spec, err, sizeof err) : 0;
 	uint64_t ref = r->ref;
-	orchestrator__v1__submit_stream_request__free_unpacked(r, NULL);
+	pb_arena_release(arena, &r->base);
 	if (st) {
 		sstream_reject(s, ref, st, err);
 		return 0;
@@ -924,6 +930,7 @@ int cmd_gateway(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	rpc_channel_set_state_cb(gw.sched, sched_state, &gw);
+	pb_arena_init(&gw.arena);
 
 	struct binding bind[NMETHODS];
 	char path[128];

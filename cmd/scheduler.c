@@ -40,6 +40,10 @@ static struct {
 	struct watch *watches;	  /* open WatchTask streams */
 	struct sstream *streams;  /* open SubmitStream calls */
 	size_t max_stream_inflight;
+	/* The per-task requests (SubmitTask, SubmitStream, the workers'
+	 * messages) are unpacked here, no malloc per field: each is released
+	 * before its on_message returns, and the loop has one thread. */
+	struct pb_arena arena;
 } S;
 
 static int64_t now_ms(void)
@@ -156,15 +160,15 @@ static void submit_answer(struct ack *a, int rv)
 
 static int submit_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
-	Orchestrator__V1__TaskSpec *spec =
-		(void *)pb_request(call, &orchestrator__v1__task_spec__descriptor, msg, len);
+	Orchestrator__V1__TaskSpec *spec = (void *)pb_request(
+		call, &orchestrator__v1__task_spec__descriptor, msg, len, &S.arena);
 	if (!spec)
 		return 0;
 	struct submit_call *c = xcalloc(1, sizeof *c);
 	c->ack.answer = submit_answer;
 	char err[256];
 	int code = submit_spec(spec, &c->ack, err, sizeof err);
-	orchestrator__v1__task_spec__free_unpacked(spec, NULL);
+	pb_arena_release(&S.arena, &spec->base);
 	if (code) {
 		free(c);
 		rpc_call_finish(call, code, err);
@@ -225,8 +229,8 @@ static void reply_task_error(struct rpc_call *call, const char *id, int rv)
 
 static int get_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
-	Orchestrator__V1__GetTaskRequest *req =
-		(void *)pb_request(call, &orchestrator__v1__get_task_request__descriptor, msg, len);
+	Orchestrator__V1__GetTaskRequest *req = (void *)pb_request(
+		call, &orchestrator__v1__get_task_request__descriptor, msg, len, NULL);
 	if (!req)
 		return 0;
 	struct task *t;
@@ -247,8 +251,8 @@ static int get_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *
 
 static int cancel_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
-	Orchestrator__V1__CancelTaskRequest *req =
-		(void *)pb_request(call, &orchestrator__v1__cancel_task_request__descriptor, msg, len);
+	Orchestrator__V1__CancelTaskRequest *req = (void *)pb_request(
+		call, &orchestrator__v1__cancel_task_request__descriptor, msg, len, NULL);
 	if (!req)
 		return 0;
 	int rv = sched_cancel(S.sched, req->task_id, req->reason, now_ms());
@@ -300,8 +304,8 @@ static int list_cb(struct task *t, void *arg)
 
 static int list_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
 {
-	Orchestrator__V1__ListTasksRequest *req =
-		(void *)pb_request(call, &orchestrator__v1__list_tasks_request__descriptor, msg, len);
+	Orchestrator__V1__ListTasksRequest *req = (void *)pb_request(
+		call, &orchestrator__v1__list_tasks_request__descriptor, msg, len, NULL);
 	if (!req)
 		return 0;
 	/* proto3 enums are open, so any number decodes; one that is no
@@ -431,12 +435,15 @@ static int workers_msg(struct rpc_call *call, const uint8_t *msg, size_t len, vo
  * kind of follower (a WatchTask call, a followed submit), so ops.update
  * hands each update to its own kind without guessing. send gets the
  * update as TaskProgress (p and its strings borrowed for the call); on a
- * final one the task is no longer watched and f may be freed.
+ * final one the task is no longer watched and f may be freed. With
+ * final_only, send gets the final update alone: the others are not even
+ * built.
  */
 struct follow {
 	void (*send)(struct follow *f, const Orchestrator__V1__TaskProgress *p, int final);
 	char id[ID_LEN + 1];
 	int watching;
+	int final_only;
 };
 
 static void follow_stop(struct follow *f)
@@ -449,12 +456,14 @@ static void follow_stop(struct follow *f)
 
 static void follow_update(struct follow *f, const struct task *t)
 {
-	struct taskpb b = {0};
-	Orchestrator__V1__TaskProgress p;
-	taskpb_progress(&b, t, now_ms(), &p);
 	int final = task_state_final(t->status);
 	if (final)
 		follow_stop(f);
+	else if (f->final_only)
+		return;
+	struct taskpb b = {0};
+	Orchestrator__V1__TaskProgress p;
+	taskpb_progress(&b, t, now_ms(), &p);
 	f->send(f, &p, final);
 	taskpb_free(&b);
 }
@@ -464,19 +473,22 @@ static void on_update(void *ctx, const struct task *t)
 	follow_update(ctx, t);
 }
 
-/* Starts following task id (f->send set): its current state is sent at
- * once, then every change until the final one. Returns 0, -ENOENT or a
- * store error (nothing sent). */
+/* Starts following task id (f->send and f->final_only set): its current
+ * state is sent at once (with final_only, if final), then every change
+ * until the final one. Returns 0, -ENOENT or a store error (nothing
+ * sent). */
 static int follow_start(struct follow *f, const char *id)
 {
 	snprintf(f->id, sizeof f->id, "%s", id);
 	struct task *snap;
-	int rv = sched_watch(S.sched, id, f, &snap);
+	int rv = sched_watch(S.sched, id, f, f->final_only, &snap);
 	if (rv < 0)
 		return rv;
 	f->watching = rv == 0;
-	follow_update(f, snap);
-	task_del(snap);
+	if (snap) {
+		follow_update(f, snap);
+		task_del(snap);
+	}
 	return 0;
 }
 
@@ -530,8 +542,8 @@ static int watch_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void
 {
 	if (rpc_call_data(call))
 		return GRPC_STATUS_INVALID_ARGUMENT;
-	Orchestrator__V1__ProgressRequest *req =
-		(void *)pb_request(call, &orchestrator__v1__progress_request__descriptor, msg, len);
+	Orchestrator__V1__ProgressRequest *req = (void *)pb_request(
+		call, &orchestrator__v1__progress_request__descriptor, msg, len, NULL);
 	if (!req)
 		return 0;
 	struct watch *w = xcalloc(1, sizeof *w);
@@ -720,7 +732,7 @@ static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 {
 	struct sstream *ss = rpc_call_data(call);
 	Orchestrator__V1__SubmitStreamRequest *req = (void *)pb_request(
-		call, &orchestrator__v1__submit_stream_request__descriptor, msg, len);
+		call, &orchestrator__v1__submit_stream_request__descriptor, msg, len, &S.arena);
 	if (!req)
 		return 0;
 	ss->submits++;
@@ -746,6 +758,7 @@ static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 			u->ss = ss;
 			u->ref = req->ref;
 			u->follow = req->follow;
+			u->f.final_only = req->final_only;
 			u->next = ss->subs;
 			if (ss->subs)
 				ss->subs->prev = u;
@@ -753,7 +766,7 @@ static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 			ss->inflight++;
 		}
 	}
-	orchestrator__v1__submit_stream_request__free_unpacked(req, NULL);
+	pb_arena_release(&S.arena, &req->base);
 	return 0;
 }
 
@@ -883,8 +896,8 @@ static int worker_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 			S.wstreams->prev = ws;
 		S.wstreams = ws;
 	}
-	Orchestrator__V1__WorkerResponse *m =
-		(void *)pb_request(call, &orchestrator__v1__worker_response__descriptor, msg, len);
+	Orchestrator__V1__WorkerResponse *m = (void *)pb_request(
+		call, &orchestrator__v1__worker_response__descriptor, msg, len, &S.arena);
 	if (!m)
 		return 0;
 	int64_t now = now_ms();
@@ -921,7 +934,7 @@ static int worker_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 	} else {
 		sched_worker_seen(S.sched, ws->w, now);
 	}
-	orchestrator__v1__worker_response__free_unpacked(m, NULL);
+	pb_arena_release(&S.arena, &m->base);
 	touch();
 	return 0;
 }
@@ -1062,6 +1075,7 @@ int cmd_scheduler(int argc, char **argv)
 				    .dispatch = disp};
 	S.max_payload = max_payload;
 	S.max_stream_inflight = max_inflight;
+	pb_arena_init(&S.arena);
 	S.sched = sched_new(S.store, &sopts, &ops, now_ms(), &rv);
 	if (!S.sched) {
 		cmd_error("scheduler", "cannot load tasks: %s", err_str(rv));

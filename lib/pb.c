@@ -159,21 +159,24 @@ int pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *msg, si
 }
 
 ProtobufCMessage *pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *msg, size_t len,
-                            char *err, size_t errlen)
+                            struct pb_arena *arena, char *err, size_t errlen)
 {
 	if (pb_check_strings(d, msg, len, err, errlen) != 0)
 		return NULL;
-	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, msg);
+	ProtobufCMessage *m =
+	    protobuf_c_message_unpack(d, arena ? &arena->allocator : NULL, len, msg);
+	if (!m && arena)
+		pb_arena_release(arena, NULL);
 	if (!m && err && errlen)
 		snprintf(err, errlen, "%s does not decode as protobuf", d->short_name);
 	return m;
 }
 
 ProtobufCMessage *pb_request(struct rpc_call *call, const ProtobufCMessageDescriptor *d,
-                             const uint8_t *msg, size_t len)
+                             const uint8_t *msg, size_t len, struct pb_arena *arena)
 {
 	char err[200];
-	ProtobufCMessage *m = pb_unpack(d, msg, len, err, sizeof err);
+	ProtobufCMessage *m = pb_unpack(d, msg, len, arena, err, sizeof err);
 	if (!m)
 		rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 	return m;

@@ -34,20 +34,6 @@ int pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *msg, si
                      char *err, size_t errlen);
 
 /*
- * Unpacks a request of type d from msg[0..len) (borrowed): the message if
- * it decodes and passes pb_check_strings, else NULL with a message for the
- * client in err (answer it with INVALID_ARGUMENT). Free the result with
- * protobuf_c_message_free_unpacked(m, NULL).
- */
-ProtobufCMessage *pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *msg, size_t len,
-                            char *err, size_t errlen);
-
-/* pb_unpack for a server's on_message: on failure, finishes call with
- * INVALID_ARGUMENT and the reason, and returns NULL. */
-ProtobufCMessage *pb_request(struct rpc_call *call, const ProtobufCMessageDescriptor *d,
-                             const uint8_t *msg, size_t len);
-
-/*
  * An allocator for unpacking one message at a time out of a fixed buffer,
  * so that a small message costs no malloc per field and no walk to free
  * them: what does not fit goes to malloc. Embed it, pb_arena_init() it,
@@ -66,5 +52,21 @@ void pb_arena_init(struct pb_arena *a);
 /* Frees m (taken; unpacked with a's allocator, or NULL when the unpack
  * failed) and makes the whole arena free again. */
 void pb_arena_release(struct pb_arena *a, ProtobufCMessage *m);
+
+/*
+ * Unpacks a request of type d from msg[0..len) (borrowed) into arena
+ * (borrowed; NULL: malloc): the message if it decodes and passes
+ * pb_check_strings, else NULL with a message for the client in err (answer
+ * it with INVALID_ARGUMENT) and the arena free again. Free the result
+ * with pb_arena_release(arena, m), or without an arena with
+ * protobuf_c_message_free_unpacked(m, NULL).
+ */
+ProtobufCMessage *pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *msg, size_t len,
+                            struct pb_arena *arena, char *err, size_t errlen);
+
+/* pb_unpack for a server's on_message: on failure, finishes call with
+ * INVALID_ARGUMENT and the reason, and returns NULL. */
+ProtobufCMessage *pb_request(struct rpc_call *call, const ProtobufCMessageDescriptor *d,
+                             const uint8_t *msg, size_t len, struct pb_arena *arena);
 
 #endif

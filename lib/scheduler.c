@@ -789,7 +789,8 @@ void sched_workers_foreach(struct sched *s, void (*fn)(const struct sched_worker
 
 /* ---- watchers ------------------------------------------------------------------ */
 
-int sched_watch(struct sched *s, const char *id, void *watch_ctx, struct task **snap)
+int sched_watch(struct sched *s, const char *id, void *watch_ctx, int final_only,
+		struct task **snap)
 {
 	struct task *t = map_get(&s->tasks, id);
 	if (!t) {
@@ -815,7 +816,9 @@ int sched_watch(struct sched *s, const char *id, void *watch_ctx, struct task **
 		w->cap *= 2;
 	}
 	w->ctx[w->n++] = watch_ctx;
-	*snap = task_clone(t);
+	/* Even a task final in memory (cancelled this turn) is announced
+	 * after the commit: a final_only watcher hears of it then. */
+	*snap = final_only ? NULL : task_clone(t);
 	return 0;
 }
 

@@ -141,8 +141,11 @@ void sched_workers_foreach(struct sched *s, void (*fn)(const struct sched_worker
  * Starts watching a task. Returns 0 with *snap a copy of its state
  * (task_del it) when watching; 1 with *snap the final state when the task
  * is already finished (nothing registered); -ENOENT; or a store error.
+ * final_only: the watcher wants the final state alone, so no copy is made
+ * while watching (*snap NULL; the final state comes as an update).
  */
-int sched_watch(struct sched *s, const char *id, void *watch_ctx, struct task **snap);
+int sched_watch(struct sched *s, const char *id, void *watch_ctx, int final_only,
+		struct task **snap);
 /* Stops watch_ctx's watch of id (a no-op when there is none). Both may be
  * called from an update callback, for any watcher: one unwatched there is
  * not called again, not even later in the same round; one watching anew

@@ -9,7 +9,9 @@
  *   - protobuf-c's unpack and lib/pb.h's pb_unpack (the UTF-8 and NUL
  *     check the roles apply to requests) must agree: pb_unpack accepts
  *     exactly what unpack accepts and pb_check_strings passes, and then
- *     every string in the decoded message is valid UTF-8;
+ *     every string in the decoded message is valid UTF-8; pb_unpack runs
+ *     on one pb_arena for every input, as the roles unpack requests, and
+ *     what it decodes packs to the same bytes as unpack's;
  *   - a decoded message packs to get_packed_size bytes, and packing what
  *     those bytes unpack to gives the same bytes again;
  *   - TaskSpec (SubmitTask, and the spec inside an assignment): taskpb_to_task,
@@ -260,8 +262,26 @@ static void reflection(const Grpc__Reflection__V1__ServerReflectionRequest *r)
 	free(closure);
 }
 
+/* a and b pack to the same bytes. */
+static void same_pack(const ProtobufCMessage *a, const ProtobufCMessage *b)
+{
+	size_t n = protobuf_c_message_get_packed_size(a);
+	if (protobuf_c_message_get_packed_size(b) != n)
+		abort();
+	uint8_t *ba = xmalloc(n + 1), *bb = xmalloc(n + 1);
+	protobuf_c_message_pack(a, ba);
+	protobuf_c_message_pack(b, bb);
+	if (memcmp(ba, bb, n) != 0)
+		abort();
+	free(ba);
+	free(bb);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static struct pb_arena arena;
+	if (!arena.allocator.alloc)
+		pb_arena_init(&arena);
 	if (size < 1)
 		return 0;
 	const ProtobufCMessageDescriptor *d = types[data[0] % NTYPES].d;
@@ -274,9 +294,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int strings_ok = pb_check_strings(d, data, size, err, sizeof err) == 0;
 	if (!strings_ok && (!err[0] || strlen(err) >= sizeof err))
 		abort();
-	ProtobufCMessage *m = pb_unpack(d, data, size, err, sizeof err);
-	if (!!m != (plain && strings_ok))
+	ProtobufCMessage *m = pb_unpack(d, data, size, &arena, err, sizeof err);
+	if (!!m != (plain && strings_ok) || (!m && arena.used))
 		abort();
+	if (m)
+		same_pack(m, plain);
 	if (plain)
 		repack(plain);
 	if (m) {
@@ -300,7 +322,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case X_NONE:
 			break;
 		}
-		protobuf_c_message_free_unpacked(m, NULL);
+		pb_arena_release(&arena, m);
 	}
 	if (plain)
 		protobuf_c_message_free_unpacked(plain, NULL);

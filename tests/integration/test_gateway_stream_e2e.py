@@ -10,6 +10,9 @@ which must change nothing a client sees:
     stream goes on; idempotent duplicates; an undecodable request ends the
     stream INVALID_ARGUMENT;
   * half-close ends the stream OK once every followed task is final;
+  * final_only travels through: accepted and the final update alone, the
+    intermediate updates still there without it; a rejected submit with
+    final_only gets `rejected`;
   * cancelling early loses no accepted task;
   * the scheduler's --max-stream-inflight rejects exactly the submits past
     it, RESOURCE_EXHAUSTED, in the scheduler's words;
@@ -57,6 +60,7 @@ def main():
     ss.many_followed(ch, stub)
     ss.rejections_and_duplicates(ch, stub)
     ss.half_close_waits(ch)
+    ss.final_only(ch, stub)
     ss.cancel_loses_nothing(ch, stub)
     gw2.stub()
     open_stream = ss.inflight_limit(gw2.channel())

@@ -13,6 +13,12 @@ handlers), driven with python3-grpcio. Checks:
     a duplicate of a finished task, followed, gets `accepted` and its final
     update;
   * half-close ends the stream OK only once every followed task is final;
+  * final_only: a followed task that reports progress (sleep) or is retried
+    (fail, 2 attempts) gets `accepted` then exactly one progress event, its
+    final update, while the same tasks followed without final_only on the
+    same stream still get the updates before it; a rejected submit with
+    final_only still gets `rejected`, a duplicate of a finished task its
+    final update, and final_only without follow `accepted` only;
   * cancelling the stream early loses nothing: every task it stored
     completes;
   * --max-stream-inflight: with tasks nobody serves, exactly the submits past
@@ -40,8 +46,8 @@ os.environ["ASAN_OPTIONS"] = ":".join(
     x for x in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=16") if x)
 import cluster  # noqa: E402
 from cluster import log  # noqa: E402
-from cluster import (COMPLETED, FINAL, PENDING, RUNNING, SC, check, eq, get, pb,  # noqa: E402
-                     pb_grpc)
+from cluster import (COMPLETED, FAILED, FINAL, PENDING, RUNNING, SC, check, eq, get,  # noqa: E402
+                     pb, pb_grpc)
 
 import grpc  # noqa: E402
 import harness  # noqa: E402
@@ -95,8 +101,8 @@ class Stream:
             self.done = done
             self.cond.notify_all()
 
-    def send(self, ref, follow=True, spec=True, **fields):
-        r = pb.SubmitStreamRequest(ref=ref, follow=follow)
+    def send(self, ref, follow=True, spec=True, final_only=False, **fields):
+        r = pb.SubmitStreamRequest(ref=ref, follow=follow, final_only=final_only)
         if spec:
             r.spec.CopyFrom(pb.TaskSpec(**fields))
         self.q.put(r)
@@ -245,6 +251,59 @@ def half_close_waits(ch):
     log("ok half-close ends the stream once all followed tasks are final")
 
 
+def final_only(ch, stub):
+    n = 8
+    s = Stream(ch)
+    # The same work twice, refs < 100 with final_only, refs >= 100 without:
+    # sleep reports ten percent updates, fail is retried once after a
+    # backoff (PENDING, RUNNING again) before it ends FAILED.
+    for ref in range(n):
+        for base, fo in ((0, True), (100, False)):
+            if ref % 4 == 3:
+                s.send(base + ref, final_only=fo, name="fail", payload=b"no %d" % ref,
+                       max_attempts=2)
+            else:
+                s.send(base + ref, final_only=fo, name="sleep", payload=b"300")
+    s.send(200, final_only=True, name="")
+    s.send(201, final_only=True, follow=False, name="echo", payload=b"fo-unfollowed")
+    s.send(202, final_only=True, name="echo", payload=b"fo-first", idempotency_key="fo-dup")
+    s.wait(lambda ev, d: any(e.ref == 202 and kind(e) == "progress" for e in ev), 30,
+           "ref 202 final")
+    s.send(203, final_only=True, name="echo", payload=b"fo-second", idempotency_key="fo-dup")
+    s.close()
+    eq(s.wait_done(60, "end of the final_only stream"), (SC.OK, ""), "stream status")
+    refs = by_ref(s.events)
+    for ref in range(n):
+        want = FAILED if ref % 4 == 3 else COMPLETED
+        acc, last = check_followed(refs[ref], ref)
+        eq([kind(e) for e in refs[ref]], ["accepted", "progress"], "events of ref %d" % ref)
+        eq(last.status, want, "ref %d final status" % ref)
+        eq(get(stub, acc.task_id).status, want, "GetTask of ref %d" % ref)
+        # Without final_only: the state at acceptance and the changes too.
+        _, last = check_followed(refs[100 + ref], 100 + ref)
+        eq(last.status, want, "ref %d final status" % (100 + ref))
+        ups = [e.progress for e in refs[100 + ref][1:]]
+        if want == FAILED:
+            check(len({u.attempt for u in ups}) >= 2, "ref %d: updates of one attempt: %s",
+                  100 + ref, [(u.status, u.attempt) for u in ups])
+        else:
+            check(any(u.status == RUNNING and u.percent > 0 for u in ups),
+                  "ref %d: no percent update: %s", 100 + ref,
+                  [(u.status, u.percent) for u in ups])
+    err = refs[3][-1].progress.result.error
+    check(err.startswith("gave up after 2 of 2 attempts"), "error of ref 3: %r", err)
+    eq([kind(e) for e in refs[200]], ["rejected"], "events of ref 200")
+    eq(refs[200][0].rejected.code, SC.INVALID_ARGUMENT.value[0], "ref 200 code")
+    eq([kind(e) for e in refs[201]], ["accepted"], "events of ref 201 (not followed)")
+    acc202, last202 = check_followed(refs[202], 202)
+    eq([kind(e) for e in refs[202]], ["accepted", "progress"], "events of ref 202")
+    acc203, last203 = check_followed(refs[203], 203)
+    eq([kind(e) for e in refs[203]], ["accepted", "progress"], "events of ref 203")
+    eq((acc203.task_id, acc203.duplicate), (acc202.task_id, True), "ref 203 (duplicate)")
+    eq(last203.result.output, b"fo-first", "ref 203 output (the first task's)")
+    log("ok final_only: accepted and the final update alone")
+
+
 def cancel_loses_nothing(ch, stub):
     before = {t.task_id for t in cluster.list_all(stub, name="sleep")}
     n = 200
@@ -361,6 +420,7 @@ def main():
     many_followed(ch, stub)
     rejections_and_duplicates(ch, stub)
     half_close_waits(ch)
+    final_only(ch, stub)
     cancel_loses_nothing(ch, stub)
     open_stream = inflight_limit(sched2.channel())
     slow_reader(sched, stub)

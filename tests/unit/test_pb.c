@@ -35,7 +35,7 @@ START_TEST(valid_strings_pass)
 	ck_assert_int_eq(check_spec(b, n, err, sizeof err), 0);
 	ck_assert_str_eq(err, "");
 	ProtobufCMessage *m =
-	    pb_unpack(&orchestrator__v1__task_spec__descriptor, b, n, err, sizeof err);
+	    pb_unpack(&orchestrator__v1__task_spec__descriptor, b, n, NULL, err, sizeof err);
 	ck_assert_ptr_nonnull(m);
 	ck_assert_str_eq(((Orchestrator__V1__TaskSpec *)m)->name, "resize \xe6\x97\xa5");
 	protobuf_c_message_free_unpacked(m, NULL);
@@ -52,7 +52,7 @@ START_TEST(invalid_utf8_is_named)
 	ck_assert_int_eq(check_spec(b, n, err, sizeof err), -EINVAL);
 	ck_assert_str_eq(err, "TaskSpec.description is not valid UTF-8");
 	ck_assert_ptr_null(
-	    pb_unpack(&orchestrator__v1__task_spec__descriptor, b, n, err, sizeof err));
+	    pb_unpack(&orchestrator__v1__task_spec__descriptor, b, n, NULL, err, sizeof err));
 	ck_assert_str_eq(err, "TaskSpec.description is not valid UTF-8");
 }
 END_TEST
@@ -82,8 +82,8 @@ START_TEST(wire_errors_are_left_to_unpack)
 	static const uint8_t b[] = {0x0a, 100, 'a', 'b'};
 	char err[128];
 	ck_assert_int_eq(check_spec(b, sizeof b, err, sizeof err), 0);
-	ck_assert_ptr_null(
-	    pb_unpack(&orchestrator__v1__task_spec__descriptor, b, sizeof b, err, sizeof err));
+	ck_assert_ptr_null(pb_unpack(&orchestrator__v1__task_spec__descriptor, b, sizeof b, NULL,
+	                             err, sizeof err));
 	ck_assert_str_eq(err, "TaskSpec does not decode as protobuf");
 	/* Truncated varints and a group wire type, too. */
 	static const uint8_t v[] = {0x20, 0xff};
@@ -185,6 +185,37 @@ START_TEST(arena_unpacks_message_after_message)
 }
 END_TEST
 
+/* pb_unpack into an arena: a request decodes into it, and one that does
+ * not decode leaves it free for the next. */
+START_TEST(unpack_into_arena)
+{
+	struct pb_arena arena;
+	pb_arena_init(&arena);
+	uint8_t b[64];
+	size_t n = 0;
+	char err[128];
+	field(b, &n, 1, "resize", 6);
+	field(b, &n, 3, "\xff\x00", 2);
+	Orchestrator__V1__TaskSpec *m = (void *)pb_unpack(&orchestrator__v1__task_spec__descriptor,
+	                                                  b, n, &arena, err, sizeof err);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(m->name, "resize");
+	ck_assert_uint_eq(m->payload.len, 2);
+	ck_assert_uint_gt(arena.used, 0);
+	ck_assert_int_eq(arena.spilled, 0);
+	pb_arena_release(&arena, &m->base);
+	ck_assert_uint_eq(arena.used, 0);
+
+	/* The name declares more bytes than come: unpack fails part way. */
+	static const uint8_t cut[] = {0x12, 2, 'o', 'k', 0x0a, 100, 'a', 'b'};
+	ck_assert_ptr_null(pb_unpack(&orchestrator__v1__task_spec__descriptor, cut, sizeof cut,
+	                             &arena, err, sizeof err));
+	ck_assert_str_eq(err, "TaskSpec does not decode as protobuf");
+	ck_assert_uint_eq(arena.used, 0);
+	ck_assert_int_eq(arena.spilled, 0);
+}
+END_TEST
+
 Suite *pb_suite(void)
 {
 	Suite *s = suite_create("pb");
@@ -196,6 +227,7 @@ Suite *pb_suite(void)
 	tcase_add_test(tc, wire_errors_are_left_to_unpack);
 	tcase_add_test(tc, oneof_message_is_walked);
 	tcase_add_test(tc, arena_unpacks_message_after_message);
+	tcase_add_test(tc, unpack_into_arena);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -598,7 +598,7 @@ START_TEST(test_watchers_hear_changes_after_the_commit)
 	char a[ID_LEN + 1];
 	memcpy(a, submit("x", 0, NULL), sizeof a);
 	struct task *snap;
-	ck_assert_int_eq(sched_watch(s, a, "watcher", &snap), 0);
+	ck_assert_int_eq(sched_watch(s, a, "watcher", 0, &snap), 0);
 	ck_assert_int_eq(snap->status, TASK_RUNNING);
 	task_del(snap);
 	sched_worker_progress(s, w, a, 1, 40, "forty", now);
@@ -610,9 +610,40 @@ START_TEST(test_watchers_hear_changes_after_the_commit)
 	ck_assert_int_eq(recs[nrec - 1].status, TASK_COMPLETED);
 	sched_unwatch(s, a, "watcher");
 	/* A finished task answers a new watcher from the store at once. */
-	ck_assert_int_eq(sched_watch(s, a, "late", &snap), 1);
+	ck_assert_int_eq(sched_watch(s, a, "late", 0, &snap), 1);
 	ck_assert_int_eq(snap->status, TASK_COMPLETED);
 	task_del(snap);
+}
+END_TEST
+
+START_TEST(test_final_only_watcher_gets_no_copy_until_the_end)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	struct task *snap = (void *)1;
+	ck_assert_int_eq(sched_watch(s, a, "fin", 1, &snap), 0);
+	ck_assert_ptr_null(snap);
+	sched_worker_result(s, w, a, 1, TASK_COMPLETED, NULL, 0, NULL, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('u', "fin"), 1);
+	ck_assert_int_eq(recs[nrec - 1].status, TASK_COMPLETED);
+	sched_unwatch(s, a, "fin");
+	/* A finished task: its final state, from the store, all the same. */
+	ck_assert_int_eq(sched_watch(s, a, "late", 1, &snap), 1);
+	ck_assert_int_eq(snap->status, TASK_COMPLETED);
+	task_del(snap);
+
+	/* Cancelled before the commit: final in memory, heard of after it. */
+	memcpy(a, submit("nobody", 0, NULL), sizeof a);
+	ck_assert_int_eq(sched_cancel(s, a, NULL, now), TASK_CANCELLED);
+	ck_assert_int_eq(sched_watch(s, a, "fin2", 1, &snap), 0);
+	ck_assert_ptr_null(snap);
+	ck_assert_int_eq(count('u', "fin2"), 0);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	ck_assert_int_eq(count('u', "fin2"), 1);
+	ck_assert_int_eq(recs[nrec - 1].status, TASK_CANCELLED);
+	sched_unwatch(s, a, "fin2");
 }
 END_TEST
 
@@ -625,7 +656,7 @@ static void unwatch_from_update(const char *w, const struct task *t)
 		sched_unwatch(s, t->id, "a");
 		sched_unwatch(s, t->id, "c");
 		/* A fifth watcher: the list outgrows its room mid-walk. */
-		ck_assert_int_eq(sched_watch(s, t->id, "e", &snap), 0);
+		ck_assert_int_eq(sched_watch(s, t->id, "e", 0, &snap), 0);
 		task_del(snap);
 	}
 	if (strcmp(w, "d") == 0 && task_state_final(t->status))
@@ -640,7 +671,7 @@ START_TEST(test_watchers_may_unwatch_themselves_and_others_during_an_update)
 	const char *const names[] = {"a", "b", "c", "d"};
 	for (size_t i = 0; i < 4; i++) {
 		struct task *snap;
-		ck_assert_int_eq(sched_watch(s, a, (void *)names[i], &snap), 0);
+		ck_assert_int_eq(sched_watch(s, a, (void *)names[i], 0, &snap), 0);
 		task_del(snap);
 	}
 	on_update = unwatch_from_update;
@@ -868,6 +899,7 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_cancel_pending_running_finished_unknown);
 	tcase_add_test(tc, test_idempotency_key_returns_the_first_task);
 	tcase_add_test(tc, test_watchers_hear_changes_after_the_commit);
+	tcase_add_test(tc, test_final_only_watcher_gets_no_copy_until_the_end);
 	tcase_add_test(tc, test_watchers_may_unwatch_themselves_and_others_during_an_update);
 	tcase_add_test(tc, test_restart_keeps_pending_and_reclaims_or_requeues_running);
 	tcase_add_test(tc, test_reclaim_takes_one_slot_per_task_even_when_listed_twice);
