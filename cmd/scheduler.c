@@ -920,8 +920,10 @@ static int worker_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 				rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, err);
 		}
 	} else if (m->kind_case == ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_HEARTBEAT) {
-		sched_worker_seen(S.sched, ws->w, now);
-		if (m->heartbeat->draining)
+		Orchestrator__V1__WorkerHeartbeat *hb = m->heartbeat;
+		sched_worker_heartbeat(S.sched, ws->w, (const char *const *)hb->running_task_ids,
+				       hb->n_running_task_ids, now);
+		if (hb->draining)
 			sched_worker_drain(S.sched, ws->w);
 	} else if (m->kind_case == ORCHESTRATOR__V1__WORKER_RESPONSE__KIND_PROGRESS) {
 		Orchestrator__V1__WorkerProgress *p = m->progress;

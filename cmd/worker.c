@@ -233,8 +233,11 @@ static int send_msg(struct worker *w, Orchestrator__V1__WorkerResponse *m)
 	return pb_send(w->call, &m->base, 0);
 }
 
-/* The ids the scheduler should consider ours: everything not handed back.
- * The array is the caller's to free; the ids are borrowed. */
+/* The ids the scheduler should consider ours: everything not handed back,
+ * tasks told to stop included until their result is sent: the scheduler
+ * frees a lease-over slot whose task a heartbeat leaves out
+ * (docs/protocol.md section 3). The array is the caller's to free; the ids
+ * are borrowed. */
 static char **task_ids(struct worker *w, size_t *n)
 {
 	size_t all = 0;

@@ -15,9 +15,10 @@
 
 /* One slot of a worker: the task it runs, or, once the scheduler took the
  * task away (lease over), just its id and attempt until the worker answers
- * for that attempt. A worker holds at most one slot per task id
- * (slot_take), so slot_of is never ambiguous; the attempt tells a result
- * for the slot's run from a stale one. */
+ * for that attempt or stops listing the task (sched_worker_heartbeat). A
+ * worker holds at most one slot per task id (slot_take), so slot_of is
+ * never ambiguous; the attempt tells a result for the slot's run from a
+ * stale one. */
 struct slot {
 	char id[ID_LEN + 1];
 	int32_t attempt; /* the run the worker was given, t's attempt while t is set */
@@ -686,6 +687,48 @@ void sched_worker_seen(struct sched *s, struct sched_worker *w, int64_t now)
 	w->last_seen_ms = now;
 }
 
+/*
+ * A lease-over slot waits for the worker's answer for that attempt; a
+ * worker that no longer lists the task will never send one (it dropped
+ * the cancel, or lost the task), and the slot would be gone for the
+ * stream's life. Not being listed is proof enough: the worker lists a task
+ * until its result is on the stream, which carries the result before the
+ * heartbeat, and a heartbeat sent before the cancel arrived still lists
+ * it. Live slots are left alone: their assignment may still be on its way
+ * (a lease-over slot's went out a timeout and the grace ago). A map of the
+ * lease-over slots keeps this linear in the slots and the list; a worker
+ * with none, the usual case, pays nothing.
+ */
+int sched_worker_heartbeat(struct sched *s, struct sched_worker *w, const char *const *running,
+			   size_t nrunning, int64_t now)
+{
+	sched_worker_seen(s, w, now);
+	if (!w->nover)
+		return 0;
+	struct map over; /* id → lease-over slot the list has not named */
+	map_init(&over);
+	for (int i = 0; i < w->nrun; i++)
+		if (!w->run[i].t)
+			map_put(&over, w->run[i].id, &w->run[i]);
+	for (size_t i = 0; i < nrunning && over.n; i++)
+		map_del(&over, running[i]);
+	int freed = 0;
+	/* Downwards, each entry leaving the map before its slot is freed:
+	 * slot_free moves the last slot, already passed, into the hole, so
+	 * every key left in the map points at an unmoved slot. */
+	for (int i = w->nrun - 1; i >= 0 && over.n; i--) {
+		struct slot *sl = &w->run[i];
+		if (sl->t || !map_del(&over, sl->id))
+			continue;
+		log_info("slot_reclaimed", "worker=%s task=%s attempt=%d reason=not_running",
+			 log_quote(w->id), log_quote(sl->id), sl->attempt);
+		slot_free(w, sl);
+		freed++;
+	}
+	map_free(&over);
+	return freed;
+}
+
 void sched_worker_drain(struct sched *s, struct sched_worker *w)
 {
 	if (!w->draining)
@@ -864,8 +907,9 @@ void sched_tick(struct sched *s, int64_t now)
 			 * deaf to cancels), and slots are credits for what it
 			 * runs. It comes back with that attempt's answer, or
 			 * passes to the task's next attempt on this worker
-			 * (slot_take); not at a timeout, which would hand the
-			 * worker more than it can run. */
+			 * (slot_take), or is freed once a heartbeat leaves the
+			 * task out (sched_worker_heartbeat); not at a timeout,
+			 * which would hand the worker more than it can run. */
 			w->run[i].t = NULL;
 			w->nover++;
 			struct task_ev e = {.worker_id = w->id, .error = "lease expired"};

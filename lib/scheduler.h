@@ -118,6 +118,12 @@ struct sched_worker *sched_worker_register(struct sched *s, void *wctx, const ch
 					   const char *version, const char *address, int64_t now,
 					   char *err, size_t errlen);
 void sched_worker_seen(struct sched *s, struct sched_worker *w, int64_t now);
+/* A heartbeat listing the tasks the worker runs (running: nrunning
+ * entries, borrowed). Besides sched_worker_seen, frees each slot whose
+ * lease is over (the worker was told to cancel) and whose task the list
+ * leaves out: no answer will come for it. Returns the slots freed. */
+int sched_worker_heartbeat(struct sched *s, struct sched_worker *w, const char *const *running,
+			   size_t nrunning, int64_t now);
 /* The worker said it is draining: nothing more is assigned to it. */
 void sched_worker_drain(struct sched *s, struct sched_worker *w);
 void sched_worker_progress(struct sched *s, struct sched_worker *w, const char *task_id,

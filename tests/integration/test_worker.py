@@ -9,7 +9,8 @@ Worker services, every built-in's result (the sha256 digest value), exec
 handlers (output, progress lines from fd 3, failure with stderr, the output
 cap), slots (never more running than slots; an over-assignment refused),
 timeouts that kill the child's whole process group, cancel of a running
-built-in and exec task, reconnect after the scheduler restarts
+built-in and exec task, a task being cancelled still listed in heartbeats
+until its result, reconnect after the scheduler restarts
 (re-registration with running_task_ids, results produced while
 disconnected sent afterwards), the SIGTERM drain (running task finishes,
 new work is held and handed back, exit 0) and the drain timeout (tasks
@@ -441,6 +442,38 @@ def cancel(fake, st, port):
         check(st.nresults == before + 1, "a result for an unknown cancel")
 
 
+def cancelling_listed(fake, st, port):
+    """Heartbeats list a task told to stop until its result is sent: the
+    scheduler frees a lease-over slot whose task a heartbeat leaves out
+    (docs/protocol.md section 3), so leaving it out early would let it
+    over-assign."""
+    t = tid("hang")
+    st.assign(t, "hang")
+    pgid_of(fake, st, t)
+    with fake.cond:
+        first = len(st.msgs)
+    st.cancel(t, "lease expired")
+    # HANG ignores SIGTERM: it is being stopped for the 2 s before SIGKILL.
+    r = fake.result(st, t, 8)
+    check(r.status == CANCELLED, "hang cancel %r", r)
+
+    def split():
+        """The heartbeats before t's result and after it, once one is after."""
+        msgs = st.msgs[first:]
+        end = next(i for i, m in enumerate(msgs)
+                   if m.WhichOneof("kind") == "result" and m.result.task_id == t)
+        hbs = [[m.heartbeat for m in part if m.WhichOneof("kind") == "heartbeat"]
+               for part in (msgs[:end], msgs[end:])]
+        return hbs if hbs[1] else None
+
+    before, after = fake.wait_for(split, 5, "a heartbeat after the result")
+    check(len(before) >= 5, "%d heartbeats while it was stopping", len(before))
+    check(all(t in hb.running_task_ids for hb in before), "a heartbeat left out %s: %r",
+          t, [list(hb.running_task_ids) for hb in before])
+    check(all(t not in hb.running_task_ids for hb in after),
+          "still listed after its result: %r", [list(hb.running_task_ids) for hb in after])
+
+
 def reconnect(fake, st, port):
     a, b = tid("sleep"), tid("sleep")
     st.assign(a, "sleep", b"700")
@@ -552,7 +585,8 @@ def main():
              ("exec_handlers", lambda: exec_handlers(fake, st, port)),
              ("slots", lambda: slots(fake, st, port)),
              ("timeout_kills_process_group", lambda: timeout_kill(fake, st, port)),
-             ("cancel", lambda: cancel(fake, st, port))]
+             ("cancel", lambda: cancel(fake, st, port)),
+             ("cancelling_task_listed", lambda: cancelling_listed(fake, st, port))]
     for name, fn in cases:
         try:
             fn()

@@ -4,7 +4,9 @@ joins a real orchd scheduler and completes tasks.
 Checks: the welcome comes first; only registered task names are assigned;
 never more tasks in hand than slots; results reach WatchTask subscribers with
 the output; a worker whose stream breaks mid-task loses its tasks to another
-worker, which completes them; a late result from the lost stream is ignored.
+worker, which completes them; a late result from the lost stream is ignored;
+a worker that drops the cancel sent at a lease's end gets that slot back once
+its heartbeat no longer lists the task, and not before.
 """
 import os
 import queue
@@ -30,6 +32,7 @@ class PyWorker:
     def __init__(self, channel, worker_id, names, slots, auto=True):
         self.out = queue.Queue()
         self.assigned = queue.Queue()
+        self.cancels = queue.Queue()
         self.welcome = threading.Event()
         self.in_hand = set()
         self.max_in_hand = 0
@@ -66,6 +69,8 @@ class PyWorker:
                     self.assigned.put(a.assign)
                     if self.auto:
                         self.finish(a.assign)
+                elif kind == "cancel":
+                    self.cancels.put(a.cancel)
         except grpc.RpcError:
             pass
 
@@ -77,6 +82,10 @@ class PyWorker:
         self.out.put(pb.WorkerResponse(result=pb.TaskResult(
             task_id=assign.task_id, status=status, attempt=assign.attempt,
             output=assign.spec.payload.upper())))
+
+    def heartbeat(self, running):
+        self.out.put(pb.WorkerResponse(heartbeat=pb.WorkerHeartbeat(
+            worker_id=self.worker_id, running_task_ids=running)))
 
     def close(self):
         self.out.put(None)
@@ -139,6 +148,40 @@ def main():
         listing = stub.ListWorkers(pb.ListWorkersRequest(), timeout=10)
         ids_seen = {x.worker_id for x in listing.workers}
         assert {"py-1", "py-good"} <= ids_seen and "py-lost" not in ids_seen, ids_seen
+
+        # A worker deaf to cancels: the lease (100 ms + the 5 s grace) ends,
+        # and the slot stays taken while its heartbeats list the task.
+        deaf = PyWorker(channel, "py-deaf", ["deaf"], slots=1, auto=False)
+        tid = stub.SubmitTask(pb.TaskSpec(name="deaf", timeout_ms=100, max_attempts=1),
+                              timeout=10).task_id
+        a = deaf.assigned.get(timeout=DEADLINE)
+        assert a.task_id == tid, a
+        limit = time.monotonic() + 30
+        c = None
+        while c is None:
+            assert time.monotonic() < limit, "no cancel at the lease's end"
+            deaf.heartbeat([tid])  # within the 5 s dead-timeout
+            try:
+                c = deaf.cancels.get(timeout=0.5)
+            except queue.Empty:
+                pass
+        assert c.task_id == tid and "lease" in c.reason, c
+        next_id = stub.SubmitTask(pb.TaskSpec(name="deaf", payload=b"next"),
+                                  timeout=10).task_id
+        for _ in range(3):
+            deaf.heartbeat([tid])
+            assert deaf.assigned.empty(), "a slot still held was given away"
+            time.sleep(0.1)
+        deaf.auto = True
+        deaf.heartbeat([])  # dropped: it will never answer
+        try:
+            a = deaf.assigned.get(timeout=10)
+        except queue.Empty:
+            raise AssertionError("the dropped task's slot was never freed")
+        assert a.task_id == next_id, a
+        ups = wait_final(stub, next_id)
+        assert ups[-1].status == pb.TASK_STATUS_COMPLETED, ups[-1]
+        deaf.close()
         w.close()
         good.close()
         channel.close()

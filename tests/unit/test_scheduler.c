@@ -522,6 +522,91 @@ START_TEST(test_cancel_unanswered_ends_at_the_lease_and_the_late_answer_frees_th
 }
 END_TEST
 
+/* A heartbeat from w listing ids (n of them), then the turn's commit.
+ * Returns the slots it freed. */
+static int heartbeat(struct sched_worker *w, const char *const *ids, size_t n)
+{
+	int freed = sched_worker_heartbeat(s, w, ids, n, now);
+	ck_assert_int_eq(sched_commit(s, now), 0);
+	return freed;
+}
+
+/* A task whose lease ran out on w (one attempt: it fails), leaving its
+ * slot lease-over. Returns its id. */
+static const char *lease_over(struct sched_worker *w)
+{
+	const char *id = submit_timed("x", 100, 1);
+	pass(w, 100 + 1001);
+	ck_assert_int_eq(status_of(id), TASK_FAILED);
+	return id;
+}
+
+START_TEST(test_heartbeat_without_a_lease_over_task_frees_its_slot)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, lease_over(w), sizeof a);
+	ck_assert_int_eq(count('c', "w1"), 1);
+	ck_assert_int_eq(busy("w1"), 1);
+	/* The worker dropped the cancel: it runs nothing, and never answers. */
+	ck_assert_int_eq(heartbeat(w, NULL, 0), 1);
+	ck_assert_int_eq(busy("w1"), 0);
+	const char *b = submit("x", 0, NULL);
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_str_eq(recs[nrec - 1].task, b);
+	ck_assert_int_eq(busy("w1"), 1);
+	/* An answer for a after all has no slot to free: b keeps its own. */
+	answer(w, a, 1, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(busy("w1"), 1);
+	ck_assert_int_eq(status_of(b), TASK_RUNNING);
+	ck_assert_int_eq(heartbeat(w, (const char *[]){b}, 1), 0);
+	ck_assert_int_eq(busy("w1"), 1);
+}
+END_TEST
+
+START_TEST(test_heartbeat_still_listing_a_lease_over_task_keeps_its_slot)
+{
+	struct sched_worker *w = reg("w1", 1, "x");
+	char a[ID_LEN + 1];
+	memcpy(a, lease_over(w), sizeof a);
+	/* Sent before the cancel arrived, or the task is still stopping. */
+	ck_assert_int_eq(heartbeat(w, (const char *[]){"other", a}, 2), 0);
+	ck_assert_int_eq(busy("w1"), 1);
+	const char *b = submit("x", 0, NULL);
+	ck_assert_int_eq(count('a', "w1"), 1);
+	answer(w, a, 1, TASK_CANCELLED, NULL);
+	ck_assert_int_eq(count('a', "w1"), 2);
+	ck_assert_str_eq(recs[nrec - 1].task, b);
+}
+END_TEST
+
+/* An assignment may still be on its way when the worker beats: a live
+ * slot is never the heartbeat's to free, even one that took over a
+ * lease-over slot. */
+START_TEST(test_heartbeat_never_frees_a_live_assignment_it_omits)
+{
+	struct sched_worker *w = reg("w1", 4, "x");
+	char a[ID_LEN + 1], b[ID_LEN + 1];
+	memcpy(a, submit("x", 0, NULL), sizeof a);
+	ck_assert_int_eq(heartbeat(w, NULL, 0), 0);
+	ck_assert_int_eq(busy("w1"), 1);
+	memcpy(b, submit_timed("x", 100, 3), sizeof b);
+	lease_over(w); /* b's lease runs out with it */
+	pass(w, 500);  /* b's retry takes over its own lease-over slot */
+	ck_assert_str_eq(recs[nrec - 1].task, b);
+	ck_assert_int_eq(recs[nrec - 1].attempt, 2);
+	ck_assert_int_eq(busy("w1"), 3);
+	/* Only the failed task's slot goes. */
+	ck_assert_int_eq(heartbeat(w, NULL, 0), 1);
+	ck_assert_int_eq(busy("w1"), 2);
+	answer(w, a, 1, TASK_COMPLETED, NULL);
+	ck_assert_int_eq(status_of(a), TASK_COMPLETED);
+	answer(w, b, 2, TASK_COMPLETED, NULL);
+	ck_assert_int_eq(status_of(b), TASK_COMPLETED);
+	ck_assert_int_eq(busy("w1"), 0);
+}
+END_TEST
+
 START_TEST(test_cancel_lost_to_a_completion_completes_and_frees_the_slot)
 {
 	struct sched_worker *w = reg("w1", 1, "x");
@@ -894,6 +979,9 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_lease_over_slot_waits_for_its_own_attempt_not_an_older_one);
 	tcase_add_test(tc, test_late_answer_frees_a_lease_over_slot_after_the_task_finished_elsewhere);
 	tcase_add_test(tc, test_cancel_unanswered_ends_at_the_lease_and_the_late_answer_frees_the_slot);
+	tcase_add_test(tc, test_heartbeat_without_a_lease_over_task_frees_its_slot);
+	tcase_add_test(tc, test_heartbeat_still_listing_a_lease_over_task_keeps_its_slot);
+	tcase_add_test(tc, test_heartbeat_never_frees_a_live_assignment_it_omits);
 	tcase_add_test(tc, test_cancel_lost_to_a_completion_completes_and_frees_the_slot);
 	tcase_add_test(tc, test_draining_worker_gets_nothing_new_and_its_handed_back_task_runs_elsewhere);
 	tcase_add_test(tc, test_cancel_pending_running_finished_unknown);
