@@ -604,7 +604,7 @@ void conn_free(struct conn *c, int status, const char *msg)
 		struct rpc_call *call = c->calls;
 		if (call->stream_id)
 			nghttp2_session_set_stream_user_data(c->ng, call->stream_id, NULL);
-		call_end(call, status, m);
+		call_conn_lost(call, status, m);
 	}
 	if (c->srv)
 		server_conn_closed(c->srv, c);

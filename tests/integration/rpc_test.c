@@ -22,6 +22,9 @@
  *                headers and HPACK cut everywhere) is answered as a whole
  *   pauseend     a stream that ends while its reader is paused delivers
  *                its messages, then its status, only once it resumes
+ *   pausegoaway  ... and still does when the server shuts down and the
+ *                connection is gone before the reader resumes; deleting
+ *                the channel ends such a call
  *   reuse        a call made after many others (from the pool of ended
  *                calls, on both sides) carries nothing of an earlier life:
  *                metadata, trailers, compression, deadline, status, data
@@ -404,6 +407,96 @@ static void pauseend(void)
 	CHECK(cli_msgs == PE_MSGS, "got %d of %d messages", cli_msgs, PE_MSGS);
 	rpc_channel_del(ch);
 	rpc_server_del(s);
+}
+
+/* Pause across a shutdown: the server ends a stream (messages and OK)
+ * while the reader is paused, then shuts down, and the connection goes
+ * once the grace is over. The reader, resuming only after that, still
+ * gets every held message, then the stream's own status; a call on the
+ * same connection whose stream had not ended fails with UNAVAILABLE. */
+static struct rpc_server *pg_srv;
+static struct event *pg_shutdown_ev;
+static int pg_part_status = -1;
+
+static void pg_shutdown(evutil_socket_t fd, short what, void *arg)
+{
+	/* Part stays open, so the connection lasts until the grace ends. */
+	rpc_server_shutdown(pg_srv, 200, NULL, NULL);
+}
+
+static void pg_burst_done(struct rpc_call *call, int status, const char *m, void *arg)
+{
+	/* From the loop: not from inside the connection's callbacks. */
+	event_active(pg_shutdown_ev, 0, 0);
+}
+static const struct rpc_call_cbs pg_burst_cbs = {.on_message = pe_start_msg,
+						 .on_done = pg_burst_done};
+
+static int pg_part_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	rpc_call_send(call, "part", 4, 0); /* and never finishes */
+	return 0;
+}
+static const struct rpc_call_cbs pg_part_cbs = {.on_message = pg_part_msg};
+
+/* The client's Part ends only when the connection is gone. */
+static void pg_part_cli_done(struct rpc_call *call, int status, const char *m, void *arg)
+{
+	pg_part_status = status;
+	stop();
+}
+static const struct rpc_call_cbs pg_part_cli_cbs = {.on_done = pg_part_cli_done};
+
+/* resume: the reader resumes once the connection is gone; else the
+ * channel is deleted with the call still paused, which ends it. */
+static void pg_run(int resume)
+{
+	int port;
+	pg_srv = server(NULL, &port);
+	rpc_server_add_method(pg_srv, "/t.T/Burst", &pg_burst_cbs, NULL);
+	rpc_server_add_method(pg_srv, "/t.T/Part", &pg_part_cbs, NULL);
+	pg_shutdown_ev = event_new(base, -1, 0, pg_shutdown, NULL);
+	struct rpc_channel *ch = channel(port, NULL);
+	cli_msgs = 0;
+	cli_status = -1;
+	pg_part_status = -1;
+	pe_msgs_while_paused = pe_done_while_paused = 0;
+	struct rpc_call *part = rpc_call_start(ch, "/t.T/Part", &pg_part_cli_cbs, NULL, NULL);
+	rpc_call_pause_recv(part, 1);
+	rpc_call_send(part, "go", 2, 0);
+	struct rpc_call *c = rpc_call_start(ch, "/t.T/Burst", &pe_cli_cbs, (void *)1, NULL);
+	rpc_call_pause_recv(c, 1);
+	pe_paused = 1;
+	rpc_call_send(c, "go", 2, 0);
+	rpc_call_close_send(c);
+	run(10000);
+	CHECK(pg_part_status == GRPC_STATUS_UNAVAILABLE, "unfinished call on the lost connection: %d",
+	      pg_part_status);
+	CHECK(!pe_msgs_while_paused && !pe_done_while_paused,
+	      "paused reader got %d messages%s", pe_msgs_while_paused,
+	      pe_done_while_paused ? " and its status" : "");
+	/* Burst's on_done frees it: touch it only if it has not come. */
+	if (resume && cli_status < 0) {
+		pe_paused = 0;
+		rpc_call_pause_recv(c, 0);
+		run(10000);
+	}
+	rpc_channel_del(ch);
+	if (resume) {
+		CHECK(cli_status == GRPC_STATUS_OK, "status %d %s", cli_status, cli_msg);
+		CHECK(cli_msgs == PE_MSGS, "got %d of %d messages", cli_msgs, PE_MSGS);
+	} else {
+		CHECK(cli_status == GRPC_STATUS_CANCELLED && !cli_msgs,
+		      "deleting the channel: status %d, %d messages", cli_status, cli_msgs);
+	}
+	rpc_server_del(pg_srv);
+	event_free(pg_shutdown_ev);
+}
+
+static void pausegoaway(void)
+{
+	pg_run(1);
+	pg_run(0);
 }
 
 /* Shutdown: a call in flight finishes; a call after GOAWAY is refused. */
@@ -1121,6 +1214,7 @@ static const struct {
 	{"reconnect", reconnect},     {"metadata", metadata},
 	{"mtls", mtls},		      {"authorize", authorize}, {"bigmsg", bigmsg},
 	{"split", split},	      {"reuse", reuse},		{"pauseend", pauseend},
+	{"pausegoaway", pausegoaway},
 };
 
 int main(int argc, char **argv)
