@@ -126,7 +126,7 @@ struct conn {
 	struct rpc_channel *ch;	 /* client side; NULL once detached */
 	struct event *flush_ev;
 	struct event *ka_ev;	 /* keepalive interval */
-	struct event *ka_to_ev;	 /* keepalive ACK timeout */
+	struct event *ka_to_ev;	 /* handshake, keepalive ACK or linger timeout */
 	struct rpc_call *calls;
 	size_t ncalls;
 	int64_t last_recv;
@@ -137,6 +137,7 @@ struct conn {
 	unsigned draining : 1;	 /* GOAWAY sent or received */
 	unsigned dead : 1;	 /* being torn down */
 	unsigned close_when_flushed : 1;
+	unsigned lingering : 1;	 /* session over, our side shut: waits for the peer's EOF */
 	int dead_status;
 	char *dead_msg;
 	struct rpc_call *hdr_call; /* of the header block being received */

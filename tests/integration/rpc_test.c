@@ -22,9 +22,10 @@
  *                headers and HPACK cut everywhere) is answered as a whole
  *   pauseend     a stream that ends while its reader is paused delivers
  *                its messages, then its status, only once it resumes
- *   pausegoaway  ... and still does when the server shuts down and the
- *                connection is gone before the reader resumes; deleting
- *                the channel ends such a call
+ *   pausegoaway  ... and still does when the server shuts down at once
+ *                and the connection is gone before the reader resumes
+ *                (deleting the channel ends such a call); unpaused, no
+ *                part of the answer is lost to the closing connection
  *   reuse        a call made after many others (from the pool of ended
  *                calls, on both sides) carries nothing of an earlier life:
  *                metadata, trailers, compression, deadline, status, data
@@ -410,18 +411,29 @@ static void pauseend(void)
 }
 
 /* Pause across a shutdown: the server ends a stream (messages and OK)
- * while the reader is paused, then shuts down, and the connection goes
- * once the grace is over. The reader, resuming only after that, still
- * gets every held message, then the stream's own status; a call on the
- * same connection whose stream had not ended fails with UNAVAILABLE. */
+ * while the reader is paused, then shuts down at once. The reader,
+ * resuming only once the connection is gone, still gets every held
+ * message, then the stream's own status. Modes: PG_PART keeps a call
+ * whose stream has not ended on the same connection, so the connection
+ * lasts until the grace is over and that call fails with UNAVAILABLE;
+ * without it the connection closes as soon as both sides are done.
+ * Without PG_RESUME the channel is deleted instead, which ends the call;
+ * without PG_PAUSE nothing of the answer may be lost to the close. */
+enum { PG_PART = 1, PG_PAUSE = 2, PG_RESUME = 4 };
 static struct rpc_server *pg_srv;
 static struct event *pg_shutdown_ev;
 static int pg_part_status = -1;
 
+/* The server closed its last connection: it saw ours close. */
+static void pg_stopped(void *arg)
+{
+	if (arg)
+		stop();
+}
+
 static void pg_shutdown(evutil_socket_t fd, short what, void *arg)
 {
-	/* Part stays open, so the connection lasts until the grace ends. */
-	rpc_server_shutdown(pg_srv, 200, NULL, NULL);
+	rpc_server_shutdown(pg_srv, 200, pg_stopped, arg);
 }
 
 static void pg_burst_done(struct rpc_call *call, int status, const char *m, void *arg)
@@ -447,44 +459,51 @@ static void pg_part_cli_done(struct rpc_call *call, int status, const char *m, v
 }
 static const struct rpc_call_cbs pg_part_cli_cbs = {.on_done = pg_part_cli_done};
 
-/* resume: the reader resumes once the connection is gone; else the
- * channel is deleted with the call still paused, which ends it. */
-static void pg_run(int resume)
+static void pg_run(int mode)
 {
 	int port;
 	pg_srv = server(NULL, &port);
 	rpc_server_add_method(pg_srv, "/t.T/Burst", &pg_burst_cbs, NULL);
 	rpc_server_add_method(pg_srv, "/t.T/Part", &pg_part_cbs, NULL);
-	pg_shutdown_ev = event_new(base, -1, 0, pg_shutdown, NULL);
+	/* What says the connection is gone: Part's end; without Part, the
+	 * server's (it closes after our side did); unpaused, Burst's. */
+	int stop_on_stopped = (mode & (PG_PART | PG_PAUSE)) == PG_PAUSE;
+	pg_shutdown_ev = event_new(base, -1, 0, pg_shutdown, stop_on_stopped ? (void *)1 : NULL);
 	struct rpc_channel *ch = channel(port, NULL);
 	cli_msgs = 0;
 	cli_status = -1;
 	pg_part_status = -1;
 	pe_msgs_while_paused = pe_done_while_paused = 0;
-	struct rpc_call *part = rpc_call_start(ch, "/t.T/Part", &pg_part_cli_cbs, NULL, NULL);
-	rpc_call_pause_recv(part, 1);
-	rpc_call_send(part, "go", 2, 0);
+	if (mode & PG_PART) {
+		struct rpc_call *part =
+			rpc_call_start(ch, "/t.T/Part", &pg_part_cli_cbs, NULL, NULL);
+		rpc_call_pause_recv(part, 1);
+		rpc_call_send(part, "go", 2, 0);
+	}
 	struct rpc_call *c = rpc_call_start(ch, "/t.T/Burst", &pe_cli_cbs, (void *)1, NULL);
-	rpc_call_pause_recv(c, 1);
-	pe_paused = 1;
+	pe_paused = (mode & PG_PAUSE) != 0;
+	rpc_call_pause_recv(c, pe_paused);
 	rpc_call_send(c, "go", 2, 0);
 	rpc_call_close_send(c);
 	run(10000);
-	CHECK(pg_part_status == GRPC_STATUS_UNAVAILABLE, "unfinished call on the lost connection: %d",
-	      pg_part_status);
+	if (mode & PG_PART)
+		CHECK(pg_part_status == GRPC_STATUS_UNAVAILABLE,
+		      "unfinished call on the lost connection: %d", pg_part_status);
 	CHECK(!pe_msgs_while_paused && !pe_done_while_paused,
-	      "paused reader got %d messages%s", pe_msgs_while_paused,
+	      "mode %d: paused reader got %d messages%s", mode, pe_msgs_while_paused,
 	      pe_done_while_paused ? " and its status" : "");
 	/* Burst's on_done frees it: touch it only if it has not come. */
-	if (resume && cli_status < 0) {
+	if ((mode & PG_RESUME) && cli_status < 0) {
 		pe_paused = 0;
 		rpc_call_pause_recv(c, 0);
 		run(10000);
 	}
 	rpc_channel_del(ch);
-	if (resume) {
-		CHECK(cli_status == GRPC_STATUS_OK, "status %d %s", cli_status, cli_msg);
-		CHECK(cli_msgs == PE_MSGS, "got %d of %d messages", cli_msgs, PE_MSGS);
+	if ((mode & PG_RESUME) || !(mode & PG_PAUSE)) {
+		CHECK(cli_status == GRPC_STATUS_OK, "mode %d: status %d %s", mode, cli_status,
+		      cli_msg);
+		CHECK(cli_msgs == PE_MSGS, "mode %d: got %d of %d messages", mode, cli_msgs,
+		      PE_MSGS);
 	} else {
 		CHECK(cli_status == GRPC_STATUS_CANCELLED && !cli_msgs,
 		      "deleting the channel: status %d, %d messages", cli_status, cli_msgs);
@@ -495,7 +514,9 @@ static void pg_run(int resume)
 
 static void pausegoaway(void)
 {
-	pg_run(1);
+	pg_run(PG_PART | PG_PAUSE | PG_RESUME);
+	pg_run(PG_PART | PG_PAUSE);
+	pg_run(PG_PAUSE | PG_RESUME);
 	pg_run(0);
 }
 
