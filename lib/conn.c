@@ -10,8 +10,8 @@
  * (conn_schedule), DATA payload moved from a call's queue into the output
  * buffer without a copy (NGHTTP2_DATA_FLAG_NO_COPY). A connection is
  * never freed inside an nghttp2 callback: conn_fail marks it and the
- * flush event frees it. A plaintext session that ends gracefully lingers
- * before its socket closes (see linger).
+ * flush event frees it. A session that ends gracefully lingers before its
+ * socket closes (see linger).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -257,19 +257,29 @@ static nghttp2_session_callbacks *callbacks(void)
  * SETTINGS ACK or WINDOW_UPDATE the peer sent meanwhile) makes the kernel
  * answer with a reset and drop what it had not sent yet, so a server that
  * shuts down right after answering would lose the answer's tail and its
- * trailers. Our side is shut instead, so the peer reads everything, then
- * EOF, and input is dropped until the peer closes (plain_read_cb), or for
- * CONN_LINGER_MS (ka_timeout_cb). TLS closes at once as before: its
- * close_notify goes through OpenSSL. Returns whether c lingers. */
+ * trailers. Our side is shut instead (TLS: close_notify first), so the
+ * peer reads everything, then EOF, and input is dropped until the peer
+ * closes (plain_read_cb, tls_read_cb), or for CONN_LINGER_MS
+ * (ka_timeout_cb). Returns whether c lingers. */
 static int linger(struct conn *c)
 {
-	if (c->fd < 0 || c->dead)
+	if (c->dead)
 		return 0;
 	if (c->lingering)
 		return 1;
 	c->lingering = 1;
-	shutdown(c->fd, SHUT_WR);
-	event_del(c->wr_ev);
+	if (c->bev) {
+		/* A close_notify that did not fit the socket must not be cut
+		 * short: then the peer, whose session is over too, closes. */
+		bufferevent_disable(c->bev, EV_WRITE);
+		if (SSL_shutdown(c->ssl) >= 0)
+			shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		else
+			ERR_clear_error(); /* not to be blamed on a later read */
+	} else {
+		shutdown(c->fd, SHUT_WR);
+		event_del(c->wr_ev);
+	}
 	if (c->ka_ev)
 		event_del(c->ka_ev);
 	struct timeval tv = {CONN_LINGER_MS / 1000, (CONN_LINGER_MS % 1000) * 1000};
@@ -454,6 +464,10 @@ static void tls_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len;
 	c->last_recv = rpc_now_ms();
+	if (c->lingering) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (!c->dead && (len = evbuffer_get_contiguous_space(in)) > 0) {
 		if (feed(c, evbuffer_pullup(in, (ssize_t)len), len) < 0) {
 			evbuffer_drain(in, evbuffer_get_length(in));

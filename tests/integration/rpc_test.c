@@ -25,7 +25,8 @@
  *   pausegoaway  ... and still does when the server shuts down at once
  *                and the connection is gone before the reader resumes
  *                (deleting the channel ends such a call); unpaused, no
- *                part of the answer is lost to the closing connection
+ *                part of the answer is lost to the closing connection,
+ *                plaintext or TLS (needs CERTS=dir)
  *   reuse        a call made after many others (from the pool of ended
  *                calls, on both sides) carries nothing of an earlier life:
  *                metadata, trailers, compression, deadline, status, data
@@ -112,6 +113,29 @@ static struct rpc_channel *channel(int port, const struct rpc_opts *o)
 	char t[32];
 	snprintf(t, sizeof t, "127.0.0.1:%d", port);
 	return rpc_channel_new(base, t, o, NULL);
+}
+
+/* Options for a TLS server and its client (server certificate only) from
+ * the certificates in $CERTS, kept in static storage until the next call.
+ * Returns 0, or -1 (a failure of the scenario) when CERTS is not set. */
+static int tls_pair(struct rpc_opts *so, struct rpc_opts *co)
+{
+	static char ca[256], cert[256], key[256];
+	static struct rpc_tls_opts st, ct;
+	const char *d = getenv("CERTS");
+	if (!d) {
+		fprintf(stderr, "%s: CERTS not set\n", scenario);
+		failures++;
+		return -1;
+	}
+	snprintf(ca, sizeof ca, "%s/ca.pem", d);
+	snprintf(cert, sizeof cert, "%s/server.pem", d);
+	snprintf(key, sizeof key, "%s/server.key", d);
+	st = (struct rpc_tls_opts){.cert_file = cert, .key_file = key};
+	ct = (struct rpc_tls_opts){.ca_file = ca, .server_name = "localhost"};
+	*so = (struct rpc_opts){.tls = &st};
+	*co = (struct rpc_opts){.tls = &ct};
+	return 0;
 }
 
 /* Runs the loop for ms milliseconds. */
@@ -418,8 +442,9 @@ static void pauseend(void)
  * lasts until the grace is over and that call fails with UNAVAILABLE;
  * without it the connection closes as soon as both sides are done.
  * Without PG_RESUME the channel is deleted instead, which ends the call;
- * without PG_PAUSE nothing of the answer may be lost to the close. */
-enum { PG_PART = 1, PG_PAUSE = 2, PG_RESUME = 4 };
+ * without PG_PAUSE nothing of the answer may be lost to the close. PG_TLS:
+ * over TLS (needs CERTS). */
+enum { PG_PART = 1, PG_PAUSE = 2, PG_RESUME = 4, PG_TLS = 8 };
 static struct rpc_server *pg_srv;
 static struct event *pg_shutdown_ev;
 static int pg_part_status = -1;
@@ -462,14 +487,17 @@ static const struct rpc_call_cbs pg_part_cli_cbs = {.on_done = pg_part_cli_done}
 static void pg_run(int mode)
 {
 	int port;
-	pg_srv = server(NULL, &port);
+	struct rpc_opts so = {0}, co = {0};
+	if ((mode & PG_TLS) && tls_pair(&so, &co) != 0)
+		return;
+	pg_srv = server(&so, &port);
 	rpc_server_add_method(pg_srv, "/t.T/Burst", &pg_burst_cbs, NULL);
 	rpc_server_add_method(pg_srv, "/t.T/Part", &pg_part_cbs, NULL);
 	/* What says the connection is gone: Part's end; without Part, the
 	 * server's (it closes after our side did); unpaused, Burst's. */
 	int stop_on_stopped = (mode & (PG_PART | PG_PAUSE)) == PG_PAUSE;
 	pg_shutdown_ev = event_new(base, -1, 0, pg_shutdown, stop_on_stopped ? (void *)1 : NULL);
-	struct rpc_channel *ch = channel(port, NULL);
+	struct rpc_channel *ch = channel(port, &co);
 	cli_msgs = 0;
 	cli_status = -1;
 	pg_part_status = -1;
@@ -518,6 +546,8 @@ static void pausegoaway(void)
 	pg_run(PG_PART | PG_PAUSE);
 	pg_run(PG_PAUSE | PG_RESUME);
 	pg_run(0);
+	pg_run(PG_TLS | PG_PAUSE | PG_RESUME);
+	pg_run(PG_TLS);
 }
 
 /* Shutdown: a call in flight finishes; a call after GOAWAY is refused. */
@@ -927,21 +957,9 @@ static void bigmsg(void)
 {
 	big_fill();
 	big_echo(NULL, NULL, "plaintext");
-	const char *d = getenv("CERTS");
-	if (d) {
-		char ca[256], cert[256], key[256];
-		snprintf(ca, sizeof ca, "%s/ca.pem", d);
-		snprintf(cert, sizeof cert, "%s/server.pem", d);
-		snprintf(key, sizeof key, "%s/server.key", d);
-		struct rpc_tls_opts st = {.cert_file = cert, .key_file = key};
-		struct rpc_opts so = {.tls = &st};
-		struct rpc_tls_opts ct = {.ca_file = ca, .server_name = "localhost"};
-		struct rpc_opts co = {.tls = &ct};
+	struct rpc_opts so, co;
+	if (tls_pair(&so, &co) == 0)
 		big_echo(&so, &co, "TLS");
-	} else {
-		fprintf(stderr, "bigmsg: CERTS not set\n");
-		failures++;
-	}
 	free(big);
 }
 
