@@ -776,13 +776,17 @@ void rpc_call_pause_recv(struct rpc_call *call, int pause)
 	/* A client call still waiting for its connection pauses too: it
 	 * holds from its first message on. */
 	call->paused = pause != 0;
-	if (!call->conn)
+	/* One that outlived its connection (call_conn_lost) still has its
+	 * held messages and status to deliver. */
+	if (!call->conn && !call->close_pending)
 		return;
 	/* A server call also resumes to deliver a half-close that came
 	 * while paused, held messages or not. */
 	if (!pause && ((call->held && evbuffer_get_length(call->held)) || !call->is_client)) {
 		if (!call->defer_ev)
-			call->defer_ev = event_new(call->conn->base, -1, 0, resume_cb, call);
+			call->defer_ev = event_new(call->conn ? call->conn->base
+							      : channel_base(call->ch),
+						   -1, 0, resume_cb, call);
 		event_active(call->defer_ev, 0, 0);
 	}
 }
@@ -1031,6 +1035,26 @@ void call_stream_closed(struct rpc_call *call, uint32_t error_code)
 		call_set_status(call, GRPC_STATUS_INTERNAL, "server closed the stream without a status");
 	}
 	call_end(call, call->status, call->message);
+}
+
+void call_conn_lost(struct rpc_call *call, int status, const char *msg)
+{
+	struct conn *c = call->conn;
+	if (!call->close_pending || call->done) {
+		call_end(call, status, msg);
+		return;
+	}
+	/* Its stream ended cleanly before the connection went (a server
+	 * that shuts down right after answering): the held messages and the
+	 * stream's status are all in the call already, and a relay that
+	 * paused for its own slow reader must not lose them to an
+	 * UNAVAILABLE. It lets go of the connection, which is being freed,
+	 * and waits on its channel until the reader resumes (drain_held) or
+	 * ends it. */
+	call_unlink(&c->calls, call);
+	c->ncalls--;
+	call->conn = NULL;
+	channel_keep_call(call->ch, call);
 }
 
 /* ---- deadlines ------------------------------------------------------------ */

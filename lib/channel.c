@@ -1,7 +1,8 @@
 /*
  * channel: the connecting side of rpc (see rpc.h). Owns one target, the
  * connection to it (plus any that drain after a GOAWAY), the calls that
- * wait for a connection, and reconnection with jittered exponential
+ * wait for a connection, those that outlived theirs with messages still to
+ * deliver (call_conn_lost), and reconnection with jittered exponential
  * backoff. While backing off, new calls fail fast with UNAVAILABLE unless
  * they asked to wait for ready.
  */
@@ -34,6 +35,7 @@ struct rpc_channel {
 	struct bufferevent *connecting;
 	SSL *connecting_ssl;
 	struct rpc_call *pending; /* calls waiting for a connection */
+	struct rpc_call *kept;	  /* calls that outlived theirs (channel_keep_call) */
 	struct event *retry_ev;
 	struct event *connect_to_ev;
 	int backoff_ms;
@@ -138,6 +140,9 @@ void rpc_channel_del(struct rpc_channel *ch)
 			conn_free(c, GRPC_STATUS_CANCELLED, "channel closed");
 		}
 	}
+	/* After the connections: freeing one may keep a call. */
+	while (ch->kept)
+		call_end(ch->kept, GRPC_STATUS_CANCELLED, "channel closed");
 	call_pool_free(&ch->pool);
 	event_free(ch->retry_ev);
 	event_free(ch->connect_to_ev);
@@ -343,9 +348,15 @@ struct call_pool *channel_call_pool(struct rpc_channel *ch)
 	return &ch->pool;
 }
 
+void channel_keep_call(struct rpc_channel *ch, struct rpc_call *call)
+{
+	call_link(&ch->kept, call);
+}
+
 void channel_forget_call(struct rpc_channel *ch, struct rpc_call *call)
 {
-	call_unlink(&ch->pending, call);
+	/* Only a kept call has a stream (rpc_int.h, struct rpc_call). */
+	call_unlink(call->stream_id ? &ch->kept : &ch->pending, call);
 }
 
 enum rpc_channel_state rpc_channel_state(const struct rpc_channel *ch)

@@ -10,7 +10,8 @@
  * (conn_schedule), DATA payload moved from a call's queue into the output
  * buffer without a copy (NGHTTP2_DATA_FLAG_NO_COPY). A connection is
  * never freed inside an nghttp2 callback: conn_fail marks it and the
- * flush event frees it.
+ * flush event frees it. A session that ends gracefully lingers before its
+ * socket closes (see linger).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -248,12 +249,49 @@ static nghttp2_session_callbacks *callbacks(void)
 #define CONN_READS_PER_EVENT 4
 /* Buffer chains handed to one sendmsg. */
 #define CONN_WRITE_IOV 64
+/* How long a session that ended waits for its peer to close (linger). */
+#define CONN_LINGER_MS 2000
 
-/* Frees c if it waits only for its output to drain and the output has.
- * Returns 1 if c was freed. */
+/* A session that ended gracefully (GOAWAY exchanged, every stream done)
+ * does not close its socket at once: close() with input still unread (a
+ * SETTINGS ACK or WINDOW_UPDATE the peer sent meanwhile) makes the kernel
+ * answer with a reset and drop what it had not sent yet, so a server that
+ * shuts down right after answering would lose the answer's tail and its
+ * trailers. Our side is shut instead (TLS: close_notify first), so the
+ * peer reads everything, then EOF, and input is dropped until the peer
+ * closes (plain_read_cb, tls_read_cb), or for CONN_LINGER_MS
+ * (ka_timeout_cb). Returns whether c lingers. */
+static int linger(struct conn *c)
+{
+	if (c->dead)
+		return 0;
+	if (c->lingering)
+		return 1;
+	c->lingering = 1;
+	if (c->bev) {
+		/* A close_notify that did not fit the socket must not be cut
+		 * short: then the peer, whose session is over too, closes. */
+		bufferevent_disable(c->bev, EV_WRITE);
+		if (SSL_shutdown(c->ssl) >= 0)
+			shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		else
+			ERR_clear_error(); /* not to be blamed on a later read */
+	} else {
+		shutdown(c->fd, SHUT_WR);
+		event_del(c->wr_ev);
+	}
+	if (c->ka_ev)
+		event_del(c->ka_ev);
+	struct timeval tv = {CONN_LINGER_MS / 1000, (CONN_LINGER_MS % 1000) * 1000};
+	event_add(c->ka_to_ev, &tv);
+	return 1;
+}
+
+/* Frees c if it waits only for its output to drain and the output has
+ * (or lets it linger). Returns 1 if c was freed. */
 static int free_if_flushed(struct conn *c)
 {
-	if (!c->close_when_flushed || evbuffer_get_length(c->out) != 0)
+	if (!c->close_when_flushed || evbuffer_get_length(c->out) != 0 || linger(c))
 		return 0;
 	conn_free(c, c->dead ? c->dead_status : GRPC_STATUS_UNAVAILABLE,
 		  c->dead ? c->dead_msg : "connection closed");
@@ -401,7 +439,7 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
 			lost(c, n == 0, 0);
 			return;
 		}
-		if (feed(c, buf, (size_t)n) < 0)
+		if (!c->lingering && feed(c, buf, (size_t)n) < 0)
 			return;
 		/* A short read emptied the socket: save the recv that would
 		 * say EAGAIN. */
@@ -426,6 +464,10 @@ static void tls_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len;
 	c->last_recv = rpc_now_ms();
+	if (c->lingering) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (!c->dead && (len = evbuffer_get_contiguous_space(in)) > 0) {
 		if (feed(c, evbuffer_pullup(in, (ssize_t)len), len) < 0) {
 			evbuffer_drain(in, evbuffer_get_length(in));
@@ -456,6 +498,10 @@ static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
 static void ka_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	if (c->lingering) {
+		conn_free(c, GRPC_STATUS_UNAVAILABLE, "connection closed");
+		return;
+	}
 	if (!c->ping_out) {
 		/* A peer that holds a connection without ever speaking would
 		 * use up max_conns for everyone else. */
@@ -604,7 +650,7 @@ void conn_free(struct conn *c, int status, const char *msg)
 		struct rpc_call *call = c->calls;
 		if (call->stream_id)
 			nghttp2_session_set_stream_user_data(c->ng, call->stream_id, NULL);
-		call_end(call, status, m);
+		call_conn_lost(call, status, m);
 	}
 	if (c->srv)
 		server_conn_closed(c->srv, c);

@@ -106,8 +106,9 @@ void rpc_call_cancel(struct rpc_call *call);
 /* Stops (pause != 0) or resumes delivery of received messages; while
  * paused, HTTP/2 flow control stops the peer once its window is used. A
  * client call's status waits behind the held messages: on_done comes
- * only after the reader resumed and took them (a cancel, deadline or
- * reset ends it at once). Works before the call has a connection. */
+ * only after the reader resumed and took them, even if the connection
+ * closes meanwhile (a cancel, deadline or reset ends it at once). Works
+ * before the call has a connection. */
 void rpc_call_pause_recv(struct rpc_call *call, int pause);
 
 /* Metadata the peer sent: the request headers on the server, the response
@@ -134,7 +135,8 @@ int rpc_call_status_from_peer(const struct rpc_call *call);
 const char *rpc_call_path(const struct rpc_call *call);
 /* Milliseconds until the call's deadline, or -1 if it has none. */
 int64_t rpc_call_remaining_ms(const struct rpc_call *call);
-/* The peer's address as "ip:port". */
+/* The peer's address as "ip:port"; "" for a client call without a
+ * connection (not yet, or no longer). */
 const char *rpc_call_peer(const struct rpc_call *call);
 
 void rpc_call_set_data(struct rpc_call *call, void *data);

@@ -38,7 +38,9 @@ struct call_pool {
 };
 
 struct rpc_call {
-	struct conn *conn;	  /* NULL while a client call waits for a connection */
+	struct conn *conn;	  /* client: NULL while waiting for a connection (no
+				     stream_id yet), and after outliving it
+				     (stream_id set; see call_conn_lost) */
 	struct rpc_channel *ch;	  /* client calls */
 	int32_t stream_id;	  /* 0 until submitted */
 	const struct rpc_call_cbs *cbs;
@@ -124,7 +126,7 @@ struct conn {
 	struct rpc_channel *ch;	 /* client side; NULL once detached */
 	struct event *flush_ev;
 	struct event *ka_ev;	 /* keepalive interval */
-	struct event *ka_to_ev;	 /* keepalive ACK timeout */
+	struct event *ka_to_ev;	 /* handshake, keepalive ACK or linger timeout */
 	struct rpc_call *calls;
 	size_t ncalls;
 	int64_t last_recv;
@@ -135,6 +137,7 @@ struct conn {
 	unsigned draining : 1;	 /* GOAWAY sent or received */
 	unsigned dead : 1;	 /* being torn down */
 	unsigned close_when_flushed : 1;
+	unsigned lingering : 1;	 /* session over, our side shut: waits for the peer's EOF */
 	int dead_status;
 	char *dead_msg;
 	struct rpc_call *hdr_call; /* of the header block being received */
@@ -152,9 +155,11 @@ struct conn *conn_new(struct event_base *base, struct bufferevent *bev, SSL *ssl
 		      const struct rpc_opts *opts, struct rpc_server *srv, struct rpc_channel *ch,
 		      const char *peer);
 /* Tears the connection down from the loop (never inside nghttp2): every
- * call ends with status/msg. Safe to call more than once. */
+ * call ends with status/msg (but see call_conn_lost). Safe to call more
+ * than once. */
 void conn_fail(struct conn *c, int status, const char *msg);
-/* Immediate teardown; must not be called from inside an nghttp2 callback. */
+/* Immediate teardown; must not be called from inside an nghttp2 callback.
+ * Each call goes through call_conn_lost(call, status, msg). */
 void conn_free(struct conn *c, int status, const char *msg);
 /* Schedules one nghttp2_session_send for this loop turn. */
 void conn_schedule(struct conn *c);
@@ -190,6 +195,12 @@ void call_server_half_closed(struct rpc_call *call);
 /* Received DATA payload for the call; errors end the call. */
 void call_recv_data(struct rpc_call *call, const uint8_t *data, size_t len);
 void call_stream_closed(struct rpc_call *call, uint32_t error_code);
+/* The call's connection is being freed (conn_free). A client call whose
+ * stream already closed cleanly, its messages held for a paused reader,
+ * is detached instead: taken off the connection and kept by its channel
+ * (channel_keep_call), it delivers the rest when its reader resumes. Any
+ * other call ends with status and msg (borrowed). */
+void call_conn_lost(struct rpc_call *call, int status, const char *msg);
 void call_arm_deadline(struct rpc_call *call, struct event_base *base);
 /* Server: request headers complete; validates and dispatches. */
 void call_server_headers_done(struct rpc_call *call);
@@ -220,7 +231,11 @@ void channel_conn_goaway(struct rpc_channel *ch, struct conn *c);
 const char *channel_authority(const struct rpc_channel *ch);
 int channel_is_tls(const struct rpc_channel *ch);
 struct event_base *channel_base(const struct rpc_channel *ch);
-/* Removes a call that is waiting for a connection from the channel. */
+/* Keeps a call that outlived its connection (call_conn_lost) until it
+ * ends; rpc_channel_del ends it if it has not. */
+void channel_keep_call(struct rpc_channel *ch, struct rpc_call *call);
+/* Removes a call without a connection (waiting for one, or kept) from
+ * the channel, as it ends. */
 void channel_forget_call(struct rpc_channel *ch, struct rpc_call *call);
 
 /* ---- tls.c ---- */

@@ -22,6 +22,11 @@
  *                headers and HPACK cut everywhere) is answered as a whole
  *   pauseend     a stream that ends while its reader is paused delivers
  *                its messages, then its status, only once it resumes
+ *   pausegoaway  ... and still does when the server shuts down at once
+ *                and the connection is gone before the reader resumes
+ *                (deleting the channel ends such a call); unpaused, no
+ *                part of the answer is lost to the closing connection,
+ *                plaintext or TLS (needs CERTS=dir)
  *   reuse        a call made after many others (from the pool of ended
  *                calls, on both sides) carries nothing of an earlier life:
  *                metadata, trailers, compression, deadline, status, data
@@ -108,6 +113,29 @@ static struct rpc_channel *channel(int port, const struct rpc_opts *o)
 	char t[32];
 	snprintf(t, sizeof t, "127.0.0.1:%d", port);
 	return rpc_channel_new(base, t, o, NULL);
+}
+
+/* Options for a TLS server and its client (server certificate only) from
+ * the certificates in $CERTS, kept in static storage until the next call.
+ * Returns 0, or -1 (a failure of the scenario) when CERTS is not set. */
+static int tls_pair(struct rpc_opts *so, struct rpc_opts *co)
+{
+	static char ca[256], cert[256], key[256];
+	static struct rpc_tls_opts st, ct;
+	const char *d = getenv("CERTS");
+	if (!d) {
+		fprintf(stderr, "%s: CERTS not set\n", scenario);
+		failures++;
+		return -1;
+	}
+	snprintf(ca, sizeof ca, "%s/ca.pem", d);
+	snprintf(cert, sizeof cert, "%s/server.pem", d);
+	snprintf(key, sizeof key, "%s/server.key", d);
+	st = (struct rpc_tls_opts){.cert_file = cert, .key_file = key};
+	ct = (struct rpc_tls_opts){.ca_file = ca, .server_name = "localhost"};
+	*so = (struct rpc_opts){.tls = &st};
+	*co = (struct rpc_opts){.tls = &ct};
+	return 0;
 }
 
 /* Runs the loop for ms milliseconds. */
@@ -404,6 +432,122 @@ static void pauseend(void)
 	CHECK(cli_msgs == PE_MSGS, "got %d of %d messages", cli_msgs, PE_MSGS);
 	rpc_channel_del(ch);
 	rpc_server_del(s);
+}
+
+/* Pause across a shutdown: the server ends a stream (messages and OK)
+ * while the reader is paused, then shuts down at once. The reader,
+ * resuming only once the connection is gone, still gets every held
+ * message, then the stream's own status. Modes: PG_PART keeps a call
+ * whose stream has not ended on the same connection, so the connection
+ * lasts until the grace is over and that call fails with UNAVAILABLE;
+ * without it the connection closes as soon as both sides are done.
+ * Without PG_RESUME the channel is deleted instead, which ends the call;
+ * without PG_PAUSE nothing of the answer may be lost to the close. PG_TLS:
+ * over TLS (needs CERTS). */
+enum { PG_PART = 1, PG_PAUSE = 2, PG_RESUME = 4, PG_TLS = 8 };
+static struct rpc_server *pg_srv;
+static struct event *pg_shutdown_ev;
+static int pg_part_status = -1;
+
+/* The server closed its last connection: it saw ours close. */
+static void pg_stopped(void *arg)
+{
+	if (arg)
+		stop();
+}
+
+static void pg_shutdown(evutil_socket_t fd, short what, void *arg)
+{
+	rpc_server_shutdown(pg_srv, 200, pg_stopped, arg);
+}
+
+static void pg_burst_done(struct rpc_call *call, int status, const char *m, void *arg)
+{
+	/* From the loop: not from inside the connection's callbacks. */
+	event_active(pg_shutdown_ev, 0, 0);
+}
+static const struct rpc_call_cbs pg_burst_cbs = {.on_message = pe_start_msg,
+						 .on_done = pg_burst_done};
+
+static int pg_part_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void *arg)
+{
+	rpc_call_send(call, "part", 4, 0); /* and never finishes */
+	return 0;
+}
+static const struct rpc_call_cbs pg_part_cbs = {.on_message = pg_part_msg};
+
+/* The client's Part ends only when the connection is gone. */
+static void pg_part_cli_done(struct rpc_call *call, int status, const char *m, void *arg)
+{
+	pg_part_status = status;
+	stop();
+}
+static const struct rpc_call_cbs pg_part_cli_cbs = {.on_done = pg_part_cli_done};
+
+static void pg_run(int mode)
+{
+	int port;
+	struct rpc_opts so = {0}, co = {0};
+	if ((mode & PG_TLS) && tls_pair(&so, &co) != 0)
+		return;
+	pg_srv = server(&so, &port);
+	rpc_server_add_method(pg_srv, "/t.T/Burst", &pg_burst_cbs, NULL);
+	rpc_server_add_method(pg_srv, "/t.T/Part", &pg_part_cbs, NULL);
+	/* What says the connection is gone: Part's end; without Part, the
+	 * server's (it closes after our side did); unpaused, Burst's. */
+	int stop_on_stopped = (mode & (PG_PART | PG_PAUSE)) == PG_PAUSE;
+	pg_shutdown_ev = event_new(base, -1, 0, pg_shutdown, stop_on_stopped ? (void *)1 : NULL);
+	struct rpc_channel *ch = channel(port, &co);
+	cli_msgs = 0;
+	cli_status = -1;
+	pg_part_status = -1;
+	pe_msgs_while_paused = pe_done_while_paused = 0;
+	if (mode & PG_PART) {
+		struct rpc_call *part =
+			rpc_call_start(ch, "/t.T/Part", &pg_part_cli_cbs, NULL, NULL);
+		rpc_call_pause_recv(part, 1);
+		rpc_call_send(part, "go", 2, 0);
+	}
+	struct rpc_call *c = rpc_call_start(ch, "/t.T/Burst", &pe_cli_cbs, (void *)1, NULL);
+	pe_paused = (mode & PG_PAUSE) != 0;
+	rpc_call_pause_recv(c, pe_paused);
+	rpc_call_send(c, "go", 2, 0);
+	rpc_call_close_send(c);
+	run(10000);
+	if (mode & PG_PART)
+		CHECK(pg_part_status == GRPC_STATUS_UNAVAILABLE,
+		      "unfinished call on the lost connection: %d", pg_part_status);
+	CHECK(!pe_msgs_while_paused && !pe_done_while_paused,
+	      "mode %d: paused reader got %d messages%s", mode, pe_msgs_while_paused,
+	      pe_done_while_paused ? " and its status" : "");
+	/* Burst's on_done frees it: touch it only if it has not come. */
+	if ((mode & PG_RESUME) && cli_status < 0) {
+		pe_paused = 0;
+		rpc_call_pause_recv(c, 0);
+		run(10000);
+	}
+	rpc_channel_del(ch);
+	if ((mode & PG_RESUME) || !(mode & PG_PAUSE)) {
+		CHECK(cli_status == GRPC_STATUS_OK, "mode %d: status %d %s", mode, cli_status,
+		      cli_msg);
+		CHECK(cli_msgs == PE_MSGS, "mode %d: got %d of %d messages", mode, cli_msgs,
+		      PE_MSGS);
+	} else {
+		CHECK(cli_status == GRPC_STATUS_CANCELLED && !cli_msgs,
+		      "deleting the channel: status %d, %d messages", cli_status, cli_msgs);
+	}
+	rpc_server_del(pg_srv);
+	event_free(pg_shutdown_ev);
+}
+
+static void pausegoaway(void)
+{
+	pg_run(PG_PART | PG_PAUSE | PG_RESUME);
+	pg_run(PG_PART | PG_PAUSE);
+	pg_run(PG_PAUSE | PG_RESUME);
+	pg_run(0);
+	pg_run(PG_TLS | PG_PAUSE | PG_RESUME);
+	pg_run(PG_TLS);
 }
 
 /* Shutdown: a call in flight finishes; a call after GOAWAY is refused. */
@@ -813,21 +957,9 @@ static void bigmsg(void)
 {
 	big_fill();
 	big_echo(NULL, NULL, "plaintext");
-	const char *d = getenv("CERTS");
-	if (d) {
-		char ca[256], cert[256], key[256];
-		snprintf(ca, sizeof ca, "%s/ca.pem", d);
-		snprintf(cert, sizeof cert, "%s/server.pem", d);
-		snprintf(key, sizeof key, "%s/server.key", d);
-		struct rpc_tls_opts st = {.cert_file = cert, .key_file = key};
-		struct rpc_opts so = {.tls = &st};
-		struct rpc_tls_opts ct = {.ca_file = ca, .server_name = "localhost"};
-		struct rpc_opts co = {.tls = &ct};
+	struct rpc_opts so, co;
+	if (tls_pair(&so, &co) == 0)
 		big_echo(&so, &co, "TLS");
-	} else {
-		fprintf(stderr, "bigmsg: CERTS not set\n");
-		failures++;
-	}
 	free(big);
 }
 
@@ -1121,6 +1253,7 @@ static const struct {
 	{"reconnect", reconnect},     {"metadata", metadata},
 	{"mtls", mtls},		      {"authorize", authorize}, {"bigmsg", bigmsg},
 	{"split", split},	      {"reuse", reuse},		{"pauseend", pauseend},
+	{"pausegoaway", pausegoaway},
 };
 
 int main(int argc, char **argv)
