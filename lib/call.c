@@ -587,13 +587,19 @@ static void defer_end_cb(evutil_socket_t fd, short what, void *arg)
 		 call->message ? call->message : "Cancelled");
 }
 
-/* Ends a call that has no stream from the next loop turn, never from
- * inside the caller's own call into us. */
+/* Ends a call whose stream is not to be touched (it has none, or it is
+ * over) from the next loop turn, never from inside the caller's own call
+ * into us. The event may have served a resume before: the end replaces
+ * it. */
 void call_end_later(struct rpc_call *call, struct event_base *base, int status, const char *msg)
 {
 	call_set_status(call, status, msg);
-	if (!call->defer_ev)
+	if (call->defer_ev) {
+		event_del(call->defer_ev);
+		event_assign(call->defer_ev, base, -1, 0, defer_end_cb, call);
+	} else {
 		call->defer_ev = event_new(base, -1, 0, defer_end_cb, call);
+	}
 	event_active(call->defer_ev, 0, 0);
 }
 
@@ -602,6 +608,17 @@ void rpc_call_cancel(struct rpc_call *call)
 	if (call->done || call->cancelled)
 		return;
 	if (call->is_client && !call->stream_id) {
+		call_end_later(call, channel_base(call->ch), GRPC_STATUS_CANCELLED, "Cancelled");
+		return;
+	}
+	if (call->close_pending && !call->draining) {
+		/* The stream is over and its end waits behind held messages
+		 * (possibly without a connection any more): nothing to reset.
+		 * A cancelled call gets no more messages, and its on_done
+		 * comes from the loop, as for any cancel. */
+		call->close_pending = 0;
+		call->cancelled = 1;
+		evbuffer_drain(call->held, evbuffer_get_length(call->held));
 		call_end_later(call, channel_base(call->ch), GRPC_STATUS_CANCELLED, "Cancelled");
 		return;
 	}

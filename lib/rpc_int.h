@@ -94,7 +94,7 @@ struct rpc_call {
 	size_t header_bytes; /* of the header block being received */
 	int64_t deadline;   /* monotonic ms, 0: none */
 	struct event *deadline_ev;
-	struct event *defer_ev; /* client: end a call that never reached a stream */
+	struct event *defer_ev; /* ends a call from the loop (call_end_later), or resumes it */
 
 	/* Server: custom request headers not yet decoded into recv_md, held
 	 * as nghttp2's references (see rpc_call_recv_metadata). */

@@ -443,8 +443,10 @@ static void pauseend(void)
  * without it the connection closes as soon as both sides are done.
  * Without PG_RESUME the channel is deleted instead, which ends the call;
  * without PG_PAUSE nothing of the answer may be lost to the close. PG_TLS:
- * over TLS (needs CERTS). */
-enum { PG_PART = 1, PG_PAUSE = 2, PG_RESUME = 4, PG_TLS = 8 };
+ * over TLS (needs CERTS). PG_CANCEL: the reader cancels instead, and its
+ * on_done (CANCELLED, no message) comes from the loop, not from inside
+ * rpc_call_cancel. */
+enum { PG_PART = 1, PG_PAUSE = 2, PG_RESUME = 4, PG_TLS = 8, PG_CANCEL = 16 };
 static struct rpc_server *pg_srv;
 static struct event *pg_shutdown_ev;
 static int pg_part_status = -1;
@@ -520,6 +522,13 @@ static void pg_run(int mode)
 	CHECK(!pe_msgs_while_paused && !pe_done_while_paused,
 	      "mode %d: paused reader got %d messages%s", mode, pe_msgs_while_paused,
 	      pe_done_while_paused ? " and its status" : "");
+	if ((mode & PG_CANCEL) && cli_status < 0) {
+		rpc_call_cancel(c);
+		CHECK(cli_status < 0, "on_done ran inside rpc_call_cancel");
+		run(10000);
+		CHECK(cli_status == GRPC_STATUS_CANCELLED && !cli_msgs,
+		      "cancelled: status %d, %d messages", cli_status, cli_msgs);
+	}
 	/* Burst's on_done frees it: touch it only if it has not come. */
 	if ((mode & PG_RESUME) && cli_status < 0) {
 		pe_paused = 0;
@@ -527,7 +536,9 @@ static void pg_run(int mode)
 		run(10000);
 	}
 	rpc_channel_del(ch);
-	if ((mode & PG_RESUME) || !(mode & PG_PAUSE)) {
+	if (mode & PG_CANCEL) {
+		/* checked above */
+	} else if ((mode & PG_RESUME) || !(mode & PG_PAUSE)) {
 		CHECK(cli_status == GRPC_STATUS_OK, "mode %d: status %d %s", mode, cli_status,
 		      cli_msg);
 		CHECK(cli_msgs == PE_MSGS, "mode %d: got %d of %d messages", mode, cli_msgs,
@@ -545,6 +556,7 @@ static void pausegoaway(void)
 	pg_run(PG_PART | PG_PAUSE | PG_RESUME);
 	pg_run(PG_PART | PG_PAUSE);
 	pg_run(PG_PAUSE | PG_RESUME);
+	pg_run(PG_PAUSE | PG_CANCEL);
 	pg_run(0);
 	pg_run(PG_TLS | PG_PAUSE | PG_RESUME);
 	pg_run(PG_TLS);
