@@ -35,6 +35,7 @@
 
 #include "cmd.h"
 #include "coalesce.h"
+#include "dlist.h"
 #include "error.h"
 #include "log.h"
 #include "map.h"
@@ -207,22 +208,13 @@ static int admit(struct gateway *gw, struct rpc_call *call)
 static void follower_add(struct gateway *gw, struct follower *fl, void (*stop)(struct follower *))
 {
 	fl->stop = stop;
-	fl->prev = NULL;
-	fl->next = gw->followers;
-	if (gw->followers)
-		gw->followers->prev = fl;
-	gw->followers = fl;
+	DLIST_PUSH(gw->followers, fl);
 	gw->nsubs++;
 }
 
 static void follower_del(struct gateway *gw, struct follower *fl)
 {
-	if (fl->prev)
-		fl->prev->next = fl->next;
-	else
-		gw->followers = fl->next;
-	if (fl->next)
-		fl->next->prev = fl->prev;
+	DLIST_UNLINK(gw->followers, fl);
 	gw->nsubs--;
 }
 

@@ -16,6 +16,7 @@
 
 #include "cmd.h"
 #include "coalesce.h"
+#include "dlist.h"
 #include "error.h"
 #include "log.h"
 #include "orchestrator/v1/orchestrator.pb-c.h"
@@ -550,10 +551,7 @@ static int watch_msg(struct rpc_call *call, const uint8_t *msg, size_t len, void
 	w->f.send = watch_send;
 	w->call = call;
 	coalesce_init(&w->box, watch_send_cb, w);
-	w->next = S.watches;
-	if (S.watches)
-		S.watches->prev = w;
-	S.watches = w;
+	DLIST_PUSH(S.watches, w);
 	rpc_call_set_data(call, w);
 	int rv = follow_start(&w->f, req->task_id);
 	if (rv < 0)
@@ -568,12 +566,7 @@ static void watch_done(struct rpc_call *call, int status, const char *message, v
 	if (!w)
 		return;
 	follow_stop(&w->f);
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		S.watches = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
+	DLIST_UNLINK(S.watches, w);
 	coalesce_free(&w->box);
 	free(w);
 }
@@ -650,12 +643,7 @@ static void stream_maybe_end(struct sstream *ss)
 static void sub_end(struct ssub *u)
 {
 	struct sstream *ss = u->ss;
-	if (u->prev)
-		u->prev->next = u->next;
-	else
-		ss->subs = u->next;
-	if (u->next)
-		u->next->prev = u->prev;
+	DLIST_UNLINK(ss->subs, u);
 	ss->inflight--;
 	free(u);
 	stream_maybe_end(ss);
@@ -720,10 +708,7 @@ static int stream_start(struct rpc_call *call, void *arg)
 		return GRPC_STATUS_UNAVAILABLE;
 	struct sstream *ss = xcalloc(1, sizeof *ss);
 	ss->call = call;
-	ss->next = S.streams;
-	if (S.streams)
-		S.streams->prev = ss;
-	S.streams = ss;
+	DLIST_PUSH(S.streams, ss);
 	rpc_call_set_data(call, ss);
 	return 0;
 }
@@ -759,10 +744,7 @@ static int stream_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 			u->ref = req->ref;
 			u->follow = req->follow;
 			u->f.final_only = req->final_only;
-			u->next = ss->subs;
-			if (ss->subs)
-				ss->subs->prev = u;
-			ss->subs = u;
+			DLIST_PUSH(ss->subs, u);
 			ss->inflight++;
 		}
 	}
@@ -802,12 +784,7 @@ static void stream_done(struct rpc_call *call, int status, const char *message, 
 			u->ss = NULL;
 		}
 	}
-	if (ss->prev)
-		ss->prev->next = ss->next;
-	else
-		S.streams = ss->next;
-	if (ss->next)
-		ss->next->prev = ss->prev;
+	DLIST_UNLINK(S.streams, ss);
 	log_debug("submit_stream_ended",
 		  "peer=%s submits=%" PRIu64 " rejected=%" PRIu64 " dropped_progress=%" PRIu64
 		  " in_flight=%zu status=%d",
@@ -891,10 +868,7 @@ static int worker_msg(struct rpc_call *call, const uint8_t *msg, size_t len, voi
 		ws = xcalloc(1, sizeof *ws);
 		ws->call = call;
 		rpc_call_set_data(call, ws);
-		ws->next = S.wstreams;
-		if (S.wstreams)
-			S.wstreams->prev = ws;
-		S.wstreams = ws;
+		DLIST_PUSH(S.wstreams, ws);
 	}
 	Orchestrator__V1__WorkerResponse *m = (void *)pb_request(
 		call, &orchestrator__v1__worker_response__descriptor, msg, len, &S.arena);
@@ -958,12 +932,7 @@ static void worker_done(struct rpc_call *call, int status, const char *message, 
 		sched_worker_detach(S.sched, ws->w);
 	else if (ws->w)
 		sched_worker_gone(S.sched, ws->w, "stream ended", now_ms());
-	if (ws->prev)
-		ws->prev->next = ws->next;
-	else
-		S.wstreams = ws->next;
-	if (ws->next)
-		ws->next->prev = ws->prev;
+	DLIST_UNLINK(S.wstreams, ws);
 	free(ws);
 	touch();
 }

@@ -18,6 +18,7 @@
 
 #include <event2/buffer.h>
 
+#include "dlist.h"
 #include "error.h"
 #include "gz.h"
 #include "log.h"
@@ -291,26 +292,6 @@ void call_pool_free(struct call_pool *pool)
 	}
 }
 
-void call_link(struct rpc_call **head, struct rpc_call *call)
-{
-	call->prev = NULL;
-	call->next = *head;
-	if (*head)
-		(*head)->prev = call;
-	*head = call;
-}
-
-void call_unlink(struct rpc_call **head, struct rpc_call *call)
-{
-	if (call->prev)
-		call->prev->next = call->next;
-	else if (*head == call)
-		*head = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
-	call->next = call->prev = NULL;
-}
-
 void call_set_path(struct rpc_call *call, const char *path, size_t len)
 {
 	unkeep(call->path, call->path_inl);
@@ -336,7 +317,7 @@ void call_end(struct rpc_call *call, int status, const char *msg)
 	if (call->cbs && call->cbs->on_done)
 		call->cbs->on_done(call, call->status, call->message, call->arg);
 	if (call->conn) {
-		call_unlink(&call->conn->calls, call);
+		DLIST_UNLINK(call->conn->calls, call);
 		call->conn->ncalls--;
 	} else if (call->ch) {
 		channel_forget_call(call->ch, call);
@@ -1068,7 +1049,7 @@ void call_conn_lost(struct rpc_call *call, int status, const char *msg)
 	 * UNAVAILABLE. It lets go of the connection, which is being freed,
 	 * and waits on its channel until the reader resumes (drain_held) or
 	 * ends it. */
-	call_unlink(&c->calls, call);
+	DLIST_UNLINK(c->calls, call);
 	c->ncalls--;
 	call->conn = NULL;
 	channel_keep_call(call->ch, call);
@@ -1139,7 +1120,7 @@ int call_client_submit(struct rpc_call *call, struct conn *c, const struct meta 
 		return E_STATE;
 	call->stream_id = id;
 	call->conn = c;
-	call_link(&c->calls, call);
+	DLIST_PUSH(c->calls, call);
 	c->ncalls++;
 	conn_schedule(c);
 	return 0;

@@ -15,6 +15,7 @@
 #include <event2/bufferevent_ssl.h>
 
 #include "addr.h"
+#include "dlist.h"
 #include "error.h"
 #include "log.h"
 #include "rpc_int.h"
@@ -190,7 +191,7 @@ static void submit(struct rpc_channel *ch, struct rpc_call *call, struct conn *c
 		   const struct meta *md)
 {
 	if (call_client_submit(call, c, ch->md, md) != 0) {
-		call_link(&ch->pending, call);
+		DLIST_PUSH(ch->pending, call);
 		call_end_later(call, ch->base, GRPC_STATUS_UNAVAILABLE, "cannot start stream");
 	}
 }
@@ -215,7 +216,7 @@ static void connected(struct rpc_channel *ch)
 		next = call->next;
 		if (call->status >= 0)
 			continue; /* already failed, its end is on its way */
-		call_unlink(&ch->pending, call);
+		DLIST_UNLINK(ch->pending, call);
 		submit(ch, call, ch->conn, &call->send_md);
 	}
 }
@@ -289,27 +290,13 @@ void rpc_channel_connect(struct rpc_channel *ch)
 
 /* ---- connection events (from conn.c) ------------------------------------ */
 
-static void unlink_draining(struct rpc_channel *ch, struct conn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else if (ch->draining == c)
-		ch->draining = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->next = c->prev = NULL;
-}
 
 void channel_conn_goaway(struct rpc_channel *ch, struct conn *c)
 {
 	if (ch->conn != c)
 		return;
 	ch->conn = NULL;
-	c->next = ch->draining;
-	c->prev = NULL;
-	if (ch->draining)
-		ch->draining->prev = c;
-	ch->draining = c;
+	DLIST_PUSH(ch->draining, c);
 	set_state(ch, RPC_CH_IDLE);
 	if (ch->pending)
 		start_connect(ch);
@@ -318,7 +305,7 @@ void channel_conn_goaway(struct rpc_channel *ch, struct conn *c)
 void channel_conn_closed(struct rpc_channel *ch, struct conn *c, int status, const char *msg)
 {
 	if (ch->conn != c) {
-		unlink_draining(ch, c);
+		DLIST_UNLINK(ch->draining, c);
 		return;
 	}
 	ch->conn = NULL;
@@ -350,13 +337,16 @@ struct call_pool *channel_call_pool(struct rpc_channel *ch)
 
 void channel_keep_call(struct rpc_channel *ch, struct rpc_call *call)
 {
-	call_link(&ch->kept, call);
+	DLIST_PUSH(ch->kept, call);
 }
 
 void channel_forget_call(struct rpc_channel *ch, struct rpc_call *call)
 {
 	/* Only a kept call has a stream (rpc_int.h, struct rpc_call). */
-	call_unlink(call->stream_id ? &ch->kept : &ch->pending, call);
+	if (call->stream_id)
+		DLIST_UNLINK(ch->kept, call);
+	else
+		DLIST_UNLINK(ch->pending, call);
 }
 
 enum rpc_channel_state rpc_channel_state(const struct rpc_channel *ch)
@@ -402,7 +392,7 @@ struct rpc_call *rpc_call_start(struct rpc_channel *ch, const char *path,
 			const struct meta_kv *kv = &md->v[i];
 			meta_add(&call->send_md, kv->key, kv->keylen, kv->val, kv->vallen);
 		}
-	call_link(&ch->pending, call);
+	DLIST_PUSH(ch->pending, call);
 	if (ch->state == RPC_CH_BACKOFF && !call->wait_for_ready) {
 		call_end_later(call, ch->base, GRPC_STATUS_UNAVAILABLE, ch->last_error);
 		return call;

@@ -24,6 +24,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 
+#include "dlist.h"
 #include "error.h"
 #include "log.h"
 #include "rpc_int.h"
@@ -89,7 +90,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 	    f->headers.cat == NGHTTP2_HCAT_REQUEST) {
 		call = call_new(server_call_pool(c->srv), c, 0, c->opts);
 		call->stream_id = f->hd.stream_id;
-		call_link(&c->calls, call);
+		DLIST_PUSH(c->calls, call);
 		c->ncalls++;
 		nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, call);
 	} else {

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 
+#include "dlist.h"
 #include "log.h"
 #include "utf8.h"
 #include "xalloc.h"
@@ -443,13 +444,7 @@ size_t handler_set_running(const struct handler_set *set)
 static void run_unlink(struct handler_run *run)
 {
 	struct handler_set *set = run->set;
-	if (run->prev)
-		run->prev->next = run->next;
-	else
-		set->runs = run->next;
-	if (run->next)
-		run->next->prev = run->prev;
-	run->next = run->prev = NULL;
+	DLIST_UNLINK(set->runs, run);
 	set->nruns--;
 }
 
@@ -1139,10 +1134,7 @@ struct handler_run *handler_start(struct handler_set *set, const char *task_id, 
 	run->cbs = *cbs;
 	run->arg = arg;
 	run->timeout_ms = timeout_ms;
-	run->next = set->runs;
-	if (set->runs)
-		set->runs->prev = run;
-	set->runs = run;
+	DLIST_PUSH(set->runs, run);
 	set->nruns++;
 	if (run->kind == K_EXEC)
 		start_exec(run);

@@ -178,9 +178,6 @@ void call_pool_free(struct call_pool *pool);
 /* Ends the call: on_done, unlink, back to its pool. Idempotent through
  * call->done. */
 void call_end(struct rpc_call *call, int status, const char *msg);
-/* Link/unlink in a list headed by *head. */
-void call_link(struct rpc_call **head, struct rpc_call *call);
-void call_unlink(struct rpc_call **head, struct rpc_call *call);
 void call_set_status(struct rpc_call *call, int status, const char *msg);
 /* Copies path (len bytes, borrowed) into the call. */
 void call_set_path(struct rpc_call *call, const char *path, size_t len);

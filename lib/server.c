@@ -14,6 +14,7 @@
 #include <event2/listener.h>
 
 #include "addr.h"
+#include "dlist.h"
 #include "error.h"
 #include "log.h"
 #include "rpc_int.h"
@@ -216,10 +217,7 @@ int rpc_server_adopt(struct rpc_server *srv, int fd, const char *peer)
 		bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
 	struct conn *c = conn_new(srv->base, bev, ssl, &srv->opts, srv, NULL, peer);
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
+	DLIST_PUSH(srv->conns, c);
 	srv->nconns++;
 	log_debug("conn_accepted", "peer=%s tls=%d", peer, ssl != NULL);
 	conn_start_io(c);
@@ -235,12 +233,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 void server_conn_closed(struct rpc_server *srv, struct conn *c)
 {
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	DLIST_UNLINK(srv->conns, c);
 	srv->nconns--;
 	if (srv->shutting_down && srv->nconns == 0 && srv->done) {
 		void (*done)(void *) = srv->done;
